@@ -1,0 +1,309 @@
+// tandem: the command-line interface. One function per command; each returns
+// the process exit code: 0 ok, 1 a problem found or reported, 2 bad usage.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cli/commands.h"
+#include "connectors/connector.h"
+#include "engine/installer.h"
+#include "engine/status_report.h"
+#include "engine/sync_engine.h"
+#include "mapping/entity_mapping.h"
+
+namespace tandem {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop.store(true); }
+
+// Loads and structurally checks the config; prints problems.
+std::optional<Config> LoadConfig(const std::string& path) {
+  ParseOutcome parsed = ParseConfigFile(path);
+  if (!parsed.ok()) {
+    for (auto& p : parsed.problems) fmt::print(stderr, "{}\n", p.ToString());
+    fmt::print(stderr, "{} problem(s) in {}\n", parsed.problems.size(), path);
+    return std::nullopt;
+  }
+  return parsed.config;
+}
+
+struct Databases {
+  std::unique_ptr<Connector> legacy, modern;
+};
+
+std::optional<Databases> OpenDatabases(const Config& config) {
+  Databases dbs;
+  ConnectorOptions opts;
+  opts.busy_timeout_ms = config.sync.busy_timeout_ms;
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    auto c = OpenConnector(config.system(s).resolved, opts);
+    if (!c.ok()) {
+      fmt::print(stderr, "{}: {} database: {}\n", config.system(s).where.ToString(), SideName(s), c.status().message());
+      return std::nullopt;
+    }
+    (s == Side::kLegacy ? dbs.legacy : dbs.modern) = std::move(c).value();
+  }
+  return dbs;
+}
+
+int CmdCheck(const std::string& path) {
+  auto config = LoadConfig(path);
+  if (!config) return 1;
+  auto dbs = OpenDatabases(*config);
+  if (!dbs) return 1;
+  auto expr_db = OpenExpressionDatabase();
+  CompileOutcome compiled = CompileMapping(*config, *dbs->legacy, *dbs->modern, **expr_db);
+  for (auto& p : compiled.problems) fmt::print(stderr, "{}\n", p.ToString());
+  if (!compiled.problems.empty()) {
+    fmt::print(stderr, "{} problem(s) in {}\n", compiled.problems.size(), path);
+    return 1;
+  }
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    auto installed = (s == Side::kLegacy ? dbs->legacy : dbs->modern)->IsInstalled();
+    fmt::print("{} database {}: {}\n", SideName(s), config->system(s).resolved,
+               installed.ok() && *installed ? "capture installed" : "capture not installed (run 'tandem install')");
+  }
+  fmt::print("{}: ok ({} entities)\n", path, compiled.mapping->entities.size());
+  return 0;
+}
+
+int CmdInstall(const std::string& path, bool dry_run, bool uninstall) {
+  auto config = LoadConfig(path);
+  if (!config) return 1;
+  auto dbs = OpenDatabases(*config);
+  if (!dbs) return 1;
+  Result<InstallPlan> plan = Status::Ok();
+  std::unique_ptr<SqliteHandle> expr_db;
+  CompileOutcome compiled;
+  if (uninstall) {
+    plan = PlanUninstall(*dbs->legacy, *dbs->modern);
+  } else {
+    expr_db = std::move(OpenExpressionDatabase()).value();
+    compiled = CompileMapping(*config, *dbs->legacy, *dbs->modern, *expr_db);
+    if (!compiled.problems.empty()) {
+      for (auto& p : compiled.problems) fmt::print(stderr, "{}\n", p.ToString());
+      fmt::print(stderr, "{} problem(s); nothing installed\n", compiled.problems.size());
+      return 1;
+    }
+    plan = PlanInstall(*compiled.mapping, *dbs->legacy, *dbs->modern);
+  }
+  if (!plan.ok()) {
+    fmt::print(stderr, "{}\n", plan.status().message());
+    return 1;
+  }
+  if (dry_run) {
+    for (Side s : {Side::kLegacy, Side::kModern}) {
+      fmt::print("-- {} database: {}\n", SideName(s), config->system(s).resolved);
+      for (auto& sql : plan->statements[s == Side::kLegacy ? 0 : 1]) fmt::print("{};\n", sql);
+    }
+    return 0;
+  }
+  Status st = ExecutePlan(*plan, *dbs->legacy, *dbs->modern);
+  if (!st.ok()) {
+    fmt::print(stderr, "{} failed: {}\n", uninstall ? "uninstall" : "install", st.message());
+    return 1;
+  }
+  spdlog::info("{} on both databases", uninstall ? "capture and control tables removed (data kept)"
+                                                : "control tables and capture triggers installed");
+  return 0;
+}
+
+int CmdRun(const std::string& path, bool once) {
+  auto config = LoadConfig(path);
+  if (!config) return 1;
+  auto engine = SyncEngine::Open(*config);
+  if (!engine.ok()) {
+    fmt::print(stderr, "{}\n", engine.status().message());
+    return 1;
+  }
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  Status st;
+  if (once) {
+    st = (*engine)->RunUntilIdle();
+  } else {
+    spdlog::info("syncing {} <-> {} (Ctrl-C to stop)", config->legacy.resolved, config->modern.resolved);
+    st = (*engine)->Run(g_stop);
+  }
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    const DirectionStats& d = (*engine)->stats(s);
+    spdlog::info("{}: {} changes read, {} records written, {} put aside, {} conflicts", DirectionName(s),
+                 d.changes_read, d.records_applied, d.parked, d.conflicts);
+  }
+  if (!st.ok()) {
+    spdlog::error("{}", st.message());
+    return 1;
+  }
+  return 0;
+}
+
+int CmdStatus(const std::string& path, bool json) {
+  auto config = LoadConfig(path);
+  if (!config) return 1;
+  auto dbs = OpenDatabases(*config);
+  if (!dbs) return 1;
+  auto report = BuildStatusReport(*config, *dbs->legacy, *dbs->modern);
+  if (!report.ok()) {
+    fmt::print(stderr, "{}\n", report.status().message());
+    return 1;
+  }
+  if (json) fmt::print("{}\n", report->dump(2));
+  else fmt::print("{}", RenderStatusText(*report));
+  return 0;
+}
+
+// "legacy:12" -> (legacy, 12)
+bool ParseParkedId(const std::string& id, Side* side, int64_t* n) {
+  auto colon = id.find(':');
+  if (colon == std::string::npos) return false;
+  std::string s = id.substr(0, colon);
+  if (s != "legacy" && s != "modern") return false;
+  *side = s == "legacy" ? Side::kLegacy : Side::kModern;
+  try {
+    *n = std::stoll(id.substr(colon + 1));
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+int CmdRetry(const std::string& path, const std::string& id, bool all) {
+  auto config = LoadConfig(path);
+  if (!config) return 1;
+  auto engine = SyncEngine::Open(*config);
+  if (!engine.ok()) {
+    fmt::print(stderr, "{}\n", engine.status().message());
+    return 1;
+  }
+  if (all) {
+    auto n = (*engine)->RetryAllParked();
+    if (!n.ok()) {
+      fmt::print(stderr, "{}\n", n.status().message());
+      return 1;
+    }
+    fmt::print("{} put-aside change(s) applied\n", *n);
+    return 0;
+  }
+  Side side;
+  int64_t n;
+  if (!ParseParkedId(id, &side, &n)) {
+    fmt::print(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem status'\n", id);
+    return 2;
+  }
+  Status st = (*engine)->RetryParked(side, n);
+  if (!st.ok()) {
+    fmt::print(stderr, "{} not applied: {}\n", id, st.message());
+    return 1;
+  }
+  fmt::print("{} applied\n", id);
+  return 0;
+}
+
+int CmdDiscard(const std::string& path, const std::string& id) {
+  auto config = LoadConfig(path);
+  if (!config) return 1;
+  auto dbs = OpenDatabases(*config);
+  if (!dbs) return 1;
+  Side side;
+  int64_t n;
+  if (!ParseParkedId(id, &side, &n)) {
+    fmt::print(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem status'\n", id);
+    return 2;
+  }
+  Status st = DiscardParked(side == Side::kLegacy ? *dbs->legacy : *dbs->modern, n);
+  if (!st.ok()) {
+    fmt::print(stderr, "{}\n", st.message());
+    return 1;
+  }
+  fmt::print("{} discarded (recorded in _tandem_audit)\n", id);
+  return 0;
+}
+
+}  // namespace
+}  // namespace tandem
+
+int main(int argc, char** argv) {
+  using namespace tandem;
+  CLI::App app{"tandem: near-real-time two-way sync between a legacy and a modern database"};
+  app.require_subcommand(1);
+  std::string config_path = "tandem.yaml";
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->check(
+      CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+
+  auto add_config = [&](CLI::App* sub) {
+    sub->add_option("-c,--config", config_path, "config file")->capture_default_str();
+    sub->add_option("--log-level", log_level, "trace|debug|info|warn|error")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  };
+  auto* check = app.add_subcommand("check", "validate the config against both databases");
+  add_config(check);
+  bool dry_run = false;
+  auto* install = app.add_subcommand("install", "create control tables and capture triggers on both sides");
+  add_config(install);
+  install->add_flag("--dry-run", dry_run, "print the SQL instead of running it");
+  auto* uninstall = app.add_subcommand("uninstall", "remove triggers and control tables, keep all data");
+  add_config(uninstall);
+  uninstall->add_flag("--dry-run", dry_run, "print the SQL instead of running it");
+  bool once = false;
+  auto* run = app.add_subcommand("run", "sync both ways until SIGINT/SIGTERM");
+  add_config(run);
+  run->add_flag("--once", once, "drain what is pending both ways, then exit");
+  bool json = false;
+  auto* status = app.add_subcommand("status", "pending changes, lag, put-aside changes and conflicts");
+  add_config(status);
+  status->add_flag("--json", json, "machine-readable output");
+  std::string parked_id;
+  bool all = false;
+  auto* retry = app.add_subcommand("retry", "apply a put-aside change again (after fixing its cause)");
+  add_config(retry);
+  retry->add_option("id", parked_id, "id as shown by 'tandem status' (legacy:N / modern:N)");
+  retry->add_flag("--all", all, "retry every put-aside change");
+  auto* discard = app.add_subcommand("discard", "drop a put-aside change for good (audited)");
+  add_config(discard);
+  discard->add_option("id", parked_id, "id as shown by 'tandem status'")->required();
+  DemoOptions demo_opts;
+  auto* demo = app.add_subcommand("demo", "create example databases and watch changes sync both ways");
+  demo->add_option("--dir", demo_opts.directory, "folder for the example databases and config")->capture_default_str();
+  demo->add_option("--seconds", demo_opts.seconds, "stop after this many seconds (default: run until Ctrl-C)");
+  demo->add_option("--log-level", log_level, "trace|debug|info|warn|error");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return e.get_exit_code() == 0 ? 0 : (rc == 0 ? 0 : 2);
+  }
+  auto logger = spdlog::stderr_color_mt("tandem");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+
+  if (*check) return CmdCheck(config_path);
+  if (*install) return CmdInstall(config_path, dry_run, false);
+  if (*uninstall) return CmdInstall(config_path, dry_run, true);
+  if (*run) return CmdRun(config_path, once);
+  if (*status) return CmdStatus(config_path, json);
+  if (*retry) {
+    if (!all && parked_id.empty()) {
+      fmt::print(stderr, "retry needs an id or --all\n");
+      return 2;
+    }
+    return CmdRetry(config_path, parked_id, all);
+  }
+  if (*discard) return CmdDiscard(config_path, parked_id);
+  if (*demo) {
+    std::signal(SIGINT, OnSignal);
+    std::signal(SIGTERM, OnSignal);
+    return RunDemo(demo_opts, g_stop);
+  }
+  return 2;
+}

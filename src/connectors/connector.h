@@ -1,0 +1,133 @@
+// Connector: everything Tandem needs from one database, behind one interface
+// that the SQLite connector implements today and PostgreSQL / MariaDB next.
+//
+// A Connector is one session to one database. It is used by one thread at a
+// time (the sync engine is single-threaded by design: directions run one after
+// the other so that each sees the other's committed state).
+//
+// The engine writes portable SQL for Tandem's own control tables (`?`
+// placeholders, standard DML); the connector owns everything dialect-specific:
+// identifier quoting, capture triggers, echo suppression, change detection.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/value.h"
+
+namespace tandem {
+
+struct ColumnInfo {
+  std::string name;
+  std::string declared_type;
+  bool not_null = false;
+  bool has_default = false;
+};
+
+struct TableInfo {
+  std::string name;
+  std::vector<ColumnInfo> columns;
+  std::vector<std::string> primary_key;
+  bool integer_rowid_key = false;  // the key is assigned by the database on insert
+  // Index of `column` (case-insensitive), or -1.
+  int Find(const std::string& column) const;
+};
+
+// A table whose changes are captured, and the id its change-log rows carry.
+struct CaptureTable {
+  int id = 0;
+  std::string table;
+  std::vector<std::string> key_columns;
+};
+
+enum class ChangeOp { kInsert = 1, kUpdate = 2, kDelete = 3, kKeyChange = 4 };
+
+// One row of the change log. Capture records what changed (table, key,
+// operation), not row images: the engine reads the current row from the same
+// read snapshot, so a batch applies the source state as of that snapshot.
+struct CapturedChange {
+  int64_t seq = 0;          // strictly increasing in commit order
+  int table_id = 0;
+  ChangeOp op = ChangeOp::kInsert;
+  Row key;                  // key after the change
+  Row old_key;              // kKeyChange only: key before the change
+  int64_t captured_at_ms = 0;
+};
+
+// Maximum number of key columns a captured table may have.
+constexpr int kMaxKeyColumns = 4;
+
+class Connector {
+ public:
+  virtual ~Connector() = default;
+
+  // "sqlite:/path/legacy.db", for messages (never includes a password).
+  virtual std::string Describe() const = 0;
+  virtual std::string QuoteIdent(const std::string& name) const = 0;
+
+  // --- introspection ---
+  // nullopt when the table does not exist.
+  virtual Result<std::optional<TableInfo>> DescribeTable(const std::string& table) = 0;
+
+  // --- plain statements (portable SQL with ? placeholders) ---
+  virtual Status Exec(const std::string& sql, const Row& params = {}, int64_t* rows_changed = nullptr) = 0;
+  virtual Status Query(const std::string& sql, const Row& params, std::vector<Row>* out) = 0;
+  // First row or nullopt.
+  virtual Result<std::optional<Row>> QueryOne(const std::string& sql, const Row& params) = 0;
+  // Executes an INSERT and returns the key the database assigned to the new row.
+  virtual Result<Value> InsertReturningKey(const std::string& sql, const Row& params,
+                                           const std::string& key_column) = 0;
+
+  // --- transactions ---
+  // A read transaction: every read until EndRead sees one snapshot.
+  virtual Status BeginRead() = 0;
+  virtual void EndRead() = 0;
+  // A write transaction whose changes the capture triggers ignore (echo
+  // suppression). Takes the write lock at once (waits up to the busy timeout).
+  virtual Status BeginApply() = 0;
+  virtual Status CommitApply() = 0;
+  virtual void RollbackApply() = 0;
+  // A plain write transaction that IS captured (used by tests and the demo).
+  virtual Status BeginWrite() = 0;
+  virtual Status Commit() = 0;
+  virtual Status Savepoint(const std::string& name) = 0;
+  virtual Status ReleaseSavepoint(const std::string& name) = 0;
+  virtual Status RollbackToSavepoint(const std::string& name) = 0;
+
+  // --- capture ---
+  // DDL creating Tandem's control tables (idempotent).
+  virtual std::vector<std::string> ControlTablesSql() const = 0;
+  // DDL (re)creating capture for `table` (idempotent: drops and recreates its triggers).
+  virtual std::vector<std::string> CaptureSql(const CaptureTable& table) const = 0;
+  // DDL removing capture for `table`.
+  virtual std::vector<std::string> DropCaptureSql(const CaptureTable& table) const = 0;
+  // DDL dropping all control tables.
+  virtual std::vector<std::string> DropControlTablesSql() const = 0;
+  // True when the control tables exist.
+  virtual Result<bool> IsInstalled() = 0;
+
+  // Highest change-log seq visible now (0 if none). Inside BeginRead: the snapshot's.
+  virtual Result<int64_t> MaxChangeSeq() = 0;
+  // Changes with after < seq <= upto, in seq order, at most `limit`.
+  virtual Status ReadChanges(int64_t after, int64_t upto, size_t limit, std::vector<CapturedChange>* out) = 0;
+  // Deletes change-log rows with seq < before (keeps the row at `before` so
+  // sequence numbers are never reused). Short transaction.
+  virtual Status PurgeChanges(int64_t before) = 0;
+
+  // Blocks up to `timeout` until another session commits to this database.
+  // Returns true if a commit was seen. Cheap to call often.
+  virtual Result<bool> WaitForCommit(std::chrono::milliseconds timeout) = 0;
+};
+
+// Opens a connector for a resolved database URL ("sqlite:/abs/path.db").
+struct ConnectorOptions {
+  int busy_timeout_ms = 5000;
+  bool create_if_missing = false;
+};
+Result<std::unique_ptr<Connector>> OpenConnector(const std::string& url, const ConnectorOptions& options);
+
+}  // namespace tandem

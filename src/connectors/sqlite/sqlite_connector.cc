@@ -1,0 +1,324 @@
+#include "connectors/sqlite/sqlite_connector.h"
+
+#include <strings.h>
+
+#include <algorithm>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace tandem {
+
+int TableInfo::Find(const std::string& column) const {
+  for (size_t i = 0; i < columns.size(); ++i)
+    if (strcasecmp(columns[i].name.c_str(), column.c_str()) == 0) return static_cast<int>(i);
+  return -1;
+}
+
+Result<std::unique_ptr<Connector>> OpenConnector(const std::string& url, const ConnectorOptions& options) {
+  if (url.rfind("sqlite:", 0) == 0) {
+    auto r = SqliteConnector::Open(url.substr(7), options);
+    if (!r.ok()) return r.status();
+    return std::unique_ptr<Connector>(std::move(r).value());
+  }
+  return Status::InvalidArgument(fmt::format(
+      "database '{}' is not supported yet (only sqlite:PATH so far; PostgreSQL and MariaDB are planned)", url));
+}
+
+Result<std::unique_ptr<SqliteConnector>> SqliteConnector::Open(const std::string& path,
+                                                               const ConnectorOptions& options) {
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+  if (options.create_if_missing) flags |= SQLITE_OPEN_CREATE;
+  TANDEM_ASSIGN_OR_RETURN(auto handle, SqliteHandle::Open(path, flags, options.busy_timeout_ms));
+  auto conn = std::unique_ptr<SqliteConnector>(new SqliteConnector(std::move(handle)));
+  // Tandem's own session settings; journal_mode is set by install (it is persistent).
+  TANDEM_RETURN_IF_ERROR(conn->handle_->ExecScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
+  return conn;
+}
+
+std::string SqliteConnector::QuoteIdent(const std::string& name) const {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += "\"\"";
+    else out += c;
+  }
+  return out + "\"";
+}
+
+Result<std::optional<TableInfo>> SqliteConnector::DescribeTable(const std::string& table) {
+  std::vector<Row> rows;
+  TANDEM_RETURN_IF_ERROR(handle_->Run(
+      "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?) ORDER BY cid", {Value::Text(table)},
+      &rows));
+  if (rows.empty()) return std::optional<TableInfo>();
+  TableInfo info;
+  info.name = table;
+  std::vector<std::pair<int64_t, std::string>> pk;
+  for (auto& r : rows) {
+    ColumnInfo c;
+    c.name = r[0].as_bytes();
+    c.declared_type = r[1].is_null() ? "" : r[1].as_bytes();
+    c.not_null = r[2].as_integer() != 0;
+    c.has_default = !r[3].is_null();
+    if (r[4].as_integer() > 0) pk.emplace_back(r[4].as_integer(), c.name);
+    info.columns.push_back(std::move(c));
+  }
+  std::sort(pk.begin(), pk.end());
+  for (auto& [n, name] : pk) info.primary_key.push_back(name);
+  if (pk.size() == 1) {
+    const ColumnInfo& c = info.columns[info.Find(pk[0].second)];
+    info.integer_rowid_key = strcasecmp(c.declared_type.c_str(), "INTEGER") == 0;
+  }
+  return std::optional<TableInfo>(std::move(info));
+}
+
+Status SqliteConnector::Exec(const std::string& sql, const Row& params, int64_t* rows_changed) {
+  return handle_->Run(sql, params, nullptr, rows_changed);
+}
+
+Status SqliteConnector::Query(const std::string& sql, const Row& params, std::vector<Row>* out) {
+  return handle_->Run(sql, params, out);
+}
+
+Result<std::optional<Row>> SqliteConnector::QueryOne(const std::string& sql, const Row& params) {
+  TANDEM_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, handle_->Prepare(sql));
+  for (size_t i = 0; i < params.size(); ++i) SqliteHandle::BindValue(stmt, static_cast<int>(i + 1), params[i]);
+  int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_ROW) {
+    Row row;
+    int n = sqlite3_column_count(stmt);
+    row.reserve(n);
+    for (int c = 0; c < n; ++c) row.push_back(SqliteHandle::ColumnValue(stmt, c));
+    sqlite3_reset(stmt);
+    return std::optional<Row>(std::move(row));
+  }
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(stmt);
+    return std::optional<Row>();
+  }
+  Status st = handle_->LastError(fmt::format("executing [{}]", sql.substr(0, 200)));
+  sqlite3_reset(stmt);
+  return st;
+}
+
+Result<Value> SqliteConnector::InsertReturningKey(const std::string& sql, const Row& params,
+                                                  const std::string& /*key_column*/) {
+  TANDEM_RETURN_IF_ERROR(handle_->Run(sql, params));
+  return Value::Integer(sqlite3_last_insert_rowid(handle_->db()));
+}
+
+Status SqliteConnector::BeginRead() {
+  TANDEM_RETURN_IF_ERROR(handle_->Run("BEGIN", {}));
+  in_read_ = true;
+  return Status::Ok();
+}
+
+void SqliteConnector::EndRead() {
+  if (in_read_) handle_->Run("COMMIT", {});
+  in_read_ = false;
+}
+
+Status SqliteConnector::BeginApply() {
+  TANDEM_RETURN_IF_ERROR(handle_->Run("BEGIN IMMEDIATE", {}));
+  Status st = handle_->Run("INSERT INTO _tandem_applying(x) VALUES (1)", {});
+  if (!st.ok()) handle_->Run("ROLLBACK", {});
+  return st;
+}
+
+Status SqliteConnector::CommitApply() {
+  TANDEM_RETURN_IF_ERROR(handle_->Run("DELETE FROM _tandem_applying", {}));
+  Status st = handle_->Run("COMMIT", {});
+  if (!st.ok()) RollbackApply();
+  return st;
+}
+
+void SqliteConnector::RollbackApply() {
+  if (!sqlite3_get_autocommit(handle_->db())) handle_->Run("ROLLBACK", {});
+}
+
+Status SqliteConnector::BeginWrite() { return handle_->Run("BEGIN IMMEDIATE", {}); }
+Status SqliteConnector::Commit() { return handle_->Run("COMMIT", {}); }
+Status SqliteConnector::Savepoint(const std::string& name) { return handle_->Run("SAVEPOINT " + name, {}); }
+Status SqliteConnector::ReleaseSavepoint(const std::string& name) { return handle_->Run("RELEASE " + name, {}); }
+Status SqliteConnector::RollbackToSavepoint(const std::string& name) {
+  TANDEM_RETURN_IF_ERROR(handle_->Run("ROLLBACK TO " + name, {}));
+  return handle_->Run("RELEASE " + name, {});
+}
+
+std::vector<std::string> SqliteConnector::ControlTablesSql() const {
+  return {
+      "PRAGMA journal_mode=WAL",
+      // Which tables are captured, and the id their log rows carry.
+      "CREATE TABLE IF NOT EXISTS _tandem_capture(table_id INTEGER PRIMARY KEY, table_name TEXT NOT NULL UNIQUE, "
+      "key_columns TEXT NOT NULL)",
+      // The change log: what changed, in commit order. k* = key after, o* = key before (key changes).
+      "CREATE TABLE IF NOT EXISTS _tandem_log(seq INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, op INTEGER NOT "
+      "NULL, k1, k2, k3, k4, o1, o2, o3, o4, at_ms INTEGER)",
+      // Present (one row) only inside Tandem's own apply transactions.
+      "CREATE TABLE IF NOT EXISTS _tandem_applying(x INTEGER)",
+      // Per direction applied INTO this database: the source position, stored with the data.
+      "CREATE TABLE IF NOT EXISTS _tandem_position(direction TEXT PRIMARY KEY, seq INTEGER NOT NULL, applied_at_ms "
+      "INTEGER, source_at_ms INTEGER, applied_total INTEGER NOT NULL DEFAULT 0)",
+      // Key map + last agreed version, per record; the newest version across both databases wins.
+      "CREATE TABLE IF NOT EXISTS _tandem_records(entity TEXT NOT NULL, lkey TEXT NOT NULL, mkey TEXT NOT NULL, "
+      "version INTEGER NOT NULL, gone INTEGER NOT NULL DEFAULT 0, lbase TEXT, mbase TEXT, PRIMARY KEY(entity, "
+      "lkey)) WITHOUT ROWID",
+      "CREATE INDEX IF NOT EXISTS _tandem_records_by_mkey ON _tandem_records(entity, mkey)",
+      // Changes put aside (rejected by this database, or waiting for a parent).
+      "CREATE TABLE IF NOT EXISTS _tandem_parked(id INTEGER PRIMARY KEY, direction TEXT NOT NULL, entity TEXT NOT "
+      "NULL, source_key TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL, first_seq INTEGER, last_seq "
+      "INTEGER, parked_at_ms INTEGER, attempts INTEGER NOT NULL DEFAULT 1, UNIQUE(direction, entity, source_key))",
+      // Concurrent edits of the same field, and how they were settled.
+      "CREATE TABLE IF NOT EXISTS _tandem_conflicts(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, direction TEXT "
+      "NOT NULL, entity TEXT NOT NULL, lkey TEXT, mkey TEXT, field TEXT, legacy_value TEXT, modern_value TEXT, "
+      "winner TEXT NOT NULL, kind TEXT NOT NULL)",
+      // Operator actions (retry, discard) for the audit trail.
+      "CREATE TABLE IF NOT EXISTS _tandem_audit(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, action TEXT NOT "
+      "NULL, detail TEXT NOT NULL)",
+  };
+}
+
+namespace {
+std::string TriggerName(const CaptureTable& t, const char* kind) { return fmt::format("_tandem_{}_{}", t.id, kind); }
+}  // namespace
+
+std::vector<std::string> SqliteConnector::CaptureSql(const CaptureTable& t) const {
+  std::vector<std::string> out = DropCaptureSql(t);
+  const std::string tbl = QuoteIdent(t.table);
+  const std::string now = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+  const std::string not_applying = "NOT EXISTS (SELECT 1 FROM _tandem_applying)";
+  std::string kcols, newk, oldk, ocols, same_key;
+  for (size_t i = 0; i < t.key_columns.size(); ++i) {
+    std::string q = QuoteIdent(t.key_columns[i]);
+    kcols += fmt::format(", k{}", i + 1);
+    ocols += fmt::format(", o{}", i + 1);
+    newk += ", NEW." + q;
+    oldk += ", OLD." + q;
+    if (i) same_key += " AND ";
+    same_key += fmt::format("OLD.{0} IS NEW.{0}", q);
+  }
+  std::string keys_csv;
+  for (size_t i = 0; i < t.key_columns.size(); ++i) keys_csv += (i ? "," : "") + t.key_columns[i];
+  out.push_back(fmt::format(
+      "INSERT INTO _tandem_capture(table_id, table_name, key_columns) VALUES ({}, '{}', '{}') ON CONFLICT(table_id) "
+      "DO UPDATE SET table_name = excluded.table_name, key_columns = excluded.key_columns",
+      t.id, t.table, keys_csv));
+  out.push_back(fmt::format(
+      "CREATE TRIGGER {} AFTER INSERT ON {} WHEN {} BEGIN INSERT INTO _tandem_log(table_id, op{}, at_ms) VALUES ({}, "
+      "1{}, {}); END",
+      TriggerName(t, "ins"), tbl, not_applying, kcols, t.id, newk, now));
+  out.push_back(fmt::format(
+      "CREATE TRIGGER {} AFTER UPDATE ON {} WHEN ({}) AND {} BEGIN INSERT INTO _tandem_log(table_id, op{}, at_ms) "
+      "VALUES ({}, 2{}, {}); END",
+      TriggerName(t, "upd"), tbl, same_key, not_applying, kcols, t.id, newk, now));
+  out.push_back(fmt::format(
+      "CREATE TRIGGER {} AFTER UPDATE ON {} WHEN NOT ({}) AND {} BEGIN INSERT INTO _tandem_log(table_id, op{}{}, "
+      "at_ms) VALUES ({}, 4{}{}, {}); END",
+      TriggerName(t, "key"), tbl, same_key, not_applying, kcols, ocols, t.id, newk, oldk, now));
+  out.push_back(fmt::format(
+      "CREATE TRIGGER {} AFTER DELETE ON {} WHEN {} BEGIN INSERT INTO _tandem_log(table_id, op{}, at_ms) VALUES ({}, "
+      "3{}, {}); END",
+      TriggerName(t, "del"), tbl, not_applying, kcols, t.id, oldk, now));
+  return out;
+}
+
+std::vector<std::string> SqliteConnector::DropCaptureSql(const CaptureTable& t) const {
+  std::vector<std::string> out;
+  for (const char* kind : {"ins", "upd", "key", "del"})
+    out.push_back(fmt::format("DROP TRIGGER IF EXISTS {}", TriggerName(t, kind)));
+  return out;
+}
+
+std::vector<std::string> SqliteConnector::DropControlTablesSql() const {
+  return {"DROP TABLE IF EXISTS _tandem_log",      "DROP TABLE IF EXISTS _tandem_applying",
+          "DROP TABLE IF EXISTS _tandem_position", "DROP TABLE IF EXISTS _tandem_records",
+          "DROP TABLE IF EXISTS _tandem_parked",   "DROP TABLE IF EXISTS _tandem_conflicts",
+          "DROP TABLE IF EXISTS _tandem_audit",    "DROP TABLE IF EXISTS _tandem_capture"};
+}
+
+Result<bool> SqliteConnector::IsInstalled() {
+  TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+                                             "('_tandem_log', '_tandem_applying', '_tandem_position', "
+                                             "'_tandem_records', '_tandem_capture')",
+                                             {}));
+  return row && (*row)[0].as_integer() == 5;
+}
+
+Result<int64_t> SqliteConnector::MaxChangeSeq() {
+  TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT coalesce(max(seq), 0) FROM _tandem_log", {}));
+  return (*row)[0].as_integer();
+}
+
+Status SqliteConnector::ReadChanges(int64_t after, int64_t upto, size_t limit, std::vector<CapturedChange>* out) {
+  TANDEM_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                          handle_->Prepare("SELECT seq, table_id, op, k1, k2, k3, k4, o1, o2, o3, o4, at_ms FROM "
+                                           "_tandem_log WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3"));
+  sqlite3_bind_int64(stmt, 1, after);
+  sqlite3_bind_int64(stmt, 2, upto);
+  sqlite3_bind_int64(stmt, 3, static_cast<int64_t>(limit));
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    CapturedChange c;
+    c.seq = sqlite3_column_int64(stmt, 0);
+    c.table_id = sqlite3_column_int(stmt, 1);
+    c.op = static_cast<ChangeOp>(sqlite3_column_int(stmt, 2));
+    c.key.reserve(kMaxKeyColumns);
+    for (int i = 0; i < kMaxKeyColumns; ++i) c.key.push_back(SqliteHandle::ColumnValue(stmt, 3 + i));
+    if (c.op == ChangeOp::kKeyChange)
+      for (int i = 0; i < kMaxKeyColumns; ++i) c.old_key.push_back(SqliteHandle::ColumnValue(stmt, 7 + i));
+    c.captured_at_ms = sqlite3_column_int64(stmt, 11);
+    out->push_back(std::move(c));
+  }
+  Status st = rc == SQLITE_DONE ? Status::Ok() : handle_->LastError("reading _tandem_log");
+  sqlite3_reset(stmt);
+  return st;
+}
+
+Status SqliteConnector::PurgeChanges(int64_t before) {
+  // Chunks keep each write transaction short: the application shares the writer lock.
+  constexpr int64_t kChunk = 5000;
+  while (true) {
+    TANDEM_RETURN_IF_ERROR(handle_->Run("BEGIN IMMEDIATE", {}));
+    int64_t changed = 0;
+    Status st = handle_->Run(
+        "DELETE FROM _tandem_log WHERE seq < ?1 AND seq < (SELECT coalesce(min(seq), 0) FROM _tandem_log) + ?2",
+        {Value::Integer(before), Value::Integer(kChunk)}, nullptr, &changed);
+    if (!st.ok()) {
+      handle_->Run("ROLLBACK", {});
+      return st;
+    }
+    TANDEM_RETURN_IF_ERROR(handle_->Run("COMMIT", {}));
+    if (changed < kChunk) return Status::Ok();
+  }
+}
+
+Result<int64_t> SqliteConnector::DataVersion() {
+  TANDEM_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, handle_->Prepare("PRAGMA data_version"));
+  int rc = sqlite3_step(stmt);
+  if (rc != SQLITE_ROW) {
+    Status st = handle_->LastError("PRAGMA data_version");
+    sqlite3_reset(stmt);
+    return st;
+  }
+  int64_t v = sqlite3_column_int64(stmt, 0);
+  sqlite3_reset(stmt);
+  return v;
+}
+
+Result<bool> SqliteConnector::WaitForCommit(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    TANDEM_ASSIGN_OR_RETURN(int64_t v, DataVersion());
+    if (v != last_data_version_) {
+      bool first = last_data_version_ < 0;
+      last_data_version_ = v;
+      if (!first) return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    // A sub-millisecond nap: data_version is a shared-memory read, so a tight
+    // cadence costs little and keeps detection latency well under 1 ms.
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+}
+
+}  // namespace tandem

@@ -1,0 +1,73 @@
+// SqliteConnector: the Connector for SQLite files.
+//
+// Capture: AFTER INSERT/UPDATE/DELETE triggers on each captured table append
+// (table id, operation, key) to _tandem_log. The log's INTEGER PRIMARY KEY
+// gives commit order for free: SQLite has one writer at a time, so the rows of
+// one transaction are contiguous and transactions appear in commit order.
+//
+// Echo suppression: BeginApply() inserts a row into _tandem_applying inside
+// Tandem's own write transaction and CommitApply() deletes it before COMMIT.
+// The triggers fire only WHEN NOT EXISTS (SELECT 1 FROM _tandem_applying); no
+// other connection ever sees the row, so applications are always captured.
+//
+// Change detection: PRAGMA data_version, which changes when any other
+// connection commits; checking it costs a shared-memory read.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "connectors/connector.h"
+#include "connectors/sqlite/sqlite_handle.h"
+
+namespace tandem {
+
+class SqliteConnector : public Connector {
+ public:
+  // `path` is a filesystem path. With create_if_missing the file is created.
+  static Result<std::unique_ptr<SqliteConnector>> Open(const std::string& path, const ConnectorOptions& options);
+
+  std::string Describe() const override { return "sqlite:" + handle_->path(); }
+  std::string QuoteIdent(const std::string& name) const override;
+
+  Result<std::optional<TableInfo>> DescribeTable(const std::string& table) override;
+
+  Status Exec(const std::string& sql, const Row& params, int64_t* rows_changed) override;
+  Status Query(const std::string& sql, const Row& params, std::vector<Row>* out) override;
+  Result<std::optional<Row>> QueryOne(const std::string& sql, const Row& params) override;
+  Result<Value> InsertReturningKey(const std::string& sql, const Row& params, const std::string& key_column) override;
+
+  Status BeginRead() override;
+  void EndRead() override;
+  Status BeginApply() override;
+  Status CommitApply() override;
+  void RollbackApply() override;
+  Status BeginWrite() override;
+  Status Commit() override;
+  Status Savepoint(const std::string& name) override;
+  Status ReleaseSavepoint(const std::string& name) override;
+  Status RollbackToSavepoint(const std::string& name) override;
+
+  std::vector<std::string> ControlTablesSql() const override;
+  std::vector<std::string> CaptureSql(const CaptureTable& table) const override;
+  std::vector<std::string> DropCaptureSql(const CaptureTable& table) const override;
+  std::vector<std::string> DropControlTablesSql() const override;
+  Result<bool> IsInstalled() override;
+
+  Result<int64_t> MaxChangeSeq() override;
+  Status ReadChanges(int64_t after, int64_t upto, size_t limit, std::vector<CapturedChange>* out) override;
+  Status PurgeChanges(int64_t before) override;
+  Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
+
+  SqliteHandle& handle() { return *handle_; }
+
+ private:
+  explicit SqliteConnector(std::unique_ptr<SqliteHandle> handle) : handle_(std::move(handle)) {}
+  Result<int64_t> DataVersion();
+
+  std::unique_ptr<SqliteHandle> handle_;
+  int64_t last_data_version_ = -1;
+  bool in_read_ = false;
+};
+
+}  // namespace tandem

@@ -1,0 +1,84 @@
+#include "core/key_codec.h"
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace tandem {
+
+namespace {
+constexpr char kSep = '\x1f';
+}
+
+// Encoding per value: type letter then payload. n | i<digits> | r<%.17g> |
+// t<bytes> | b<hex>. Text containing \x1f is escaped as \x1e\x1f; \x1e as \x1e\x1e.
+std::string EncodeKey(const Row& key) {
+  std::string out;
+  for (size_t k = 0; k < key.size(); ++k) {
+    if (k) out += kSep;
+    const Value& v = key[k];
+    switch (v.type()) {
+      case ValueType::kNull: out += 'n'; break;
+      case ValueType::kInteger: out += 'i'; out += std::to_string(v.as_integer()); break;
+      case ValueType::kReal: out += 'r'; out += fmt::format("{:.17g}", v.as_real()); break;
+      case ValueType::kText:
+        out += 't';
+        for (char c : v.as_bytes()) {
+          if (c == kSep || c == '\x1e') out += '\x1e';
+          out += c;
+        }
+        break;
+      case ValueType::kBlob:
+        out += 'b';
+        for (unsigned char c : v.as_bytes()) out += fmt::format("{:02x}", c);
+        break;
+    }
+  }
+  return out;
+}
+
+Result<Row> DecodeKey(const std::string& s) {
+  Row out;
+  if (s.empty()) return out;
+  size_t pos = 0;
+  while (pos <= s.size()) {
+    // Find the end of this element, honouring escapes.
+    std::string payload;
+    char type = pos < s.size() ? s[pos] : '\0';
+    size_t p = pos + 1;
+    while (p < s.size() && s[p] != kSep) {
+      if (s[p] == '\x1e' && p + 1 < s.size()) ++p;
+      payload += s[p];
+      ++p;
+    }
+    switch (type) {
+      case 'n': out.push_back(Value::Null()); break;
+      case 'i': out.push_back(Value::Integer(std::stoll(payload))); break;
+      case 'r': out.push_back(Value::Real(std::stod(payload))); break;
+      case 't': out.push_back(Value::Text(payload)); break;
+      case 'b': {
+        std::string bytes;
+        for (size_t k = 0; k + 1 < payload.size(); k += 2)
+          bytes += static_cast<char>(std::stoi(payload.substr(k, 2), nullptr, 16));
+        out.push_back(Value::Blob(bytes));
+        break;
+      }
+      default: return Status::Internal(fmt::format("corrupt key encoding '{}'", s));
+    }
+    if (p >= s.size()) break;
+    pos = p + 1;
+  }
+  return out;
+}
+
+std::string DisplayKey(const Row& key) {
+  if (key.size() == 1) return key[0].ToDisplay();
+  std::string out = "(";
+  for (size_t k = 0; k < key.size(); ++k) {
+    if (k) out += ", ";
+    out += key[k].ToDisplay();
+  }
+  return out + ")";
+}
+
+}  // namespace tandem

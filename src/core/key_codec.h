@@ -1,0 +1,25 @@
+// KeyCodec: a record key (one or more values) <-> one canonical string.
+//
+// The string is what Tandem stores in its control tables (key maps, parked
+// changes, conflicts). It is unambiguous (type-tagged) and stable: equal keys
+// encode to equal strings, whatever their storage class, as long as integers
+// stay integers. Values are separated by \x1f.
+#pragma once
+
+#include <string>
+
+#include "core/status.h"
+#include "core/value.h"
+
+namespace tandem {
+
+std::string EncodeKey(const Row& key);
+Result<Row> DecodeKey(const std::string& encoded);
+// "5" or "(5, 'x')" for messages.
+std::string DisplayKey(const Row& key);
+
+// The same codec for a whole list of values (used for base versions).
+inline std::string EncodeValues(const Row& values) { return EncodeKey(values); }
+inline Result<Row> DecodeValues(const std::string& s) { return DecodeKey(s); }
+
+}  // namespace tandem

@@ -1,0 +1,52 @@
+#include "core/value.h"
+
+#include <fmt/format.h>
+
+namespace tandem {
+
+std::string Value::ToDisplay() const {
+  switch (type_) {
+    case ValueType::kNull: return "NULL";
+    case ValueType::kInteger: return std::to_string(i_);
+    case ValueType::kReal: return fmt::format("{}", d_);
+    case ValueType::kText: {
+      std::string out = "'";
+      for (char c : s_) {
+        if (c == '\'') out += "''"; else out += c;
+      }
+      return out + "'";
+    }
+    case ValueType::kBlob: {
+      std::string out = "x'";
+      for (unsigned char c : s_) out += fmt::format("{:02x}", c);
+      return out + "'";
+    }
+  }
+  return "?";
+}
+
+std::string Value::ToCodeText() const {
+  switch (type_) {
+    case ValueType::kNull: return "";
+    case ValueType::kInteger: return std::to_string(i_);
+    case ValueType::kReal: return fmt::format("{}", d_);
+    case ValueType::kText:
+    case ValueType::kBlob: return s_;
+  }
+  return "";
+}
+
+bool Value::SameAs(const Value& o) const {
+  auto numeric = [](ValueType t) { return t == ValueType::kInteger || t == ValueType::kReal; };
+  if (numeric(type_) && numeric(o.type_)) {
+    if (type_ == ValueType::kInteger && o.type_ == ValueType::kInteger) return i_ == o.i_;
+    double a = type_ == ValueType::kInteger ? static_cast<double>(i_) : d_;
+    double b = o.type_ == ValueType::kInteger ? static_cast<double>(o.i_) : o.d_;
+    return a == b;
+  }
+  if (type_ != o.type_) return false;
+  if (type_ == ValueType::kNull) return true;
+  return s_ == o.s_;
+}
+
+}  // namespace tandem

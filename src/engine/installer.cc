@@ -1,0 +1,91 @@
+#include "engine/installer.h"
+
+#include <strings.h>
+
+#include <fmt/format.h>
+
+namespace tandem {
+
+namespace {
+
+struct InstalledTable {
+  int id;
+  std::string name;
+};
+
+Result<std::vector<InstalledTable>> InstalledTables(Connector& db) {
+  std::vector<InstalledTable> out;
+  TANDEM_ASSIGN_OR_RETURN(bool installed, db.IsInstalled());
+  if (!installed) return out;
+  std::vector<Row> rows;
+  TANDEM_RETURN_IF_ERROR(db.Query("SELECT table_id, table_name FROM _tandem_capture ORDER BY table_id", {}, &rows));
+  for (auto& r : rows) out.push_back({static_cast<int>(r[0].as_integer()), r[1].as_bytes()});
+  return out;
+}
+
+}  // namespace
+
+Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, Connector& legacy, Connector& modern) {
+  InstallPlan plan;
+  for (Side side : {Side::kLegacy, Side::kModern}) {
+    Connector& db = side == Side::kLegacy ? legacy : modern;
+    auto& out = plan.statements[side == Side::kLegacy ? 0 : 1];
+    out = db.ControlTablesSql();
+    TANDEM_ASSIGN_OR_RETURN(auto installed, InstalledTables(db));
+    int next_id = 1;
+    for (auto& t : installed) next_id = std::max(next_id, t.id + 1);
+    const auto& specs = mapping.captured_on(side);
+    for (auto& t : installed) {
+      bool still = false;
+      for (auto& s : specs) still |= strcasecmp(s.table.c_str(), t.name.c_str()) == 0;
+      if (!still) {
+        for (auto& sql : db.DropCaptureSql(CaptureTable{t.id, t.name, {}})) out.push_back(sql);
+        out.push_back(fmt::format("DELETE FROM _tandem_capture WHERE table_id = {}", t.id));
+      }
+    }
+    for (auto& s : specs) {
+      int id = 0;
+      for (auto& t : installed)
+        if (strcasecmp(s.table.c_str(), t.name.c_str()) == 0) id = t.id;
+      if (!id) id = next_id++;
+      for (auto& sql : db.CaptureSql(CaptureTable{id, s.table, s.key_columns})) out.push_back(sql);
+    }
+  }
+  return plan;
+}
+
+Result<InstallPlan> PlanUninstall(Connector& legacy, Connector& modern) {
+  InstallPlan plan;
+  for (Side side : {Side::kLegacy, Side::kModern}) {
+    Connector& db = side == Side::kLegacy ? legacy : modern;
+    auto& out = plan.statements[side == Side::kLegacy ? 0 : 1];
+    TANDEM_ASSIGN_OR_RETURN(auto installed, InstalledTables(db));
+    for (auto& t : installed)
+      for (auto& sql : db.DropCaptureSql(CaptureTable{t.id, t.name, {}})) out.push_back(sql);
+    for (auto& sql : db.DropControlTablesSql()) out.push_back(sql);
+  }
+  return plan;
+}
+
+Status ExecutePlan(const InstallPlan& plan, Connector& legacy, Connector& modern) {
+  for (Side side : {Side::kLegacy, Side::kModern}) {
+    Connector& db = side == Side::kLegacy ? legacy : modern;
+    const auto& stmts = plan.statements[side == Side::kLegacy ? 0 : 1];
+    // journal_mode cannot change inside a transaction: run PRAGMAs first.
+    for (auto& sql : stmts)
+      if (sql.rfind("PRAGMA", 0) == 0) TANDEM_RETURN_IF_ERROR(db.Exec(sql, {}, nullptr).WithContext(db.Describe()));
+    TANDEM_RETURN_IF_ERROR(db.BeginWrite().WithContext(db.Describe()));
+    for (auto& sql : stmts) {
+      if (sql.rfind("PRAGMA", 0) == 0) continue;
+      Status st = db.Exec(sql, {}, nullptr);
+      if (!st.ok()) {
+        db.RollbackApply();
+        return st.WithContext(fmt::format("{} database {}", SideName(side), db.Describe()));
+      }
+    }
+    TANDEM_RETURN_IF_ERROR(db.Commit().WithContext(db.Describe()));
+  }
+  return Status::Ok();
+}
+
+}  // namespace tandem

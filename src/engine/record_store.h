@@ -1,0 +1,67 @@
+// RecordStore: per-record key map and last agreed ("base") version.
+//
+// Every record Tandem has synced has an entry (entity, legacy key, modern key,
+// version, gone, legacy base, modern base). An entry is written into the
+// database an apply writes to, in the same transaction as the rows it maps, so
+// it is never ahead of or behind the data. Both databases therefore hold
+// entries; the one with the highest version is the truth (versions come from
+// one counter that only grows). A re-keyed or deleted record leaves a `gone`
+// entry with a newer version, which hides older copies in the other database.
+//
+// Bases are stored per side as column-name/value lists, so a change of the
+// mapping does not misread them: a column missing from a base simply has none.
+//
+// Thread-safety: none; the engine is single-threaded.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "connectors/connector.h"
+#include "mapping/config.h"
+
+namespace tandem {
+
+using ColumnValues = std::unordered_map<std::string, Value>;
+
+struct RecordEntry {
+  std::string entity;
+  std::string lkey;  // EncodeKey of the legacy key
+  std::string mkey;  // EncodeKey of the modern key
+  int64_t version = 0;
+  bool gone = false;
+  std::optional<ColumnValues> lbase;  // legacy columns as last agreed
+  std::optional<ColumnValues> mbase;  // modern columns as last agreed
+  const std::string& key(Side s) const { return s == Side::kLegacy ? lkey : mkey; }
+  std::optional<ColumnValues>& base(Side s) { return s == Side::kLegacy ? lbase : mbase; }
+};
+
+class RecordStore {
+ public:
+  RecordStore(Connector& legacy, Connector& modern) : legacy_(legacy), modern_(modern) {}
+
+  // Reads the highest version in both databases. Call before Find/Put.
+  Status Init();
+
+  // The newest entry for `entity` whose `side` key is `key`, across both
+  // databases; nullopt if none. A returned entry may be gone.
+  Result<std::optional<RecordEntry>> Find(const std::string& entity, Side side, const std::string& key);
+
+  // Writes `entry` (with a new version) into `into`'s database.
+  // REQUIRES: inside an apply transaction on that database.
+  Status Put(Side into, RecordEntry* entry);
+
+  static std::string EncodeBase(const ColumnValues& base);
+  static std::optional<ColumnValues> DecodeBase(const Value& stored);
+
+ private:
+  Connector& Db(Side s) { return s == Side::kLegacy ? legacy_ : modern_; }
+  Result<std::optional<RecordEntry>> FindIn(Side db, const std::string& entity, Side side, const std::string& key);
+
+  Connector& legacy_;
+  Connector& modern_;
+  int64_t version_ = 0;
+};
+
+}  // namespace tandem

@@ -1,0 +1,188 @@
+#include "engine/status_report.h"
+
+#include <strings.h>
+
+#include <fmt/format.h>
+
+#include "core/clock.h"
+#include "core/key_codec.h"
+#include "engine/sync_engine.h"
+
+namespace tandem {
+
+namespace {
+
+std::string KeyText(const std::string& encoded) {
+  auto k = DecodeKey(encoded);
+  return k.ok() ? DisplayKey(*k) : encoded;
+}
+
+Result<int64_t> TableId(Connector& db, const std::string& table) {
+  std::vector<Row> rows;
+  TANDEM_RETURN_IF_ERROR(db.Query("SELECT table_id, table_name FROM _tandem_capture", {}, &rows));
+  for (auto& r : rows)
+    if (strcasecmp(r[1].as_bytes().c_str(), table.c_str()) == 0) return r[0].as_integer();
+  return int64_t{-1};
+}
+
+}  // namespace
+
+Result<nlohmann::json> BuildStatusReport(const Config& config, Connector& legacy, Connector& modern) {
+  using nlohmann::json;
+  auto db = [&](Side s) -> Connector& { return s == Side::kLegacy ? legacy : modern; };
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    TANDEM_ASSIGN_OR_RETURN(bool installed, db(s).IsInstalled());
+    if (!installed)
+      return Status::InvalidArgument(fmt::format("capture is not installed on the {} database ({}): run 'tandem install'",
+                                                 SideName(s), db(s).Describe()));
+  }
+  const int64_t now = Clock::Default()->NowMillis();
+  json report;
+  report["generated_at_ms"] = now;
+  json directions = json::array();
+  for (Side source : {Side::kLegacy, Side::kModern}) {
+    Connector& src = db(source);
+    Connector& dst = db(Other(source));
+    const std::string name = DirectionName(source);
+    TANDEM_ASSIGN_OR_RETURN(auto pos, dst.QueryOne("SELECT seq, applied_at_ms, source_at_ms, applied_total FROM "
+                                                   "_tandem_position WHERE direction = ?",
+                                                   {Value::Text(name)}));
+    int64_t seq = pos ? (*pos)[0].as_integer() : 0;
+    json d;
+    d["direction"] = name;
+    d["position"] = seq;
+    d["applied_total"] = pos ? (*pos)[3].as_integer() : 0;
+    d["last_applied_at_ms"] = pos && !(*pos)[1].is_null() ? json((*pos)[1].as_integer()) : json(nullptr);
+    json entities = json::array();
+    for (const EntityConfig& e : config.entities) {
+      bool enabled = e.direction == SyncDirection::kBoth ||
+                     (source == Side::kLegacy ? e.direction == SyncDirection::kLegacyToModern
+                                              : e.direction == SyncDirection::kModernToLegacy);
+      json je;
+      je["entity"] = e.name;
+      je["enabled"] = enabled;
+      TANDEM_ASSIGN_OR_RETURN(int64_t table_id, TableId(src, e.side(source).table));
+      int64_t pending = 0, lag_ms = 0;
+      if (table_id >= 0) {
+        TANDEM_ASSIGN_OR_RETURN(auto p, src.QueryOne("SELECT count(*), min(at_ms) FROM _tandem_log WHERE seq > ? AND "
+                                                     "table_id = ?",
+                                                     {Value::Integer(seq), Value::Integer(table_id)}));
+        pending = (*p)[0].as_integer();
+        if (pending && !(*p)[1].is_null()) lag_ms = std::max<int64_t>(0, now - (*p)[1].as_integer());
+      }
+      je["pending"] = pending;
+      je["lag_ms"] = lag_ms;
+      TANDEM_ASSIGN_OR_RETURN(auto parked, dst.QueryOne("SELECT count(*), coalesce(sum(kind = 'waiting'), 0) FROM "
+                                                        "_tandem_parked WHERE direction = ? AND entity = ?",
+                                                        {Value::Text(name), Value::Text(e.name)}));
+      je["put_aside"] = (*parked)[0].as_integer() - (*parked)[1].as_integer();
+      je["waiting"] = (*parked)[1].as_integer();
+      TANDEM_ASSIGN_OR_RETURN(auto conflicts, dst.QueryOne("SELECT count(*) FROM _tandem_conflicts WHERE direction = ? "
+                                                           "AND entity = ?",
+                                                           {Value::Text(name), Value::Text(e.name)}));
+      je["conflicts"] = (*conflicts)[0].as_integer();
+      entities.push_back(je);
+    }
+    d["entities"] = entities;
+    directions.push_back(d);
+  }
+  report["directions"] = directions;
+
+  json parked = json::array();
+  json conflicts = json::array();
+  for (Side stored : {Side::kLegacy, Side::kModern}) {
+    std::vector<Row> rows;
+    TANDEM_RETURN_IF_ERROR(db(stored).Query("SELECT id, direction, entity, source_key, kind, reason, parked_at_ms, "
+                                            "attempts FROM _tandem_parked ORDER BY id",
+                                            {}, &rows));
+    for (auto& r : rows) {
+      parked.push_back({{"id", fmt::format("{}:{}", SideName(stored), r[0].as_integer())},
+                        {"direction", r[1].as_bytes()},
+                        {"entity", r[2].as_bytes()},
+                        {"key", KeyText(r[3].as_bytes())},
+                        {"kind", r[4].as_bytes()},
+                        {"reason", r[5].as_bytes()},
+                        {"parked_at_ms", r[6].as_integer()},
+                        {"attempts", r[7].as_integer()}});
+    }
+    rows.clear();
+    TANDEM_RETURN_IF_ERROR(db(stored).Query("SELECT id, at_ms, direction, entity, lkey, mkey, field, legacy_value, "
+                                            "modern_value, winner, kind FROM _tandem_conflicts ORDER BY id DESC LIMIT 50",
+                                            {}, &rows));
+    for (auto& r : rows) {
+      conflicts.push_back({{"id", fmt::format("{}:{}", SideName(stored), r[0].as_integer())},
+                           {"at_ms", r[1].as_integer()},
+                           {"direction", r[2].as_bytes()},
+                           {"entity", r[3].as_bytes()},
+                           {"legacy_key", KeyText(r[4].as_bytes())},
+                           {"modern_key", KeyText(r[5].as_bytes())},
+                           {"field", r[6].as_bytes()},
+                           {"legacy_value", r[7].as_bytes()},
+                           {"modern_value", r[8].as_bytes()},
+                           {"winner", r[9].as_bytes()},
+                           {"kind", r[10].as_bytes()}});
+    }
+  }
+  report["put_aside"] = parked;
+  report["conflicts"] = conflicts;
+  return report;
+}
+
+std::string RenderStatusText(const nlohmann::json& report) {
+  std::string out;
+  int64_t now = report["generated_at_ms"];
+  for (auto& d : report["directions"]) {
+    std::string last = "never";
+    if (!d["last_applied_at_ms"].is_null())
+      last = fmt::format("{:.1f} s ago", (now - d["last_applied_at_ms"].get<int64_t>()) / 1000.0);
+    out += fmt::format("{}  (position {}, {} changes applied in all, last batch {})\n", d["direction"].get<std::string>(),
+                       d["position"].get<int64_t>(), d["applied_total"].get<int64_t>(), last);
+    out += fmt::format("  {:<16} {:>8} {:>10} {:>10} {:>8} {:>10}\n", "entity", "pending", "lag", "put-aside",
+                       "waiting", "conflicts");
+    for (auto& e : d["entities"]) {
+      if (!e["enabled"].get<bool>()) {
+        out += fmt::format("  {:<16} {:>8}\n", e["entity"].get<std::string>(), "off");
+        continue;
+      }
+      out += fmt::format("  {:<16} {:>8} {:>8}ms {:>10} {:>8} {:>10}\n", e["entity"].get<std::string>(),
+                         e["pending"].get<int64_t>(), e["lag_ms"].get<int64_t>(), e["put_aside"].get<int64_t>(),
+                         e["waiting"].get<int64_t>(), e["conflicts"].get<int64_t>());
+    }
+  }
+  if (!report["put_aside"].empty()) {
+    out += "\nput-aside changes (retry: tandem retry ID | discard: tandem discard ID):\n";
+    for (auto& p : report["put_aside"])
+      out += fmt::format("  {:<10} {} {} {} [{}] {}\n", p["id"].get<std::string>(), p["direction"].get<std::string>(),
+                         p["entity"].get<std::string>(), p["key"].get<std::string>(), p["kind"].get<std::string>(),
+                         p["reason"].get<std::string>());
+  }
+  if (!report["conflicts"].empty()) {
+    out += "\nconflicts (same field changed on both sides):\n";
+    for (auto& c : report["conflicts"])
+      out += fmt::format("  {:<10} {} legacy {} / modern {} field '{}': legacy {} vs modern {} -> {} wins\n",
+                         c["id"].get<std::string>(), c["entity"].get<std::string>(), c["legacy_key"].get<std::string>(),
+                         c["modern_key"].get<std::string>(), c["field"].get<std::string>(),
+                         c["legacy_value"].get<std::string>(), c["modern_value"].get<std::string>(),
+                         c["winner"].get<std::string>());
+  }
+  return out;
+}
+
+Status DiscardParked(Connector& db, int64_t id) {
+  TANDEM_ASSIGN_OR_RETURN(auto row, db.QueryOne("SELECT direction, entity, source_key, reason FROM _tandem_parked WHERE "
+                                                "id = ?",
+                                                {Value::Integer(id)}));
+  if (!row) return Status::NotFound(fmt::format("no put-aside change with id {} in {}", id, db.Describe()));
+  TANDEM_RETURN_IF_ERROR(db.BeginApply());
+  Status st = db.Exec("DELETE FROM _tandem_parked WHERE id = ?", {Value::Integer(id)});
+  if (st.ok())
+    st = db.Exec("INSERT INTO _tandem_audit(at_ms, action, detail) VALUES (?, 'discard', ?)",
+                 {Value::Integer(Clock::Default()->NowMillis()),
+                  Value::Text(fmt::format("{} {} {} (was: {})", (*row)[0].as_bytes(), (*row)[1].as_bytes(),
+                                          KeyText((*row)[2].as_bytes()), (*row)[3].as_bytes()))});
+  if (st.ok()) return db.CommitApply();
+  db.RollbackApply();
+  return st;
+}
+
+}  // namespace tandem

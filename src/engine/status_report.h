@@ -1,0 +1,20 @@
+// StatusReport: what `tandem status` shows, read from both databases' control
+// tables (works whether or not `tandem run` is running).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "connectors/connector.h"
+#include "mapping/config.h"
+
+namespace tandem {
+
+// Per entity and direction: pending changes, last applied, lag, put-aside
+// changes, conflicts; plus the put-aside changes and recent conflicts.
+Result<nlohmann::json> BuildStatusReport(const Config& config, Connector& legacy, Connector& modern);
+std::string RenderStatusText(const nlohmann::json& report);
+
+// Removes a put-aside change for good (recorded in the audit table).
+Status DiscardParked(Connector& stored_in, int64_t id);
+
+}  // namespace tandem

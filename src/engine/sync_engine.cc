@@ -1,0 +1,849 @@
+#include "engine/sync_engine.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/clock.h"
+#include "core/key_codec.h"
+
+namespace tandem {
+
+namespace {
+
+std::string JoinQuoted(Connector& db, const std::vector<std::string>& cols, const std::string& sep,
+                       const std::string& suffix = "") {
+  std::string out;
+  for (size_t i = 0; i < cols.size(); ++i) out += (i ? sep : "") + db.QuoteIdent(cols[i]) + suffix;
+  return out;
+}
+
+std::string WhereKey(Connector& db, const std::vector<std::string>& key_cols) {
+  return " WHERE " + JoinQuoted(db, key_cols, " AND ", " = ?");
+}
+
+// Marks a Status as "this record waits for its parent" (kNotFound).
+bool IsWaiting(const Status& st) { return st.code() == StatusCode::kNotFound; }
+
+}  // namespace
+
+// The SQL one entity needs in one direction, built once.
+struct DirectionSql {
+  std::string select_source;  // source_columns by source key
+  std::string select_target;  // target key + rule target columns by target key
+  std::string delete_target;
+};
+
+struct SyncEngine::Direction {
+  Side source = Side::kLegacy;
+  Side target = Side::kModern;
+  Connector* src = nullptr;
+  Connector* dst = nullptr;
+  std::string name;
+  int64_t position = 0;
+  int64_t applied_total = 0;
+  std::unordered_map<int, const CapturedTableSpec*> tables;  // source table id -> spec
+  std::unordered_set<std::string> parked;                    // entity \x1d source key
+  bool has_waiting = false;
+  int64_t last_purge_ms = 0;
+  int64_t purged_before = 0;
+  std::vector<DirectionSql> sql;  // per entity index
+};
+
+struct SyncEngine::WorkItem {
+  int entity = 0;
+  Row key;      // source key
+  Row old_key;  // source key before, for a key change
+  int64_t seq = 0;
+  int64_t captured_at_ms = 0;
+  std::optional<Row> source_row;  // current source row (source_columns), read in the batch's snapshot
+  bool source_exists = false;
+};
+
+static std::string ParkedKey(const std::string& entity, const std::string& key) { return entity + '\x1d' + key; }
+
+// Applies records of one direction inside one target transaction.
+class SyncEngine::Batch {
+ public:
+  Batch(SyncEngine& engine, Direction& dir, bool careful) : e_(engine), d_(dir), careful_(careful) {}
+
+  // Reads the current source row for `item` (in the batch's read snapshot).
+  Status LoadSource(WorkItem& item);
+  // Applies one record; parks it when the target rejects it or it waits for a
+  // parent. Returns non-ok only for failures that abort the batch.
+  Status ApplyOrPark(const WorkItem& item);
+  std::vector<AppliedRecord>& applied() { return applied_; }
+  bool needs_careful() const { return needs_careful_; }
+
+ private:
+  Status Apply(const WorkItem& item);
+  Result<Value> ResolveLookup(const ColumnRule& rule, const Value& source_value);
+  Status MapRow(const DirectionMapping& dm, const Row& srow, Row* out);
+  Status Park(const WorkItem& item, const Status& why);
+  Status RecordConflict(const EntityMapping& em, const RecordEntry& entry, const std::string& field,
+                        const Value& source_value, const Value& target_value, Side winner, const char* kind);
+
+  SyncEngine& e_;
+  Direction& d_;
+  bool careful_;
+  bool needs_careful_ = false;
+  std::vector<AppliedRecord> applied_;
+  Row expr_out_;
+};
+
+Status SyncEngine::Batch::LoadSource(WorkItem& item) {
+  const DirectionMapping& dm = e_.mapping_->entities[item.entity].from(d_.source);
+  TANDEM_ASSIGN_OR_RETURN(item.source_row, d_.src->QueryOne(d_.sql[item.entity].select_source, item.key));
+  item.source_exists = item.source_row.has_value();
+  if (item.source_exists && dm.source_row_shared) {
+    // A split entity exists in its parent's row while any of its own columns is set.
+    bool any = false;
+    for (size_t i = dm.source_key_count; i < item.source_row->size() && !any; ++i) any = !(*item.source_row)[i].is_null();
+    item.source_exists = any;
+  }
+  return Status::Ok();
+}
+
+Result<Value> SyncEngine::Batch::ResolveLookup(const ColumnRule& rule, const Value& v) {
+  if (v.is_null()) return Value::Null();
+  const EntityMapping& parent = e_.mapping_->entities[rule.lookup_entity_index];
+  TANDEM_ASSIGN_OR_RETURN(auto entry, e_.records_->Find(parent.name, d_.source, EncodeKey({v})));
+  if (!entry || entry->gone)
+    return Status::NotFound(fmt::format("waiting for {} {} to be synced (field '{}')", parent.name, v.ToDisplay(),
+                                        rule.field));
+  TANDEM_ASSIGN_OR_RETURN(Row key, DecodeKey(entry->key(d_.target)));
+  if (key.size() != 1)
+    return Status::Constraint(fmt::format("lookup '{}' needs a single-column key on entity '{}'", rule.field, parent.name));
+  return key[0];
+}
+
+Status SyncEngine::Batch::MapRow(const DirectionMapping& dm, const Row& srow, Row* out) {
+  out->clear();
+  out->reserve(dm.rules.size());
+  if (dm.expressions && dm.expressions->size()) TANDEM_RETURN_IF_ERROR(dm.expressions->Evaluate(srow, &expr_out_));
+  for (const ColumnRule& r : dm.rules) {
+    switch (r.kind) {
+      case RuleKind::kCopy: out->push_back(srow[r.source_index]); break;
+      case RuleKind::kExpression: out->push_back(expr_out_[r.expr_index]); break;
+      case RuleKind::kCode: {
+        const Value& v = srow[r.source_index];
+        if (v.is_null()) {
+          out->push_back(v);
+          break;
+        }
+        auto it = r.codes->find(v.ToCodeText());
+        if (it == r.codes->end())
+          return Status::Constraint(fmt::format("field '{}': value {} has no mapping in its code table", r.field,
+                                                v.ToDisplay()));
+        out->push_back(it->second);
+        break;
+      }
+      case RuleKind::kLookup: {
+        TANDEM_ASSIGN_OR_RETURN(Value v, ResolveLookup(r, srow[r.source_index]));
+        out->push_back(std::move(v));
+        break;
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status SyncEngine::Batch::RecordConflict(const EntityMapping& em, const RecordEntry& entry, const std::string& field,
+                                         const Value& source_value, const Value& target_value, Side winner,
+                                         const char* kind) {
+  const Value& lv = d_.source == Side::kLegacy ? source_value : target_value;
+  const Value& mv = d_.source == Side::kLegacy ? target_value : source_value;
+  spdlog::info("conflict: {} {} field '{}' changed on both sides (legacy {}, modern {}); {} wins", em.name,
+               entry.lkey.empty() ? entry.mkey : entry.lkey, field, lv.ToDisplay(), mv.ToDisplay(), SideName(winner));
+  e_.stats_[d_.source == Side::kLegacy ? 0 : 1].conflicts++;
+  return d_.dst->Exec(
+      "INSERT INTO _tandem_conflicts(at_ms, direction, entity, lkey, mkey, field, legacy_value, modern_value, winner, "
+      "kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      {Value::Integer(Clock::Default()->NowMillis()), Value::Text(d_.name), Value::Text(em.name),
+       Value::Text(entry.lkey), Value::Text(entry.mkey), Value::Text(field), Value::Text(lv.ToDisplay()),
+       Value::Text(mv.ToDisplay()), Value::Text(SideName(winner)), Value::Text(kind)});
+}
+
+Status SyncEngine::Batch::Park(const WorkItem& item, const Status& why) {
+  const EntityMapping& em = e_.mapping_->entities[item.entity];
+  std::string key = EncodeKey(item.key);
+  bool waiting = IsWaiting(why);
+  if (waiting) {
+    spdlog::debug("{} {} {} waits: {}", d_.name, em.name, DisplayKey(item.key), why.message());
+    d_.has_waiting = true;
+  } else {
+    spdlog::warn("{}: put aside {} {}: {}", d_.name, em.name, DisplayKey(item.key), why.message());
+  }
+  d_.parked.insert(ParkedKey(em.name, key));
+  e_.stats_[d_.source == Side::kLegacy ? 0 : 1].parked++;
+  return d_.dst->Exec(
+      "INSERT INTO _tandem_parked(direction, entity, source_key, kind, reason, first_seq, last_seq, parked_at_ms) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(direction, entity, source_key) DO UPDATE SET kind = excluded.kind, "
+      "reason = excluded.reason, last_seq = max(last_seq, excluded.last_seq), attempts = attempts + 1",
+      {Value::Text(d_.name), Value::Text(em.name), Value::Text(key), Value::Text(waiting ? "waiting" : "rejected"),
+       Value::Text(why.message()), Value::Integer(item.seq), Value::Integer(item.seq),
+       Value::Integer(Clock::Default()->NowMillis())});
+}
+
+Status SyncEngine::Batch::ApplyOrPark(const WorkItem& item) {
+  const EntityMapping& em = e_.mapping_->entities[item.entity];
+  std::string pk = ParkedKey(em.name, EncodeKey(item.key));
+  if (d_.parked.count(pk)) {
+    // Later changes to a parked record wait behind it.
+    return d_.dst->Exec("UPDATE _tandem_parked SET last_seq = max(last_seq, ?) WHERE direction = ? AND entity = ? AND "
+                        "source_key = ?",
+                        {Value::Integer(item.seq), Value::Text(d_.name), Value::Text(em.name),
+                         Value::Text(EncodeKey(item.key))});
+  }
+  if (careful_) TANDEM_RETURN_IF_ERROR(d_.dst->Savepoint("tandem_record"));
+  Status st = Apply(item);
+  if (st.ok()) {
+    if (careful_) return d_.dst->ReleaseSavepoint("tandem_record");
+    return st;
+  }
+  if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kInternal) return st;
+  if (careful_) {
+    TANDEM_RETURN_IF_ERROR(d_.dst->RollbackToSavepoint("tandem_record"));
+  } else if (st.code() == StatusCode::kConstraint && !st.message().starts_with("field '")) {
+    // The target rejected a write part-way through this record: redo the batch
+    // with a savepoint per record so that only this record is put aside.
+    needs_careful_ = true;
+    return st;
+  }
+  return Park(item, st);
+}
+
+namespace {
+bool AnyNonNull(const Row& row, size_t from) {
+  for (size_t i = from; i < row.size(); ++i)
+    if (!row[i].is_null()) return true;
+  return false;
+}
+}  // namespace
+
+Status SyncEngine::Batch::Apply(const WorkItem& item) {
+  const EntityMapping& em = e_.mapping_->entities[item.entity];
+  const DirectionMapping& dm = em.from(d_.source);
+  const DirectionSql& sql = d_.sql[item.entity];
+  const Side S = d_.source, T = d_.target;
+  Connector& dst = *d_.dst;
+  const std::string src_key = EncodeKey(item.key);
+  const bool key_changed = !item.old_key.empty();
+
+  // 1. What Tandem knows of this record.
+  TANDEM_ASSIGN_OR_RETURN(auto entry, e_.records_->Find(em.name, S, key_changed ? EncodeKey(item.old_key) : src_key));
+  if (entry && entry->gone) entry.reset();
+
+  // 2. Mapped source values (may wait for a parent, or be rejected).
+  Row mapped;
+  if (item.source_exists) TANDEM_RETURN_IF_ERROR(MapRow(dm, *item.source_row, &mapped));
+
+  // 3. The target row, if the record exists there.
+  Row tkey;
+  bool tkey_known = false;
+  if (entry) {
+    TANDEM_ASSIGN_OR_RETURN(tkey, DecodeKey(entry->key(T)));
+    tkey_known = true;
+  } else if (dm.target_row_shared) {
+    if (!item.source_exists) return Status::Ok();
+    int idx = dm.shared_row_key.source_index;
+    TANDEM_ASSIGN_OR_RETURN(Value parent_key, ResolveLookup(dm.shared_row_key, (*item.source_row)[idx]));
+    tkey = {parent_key};
+    tkey_known = true;
+  } else if (dm.target_new_keys == NewKeys::kSame) {
+    tkey = item.key;
+    tkey_known = true;
+  }
+  std::optional<Row> trow;
+  if (tkey_known) {
+    TANDEM_ASSIGN_OR_RETURN(trow, dst.QueryOne(sql.select_target, tkey));
+  }
+  const size_t tk = dm.target_key_columns.size();
+  bool target_exists = trow && (!dm.target_row_shared || AnyNonNull(*trow, tk));
+
+  RecordEntry next;
+  next.entity = em.name;
+  if (entry) next = *entry;
+  const std::optional<ColumnValues> base_s = entry ? entry->base(S) : std::nullopt;
+  const std::optional<ColumnValues> base_t = entry ? entry->base(T) : std::nullopt;
+  const Side primary = e_.config_.primary;
+  AppliedRecord applied{S, em.name, "", DisplayKey(item.key), "", item.captured_at_ms};
+
+  // Target unchanged since the base: every mapped column still equals it.
+  auto target_changed_since_base = [&]() {
+    if (!base_t || !trow) return false;
+    for (size_t i = 0; i < dm.rules.size(); ++i) {
+      auto it = base_t->find(dm.rules[i].target_column);
+      if (it != base_t->end() && !it->second.SameAs((*trow)[tk + i])) return true;
+    }
+    return false;
+  };
+
+  // --- the record is gone at the source ---
+  if (!item.source_exists) {
+    if (!entry && !(dm.target_new_keys == NewKeys::kSame && target_exists)) return Status::Ok();
+    if (target_exists) {
+      if (target_changed_since_base() && primary == T) {
+        // Delete here vs update there: the primary side's update wins; the
+        // record will be re-created at the source by the other direction.
+        TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, "(row)", Value::Text("deleted"), Value::Text("updated"), T,
+                                              "delete-update"));
+      } else {
+        if (target_changed_since_base())
+          TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, "(row)", Value::Text("deleted"), Value::Text("updated"), S,
+                                                "delete-update"));
+        if (dm.target_row_shared) {
+          std::vector<std::string> cols;
+          for (auto& r : dm.rules) cols.push_back(r.target_column);
+          Row params(cols.size(), Value::Null());
+          params.insert(params.end(), tkey.begin(), tkey.end());
+          TANDEM_RETURN_IF_ERROR(dst.Exec("UPDATE " + dst.QuoteIdent(dm.target_table) + " SET " +
+                                              JoinQuoted(dst, cols, ", ", " = ?") + WhereKey(dst, dm.target_key_columns),
+                                          params));
+        } else {
+          TANDEM_RETURN_IF_ERROR(dst.Exec(sql.delete_target, tkey));
+        }
+        applied.op = "delete";
+      }
+    }
+    if (entry || tkey_known) {
+      if (!entry) {
+        next.lkey = S == Side::kLegacy ? src_key : EncodeKey(tkey);
+        next.mkey = S == Side::kLegacy ? EncodeKey(tkey) : src_key;
+      }
+      next.gone = true;
+      next.lbase.reset();
+      next.mbase.reset();
+      TANDEM_RETURN_IF_ERROR(e_.records_->Put(T, &next));
+    }
+    if (!applied.op.empty()) {
+      applied.target_key = DisplayKey(tkey);
+      applied_.push_back(std::move(applied));
+    }
+    return Status::Ok();
+  }
+
+  // --- the record exists at the source ---
+  ColumnValues new_base_s;
+  for (size_t i = 0; i < dm.source_columns.size(); ++i) new_base_s[dm.source_columns[i]] = (*item.source_row)[i];
+  ColumnValues new_base_t = base_t.value_or(ColumnValues{});
+
+  if (!target_exists) {
+    if (entry && base_t && primary == T && trow.has_value() == false && !dm.target_row_shared) {
+      // Updated here, deleted there while neither was synced: the primary
+      // (target) side's delete wins and will flow back.
+      TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, "(row)", Value::Text("updated"), Value::Text("deleted"), T,
+                                            "update-delete"));
+      return Status::Ok();
+    }
+    std::vector<std::string> cols;
+    Row params;
+    if (dm.target_row_shared) {
+      if (!trow)
+        return Status::NotFound(fmt::format("waiting for the {} row {} that {} shares", SideName(T),
+                                            DisplayKey(tkey), em.name));
+      for (size_t i = 0; i < dm.rules.size(); ++i) cols.push_back(dm.rules[i].target_column);
+      params = mapped;
+      params.insert(params.end(), tkey.begin(), tkey.end());
+      TANDEM_RETURN_IF_ERROR(dst.Exec("UPDATE " + dst.QuoteIdent(dm.target_table) + " SET " +
+                                          JoinQuoted(dst, cols, ", ", " = ?") + WhereKey(dst, dm.target_key_columns),
+                                      params));
+    } else {
+      if (!tkey_known && dm.target_new_keys == NewKeys::kUuid) {
+        tkey.clear();
+        for (size_t i = 0; i < tk; ++i) tkey.push_back(Value::Text(NewUuid()));
+        tkey_known = true;
+      }
+      if (tkey_known) {
+        cols = dm.target_key_columns;
+        params = tkey;
+      }
+      for (size_t i = 0; i < dm.rules.size(); ++i) cols.push_back(dm.rules[i].target_column);
+      params.insert(params.end(), mapped.begin(), mapped.end());
+      std::string placeholders;
+      for (size_t i = 0; i < cols.size(); ++i) placeholders += i ? ", ?" : "?";
+      std::string insert = "INSERT INTO " + dst.QuoteIdent(dm.target_table) + " (" + JoinQuoted(dst, cols, ", ") +
+                           ") VALUES (" + placeholders + ")";
+      if (tkey_known) {
+        TANDEM_RETURN_IF_ERROR(dst.Exec(insert, params));
+      } else {
+        TANDEM_ASSIGN_OR_RETURN(Value assigned, dst.InsertReturningKey(insert, params, dm.target_key_columns[0]));
+        tkey = {assigned};
+      }
+    }
+    for (size_t i = 0; i < dm.rules.size(); ++i) new_base_t[dm.rules[i].target_column] = mapped[i];
+    applied.op = "insert";
+  } else {
+    // Three-way merge, column by column.
+    std::vector<std::string> set_cols;
+    Row params;
+    for (size_t i = 0; i < dm.rules.size(); ++i) {
+      const ColumnRule& r = dm.rules[i];
+      const Value& s = mapped[i];
+      const Value& t = (*trow)[tk + i];
+      bool source_changed = !base_s;
+      if (base_s) {
+        for (int dep : r.deps) {
+          auto it = base_s->find(dm.source_columns[dep]);
+          if (it == base_s->end() || !it->second.SameAs((*item.source_row)[dep])) source_changed = true;
+        }
+      }
+      bool target_changed = false;
+      if (base_t) {
+        auto it = base_t->find(r.target_column);
+        target_changed = it != base_t->end() && !it->second.SameAs(t);
+      }
+      bool take_source;
+      if (s.SameAs(t)) {
+        take_source = false;
+        new_base_t[r.target_column] = s;
+      } else if (source_changed && !target_changed) {
+        take_source = true;
+      } else if (!source_changed) {
+        take_source = false;  // the target's own change; it flows the other way
+      } else {
+        Side winner = primary;
+        take_source = winner == S;
+        TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, r.field, s, t, winner, "update-update"));
+      }
+      if (take_source) {
+        set_cols.push_back(r.target_column);
+        params.push_back(s);
+        new_base_t[r.target_column] = s;
+      } else if (!base_t) {
+        new_base_t[r.target_column] = t;
+      }
+    }
+    if (!set_cols.empty()) {
+      params.insert(params.end(), tkey.begin(), tkey.end());
+      TANDEM_RETURN_IF_ERROR(dst.Exec("UPDATE " + dst.QuoteIdent(dm.target_table) + " SET " +
+                                          JoinQuoted(dst, set_cols, ", ", " = ?") + WhereKey(dst, dm.target_key_columns),
+                                      params));
+      applied.op = "update";
+    }
+  }
+
+  // Key change at the source: move the target key too when keys are shared,
+  // and leave a gone entry for the old legacy key.
+  std::string tkey_enc = EncodeKey(tkey);
+  if (key_changed && entry) {
+    if (dm.target_new_keys == NewKeys::kSame && !dm.target_row_shared && item.key != item.old_key) {
+      Row params = item.key;
+      params.insert(params.end(), tkey.begin(), tkey.end());
+      TANDEM_RETURN_IF_ERROR(dst.Exec("UPDATE " + dst.QuoteIdent(dm.target_table) + " SET " +
+                                          JoinQuoted(dst, dm.target_key_columns, ", ", " = ?") +
+                                          WhereKey(dst, dm.target_key_columns),
+                                      params));
+      tkey = item.key;
+      tkey_enc = src_key;
+      applied.op = "update";
+    }
+    std::string old_lkey = S == Side::kLegacy ? EncodeKey(item.old_key) : entry->lkey;
+    std::string new_lkey = S == Side::kLegacy ? src_key : tkey_enc;
+    if (old_lkey != new_lkey) {
+      RecordEntry tomb = *entry;
+      tomb.gone = true;
+      tomb.lbase.reset();
+      tomb.mbase.reset();
+      TANDEM_RETURN_IF_ERROR(e_.records_->Put(T, &tomb));
+    }
+  }
+  next.lkey = S == Side::kLegacy ? src_key : tkey_enc;
+  next.mkey = S == Side::kLegacy ? tkey_enc : src_key;
+  next.gone = false;
+  // Merge the new bases over the old ones (other columns keep their base).
+  ColumnValues merged_s = base_s.value_or(ColumnValues{});
+  for (auto& [k, v] : new_base_s) merged_s[k] = v;
+  bool unchanged = entry && !key_changed && applied.op.empty() && base_s && base_t && *base_s == merged_s &&
+                   *base_t == new_base_t;
+  if (!unchanged) {
+    next.base(S) = std::move(merged_s);
+    next.base(T) = std::move(new_base_t);
+    TANDEM_RETURN_IF_ERROR(e_.records_->Put(T, &next));
+  }
+  if (applied.op.empty()) {
+    e_.stats_[S == Side::kLegacy ? 0 : 1].records_unchanged++;
+    return Status::Ok();
+  }
+  applied.target_key = DisplayKey(tkey);
+  spdlog::debug("{} {} {} {} -> {}", d_.name, applied.op, em.name, applied.source_key, applied.target_key);
+  applied_.push_back(std::move(applied));
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------
+
+SyncEngine::~SyncEngine() {
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
+
+Result<std::unique_ptr<SyncEngine>> SyncEngine::Open(const Config& config) {
+  auto engine = std::unique_ptr<SyncEngine>(new SyncEngine());
+  TANDEM_RETURN_IF_ERROR(engine->Init(config));
+  return engine;
+}
+
+Status SyncEngine::Init(const Config& config) {
+  config_ = config;
+  ConnectorOptions opts;
+  opts.busy_timeout_ms = config_.sync.busy_timeout_ms;
+  TANDEM_ASSIGN_OR_RETURN(legacy_, OpenConnector(config_.legacy.resolved, opts));
+  TANDEM_ASSIGN_OR_RETURN(modern_, OpenConnector(config_.modern.resolved, opts));
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    TANDEM_ASSIGN_OR_RETURN(bool installed, db(s).IsInstalled());
+    if (!installed)
+      return Status::InvalidArgument(fmt::format("capture is not installed on the {} database ({}): run 'tandem "
+                                                 "install -c {}' first",
+                                                 SideName(s), db(s).Describe(), config_.path));
+  }
+  TANDEM_ASSIGN_OR_RETURN(expr_db_, OpenExpressionDatabase());
+  CompileOutcome compiled = CompileMapping(config_, *legacy_, *modern_, *expr_db_);
+  if (!compiled.problems.empty()) {
+    std::string msg = "the configuration has problems:";
+    for (auto& p : compiled.problems) msg += "\n  " + p.ToString();
+    return Status::InvalidArgument(msg);
+  }
+  mapping_ = std::move(compiled.mapping);
+  records_ = std::make_unique<RecordStore>(*legacy_, *modern_);
+  TANDEM_RETURN_IF_ERROR(records_->Init());
+
+  for (Side source : {Side::kLegacy, Side::kModern}) {
+    auto dir = std::make_unique<Direction>();
+    dir->source = source;
+    dir->target = Other(source);
+    dir->src = &db(source);
+    dir->dst = &db(dir->target);
+    dir->name = DirectionName(source);
+    // Table ids as installed.
+    std::vector<Row> rows;
+    TANDEM_RETURN_IF_ERROR(dir->src->Query("SELECT table_id, table_name FROM _tandem_capture", {}, &rows));
+    for (const CapturedTableSpec& spec : mapping_->captured_on(source)) {
+      bool found = false;
+      for (auto& r : rows) {
+        if (strcasecmp(r[1].as_bytes().c_str(), spec.table.c_str()) == 0) {
+          dir->tables[static_cast<int>(r[0].as_integer())] = &spec;
+          found = true;
+        }
+      }
+      if (!found)
+        return Status::InvalidArgument(fmt::format("table '{}' on the {} database is not captured yet: run 'tandem "
+                                                   "install -c {}' after changing the config",
+                                                   spec.table, SideName(source), config_.path));
+    }
+    TANDEM_ASSIGN_OR_RETURN(auto pos, dir->dst->QueryOne("SELECT seq, applied_total FROM _tandem_position WHERE "
+                                                         "direction = ?",
+                                                         {Value::Text(dir->name)}));
+    if (pos) {
+      dir->position = (*pos)[0].as_integer();
+      dir->applied_total = (*pos)[1].as_integer();
+    }
+    rows.clear();
+    TANDEM_RETURN_IF_ERROR(dir->dst->Query("SELECT entity, source_key, kind FROM _tandem_parked WHERE direction = ?",
+                                           {Value::Text(dir->name)}, &rows));
+    for (auto& r : rows) {
+      if (r[2].as_bytes() == "waiting") dir->has_waiting = true;
+      dir->parked.insert(ParkedKey(r[0].as_bytes(), r[1].as_bytes()));
+    }
+    for (const EntityMapping& em : mapping_->entities) {
+      const DirectionMapping& dm = em.from(source);
+      Connector& s = *dir->src;
+      Connector& t = *dir->dst;
+      DirectionSql sql;
+      std::vector<std::string> skeys(dm.source_columns.begin(), dm.source_columns.begin() + dm.source_key_count);
+      sql.select_source = "SELECT " + JoinQuoted(s, dm.source_columns, ", ") + " FROM " + s.QuoteIdent(dm.source_table) +
+                          WhereKey(s, skeys);
+      std::vector<std::string> tcols = dm.target_key_columns;
+      for (auto& r : dm.rules) tcols.push_back(r.target_column);
+      sql.select_target = "SELECT " + JoinQuoted(t, tcols, ", ") + " FROM " + t.QuoteIdent(dm.target_table) +
+                          WhereKey(t, dm.target_key_columns);
+      sql.delete_target = "DELETE FROM " + t.QuoteIdent(dm.target_table) + WhereKey(t, dm.target_key_columns);
+      dir->sql.push_back(std::move(sql));
+    }
+    spdlog::info("{}: resuming after change {}", dir->name, dir->position);
+    directions_.push_back(std::move(dir));
+  }
+  return Status::Ok();
+}
+
+Status SyncEngine::ReloadParkedIfChanged(Direction& dir) {
+  // An operator may retry or discard put-aside changes from another process.
+  TANDEM_ASSIGN_OR_RETURN(auto n, dir.dst->QueryOne("SELECT count(*), coalesce(sum(kind = 'waiting'), 0) FROM "
+                                                    "_tandem_parked WHERE direction = ?",
+                                                    {Value::Text(dir.name)}));
+  if (static_cast<size_t>((*n)[0].as_integer()) == dir.parked.size()) return Status::Ok();
+  std::vector<Row> rows;
+  TANDEM_RETURN_IF_ERROR(
+      dir.dst->Query("SELECT entity, source_key FROM _tandem_parked WHERE direction = ?", {Value::Text(dir.name)}, &rows));
+  dir.parked.clear();
+  for (auto& r : rows) dir.parked.insert(ParkedKey(r[0].as_bytes(), r[1].as_bytes()));
+  dir.has_waiting = (*n)[1].as_integer() > 0;
+  return Status::Ok();
+}
+
+Status SyncEngine::RetryWaiting(Direction& dir, Batch& batch) {
+  std::vector<Row> rows;
+  TANDEM_RETURN_IF_ERROR(dir.dst->Query(
+      "SELECT id, entity, source_key, last_seq FROM _tandem_parked WHERE direction = ? AND kind = 'waiting' ORDER BY id",
+      {Value::Text(dir.name)}, &rows));
+  dir.has_waiting = false;
+  // Parents first: retry in mapping order.
+  std::vector<std::pair<int, Row*>> ordered;
+  for (auto& r : rows) {
+    auto it = mapping_->index_by_name.find(r[1].as_bytes());
+    if (it != mapping_->index_by_name.end()) ordered.emplace_back(it->second, &r);
+  }
+  std::stable_sort(ordered.begin(), ordered.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  for (auto& [entity, row] : ordered) {
+    WorkItem item;
+    item.entity = entity;
+    TANDEM_ASSIGN_OR_RETURN(item.key, DecodeKey((*row)[2].as_bytes()));
+    item.seq = (*row)[3].as_integer();
+    TANDEM_RETURN_IF_ERROR(batch.LoadSource(item));
+    dir.parked.erase(ParkedKey((*row)[1].as_bytes(), (*row)[2].as_bytes()));
+    TANDEM_RETURN_IF_ERROR(dir.dst->Exec("DELETE FROM _tandem_parked WHERE id = ?", {(*row)[0]}));
+    TANDEM_RETURN_IF_ERROR(batch.ApplyOrPark(item));
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> SyncEngine::Drain(Direction& dir) {
+  for (bool careful : {false, true}) {
+    Connector& src = *dir.src;
+    Connector& dst = *dir.dst;
+    TANDEM_RETURN_IF_ERROR(src.BeginRead());
+    auto upto_r = src.MaxChangeSeq();
+    if (!upto_r.ok()) {
+      src.EndRead();
+      return upto_r.status();
+    }
+    int64_t upto = *upto_r;
+    if (Status rs = ReloadParkedIfChanged(dir); !rs.ok()) {
+      src.EndRead();
+      return rs;
+    }
+    if (upto <= dir.position && !dir.has_waiting) {
+      src.EndRead();
+      return int64_t{0};
+    }
+    Status st = dst.BeginApply();
+    if (!st.ok()) {
+      src.EndRead();
+      return st;
+    }
+    Batch batch(*this, dir, careful);
+    int64_t pos = dir.position, consumed = 0, source_at_ms = 0;
+    std::vector<CapturedChange> changes;
+    std::vector<WorkItem> items;
+    auto fail = [&](const Status& s) {
+      dst.RollbackApply();
+      src.EndRead();
+      return s;
+    };
+    while (pos < upto && st.ok()) {
+      changes.clear();
+      st = src.ReadChanges(pos, upto, static_cast<size_t>(config_.sync.batch_size), &changes);
+      if (!st.ok() || changes.empty()) break;
+      // One work item per (entity, record); a key change keeps its own item.
+      items.clear();
+      std::unordered_map<std::string, size_t> last;
+      for (const CapturedChange& c : changes) {
+        auto it = dir.tables.find(c.table_id);
+        if (it == dir.tables.end()) continue;  // a table no longer mapped
+        const CapturedTableSpec& spec = *it->second;
+        for (int entity : spec.entities) {
+          WorkItem w;
+          w.entity = entity;
+          w.key.assign(c.key.begin(), c.key.begin() + spec.key_columns.size());
+          if (c.op == ChangeOp::kKeyChange) w.old_key.assign(c.old_key.begin(), c.old_key.begin() + spec.key_columns.size());
+          w.seq = c.seq;
+          w.captured_at_ms = c.captured_at_ms;
+          std::string id = std::to_string(entity) + '\x1d' + EncodeKey(w.key);
+          auto prev = last.find(id);
+          if (prev != last.end() && items[prev->second].old_key.empty() && w.old_key.empty()) {
+            items[prev->second].seq = w.seq;  // same record again: apply its latest state once
+            items[prev->second].captured_at_ms = w.captured_at_ms;
+            continue;
+          }
+          last[id] = items.size();
+          items.push_back(std::move(w));
+        }
+      }
+      for (WorkItem& w : items) {
+        st = batch.LoadSource(w);
+        if (!st.ok()) break;
+      }
+      if (!st.ok()) break;
+      // Parents before children for rows that exist; children before parents for deletes.
+      std::stable_sort(items.begin(), items.end(), [](const WorkItem& a, const WorkItem& b) {
+        if (a.source_exists != b.source_exists) return a.source_exists;
+        return a.source_exists ? a.entity < b.entity : a.entity > b.entity;
+      });
+      for (const WorkItem& w : items) {
+        st = batch.ApplyOrPark(w);
+        if (!st.ok()) break;
+      }
+      if (!st.ok()) break;
+      pos = changes.back().seq;
+      source_at_ms = changes.back().captured_at_ms;
+      consumed += static_cast<int64_t>(changes.size());
+    }
+    if (st.ok()) pos = std::max(pos, upto);
+    if (st.ok() && dir.has_waiting) st = RetryWaiting(dir, batch);
+    if (!st.ok()) {
+      fail(st);
+      if (batch.needs_careful() && !careful) {
+        spdlog::info("{}: a record was rejected mid-write; re-running the batch record by record", dir.name);
+        continue;
+      }
+      return st;
+    }
+    int64_t applied_total = dir.applied_total + consumed;
+    st = dst.Exec(
+        "INSERT INTO _tandem_position(direction, seq, applied_at_ms, source_at_ms, applied_total) VALUES (?, ?, ?, ?, "
+        "?) ON CONFLICT(direction) DO UPDATE SET seq = excluded.seq, applied_at_ms = excluded.applied_at_ms, "
+        "source_at_ms = excluded.source_at_ms, applied_total = excluded.applied_total",
+        {Value::Text(dir.name), Value::Integer(pos), Value::Integer(Clock::Default()->NowMillis()),
+         Value::Integer(source_at_ms), Value::Integer(applied_total)});
+    if (st.ok()) st = dst.CommitApply();
+    if (!st.ok()) return fail(st);
+    src.EndRead();
+    dir.position = pos;
+    dir.applied_total = applied_total;
+    DirectionStats& stats = stats_[dir.source == Side::kLegacy ? 0 : 1];
+    stats.batches++;
+    stats.changes_read += consumed;
+    stats.records_applied += static_cast<int64_t>(batch.applied().size());
+    if (!batch.applied().empty() && applied_callback_) applied_callback_(batch.applied());
+    if (consumed > 0)
+      spdlog::debug("{}: applied {} changes up to {} ({} records written)", dir.name, consumed, pos,
+                    batch.applied().size());
+    // Purge what is applied from the source log, now and then, in short transactions.
+    int64_t now = Clock::Default()->NowMillis();
+    if (pos > dir.purged_before && now - dir.last_purge_ms >= config_.sync.purge_interval_ms) {
+      Status ps = src.PurgeChanges(pos);
+      if (ps.ok()) dir.purged_before = pos;
+      else spdlog::warn("{}: purging applied changes from the {} log failed (will retry): {}", dir.name,
+                        SideName(dir.source), ps.message());
+      dir.last_purge_ms = now;
+    }
+    return consumed;
+  }
+  return int64_t{0};
+}
+
+Result<int64_t> SyncEngine::DrainOnce() {
+  int64_t total = 0;
+  for (auto& dir : directions_) {
+    bool enabled = false;
+    for (auto& em : mapping_->entities) enabled |= em.from(dir->source).enabled;
+    if (!enabled) continue;
+    TANDEM_ASSIGN_OR_RETURN(int64_t n, Drain(*dir));
+    total += n;
+  }
+  return total;
+}
+
+Status SyncEngine::RunUntilIdle() {
+  while (true) {
+    TANDEM_ASSIGN_OR_RETURN(int64_t n, DrainOnce());
+    if (n == 0) return Status::Ok();
+  }
+}
+
+Status SyncEngine::Run(const std::atomic<bool>& stop) {
+  int backoff_ms = 0;
+  const auto poll = std::chrono::milliseconds(std::max(0, config_.sync.poll_interval_ms));
+  while (!stop.load()) {
+    auto n = DrainOnce();
+    if (!n.ok()) {
+      if (!n.status().retryable()) return n.status();
+      backoff_ms = std::min(backoff_ms ? backoff_ms * 2 : 50, 5000);
+      spdlog::warn("{}; retrying in {} ms", n.status().message(), backoff_ms);
+      for (int waited = 0; waited < backoff_ms && !stop.load(); waited += 10)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    if (backoff_ms) spdlog::info("recovered; syncing again");
+    backoff_ms = 0;
+    if (*n > 0) continue;  // more may have arrived while applying
+    // Idle: wait for a commit on either side.
+    while (!stop.load()) {
+      auto a = legacy_->WaitForCommit(std::chrono::milliseconds(0));
+      auto b = modern_->WaitForCommit(std::chrono::milliseconds(0));
+      if (!a.ok() || !b.ok() || *a || *b) break;
+      std::this_thread::sleep_for(poll);
+    }
+  }
+  return Status::Ok();
+}
+
+Status SyncEngine::RetryParked(Side stored_in, int64_t id) {
+  Direction* dir = nullptr;
+  for (auto& d : directions_)
+    if (d->target == stored_in) dir = d.get();
+  TANDEM_ASSIGN_OR_RETURN(auto row, dir->dst->QueryOne("SELECT entity, source_key, last_seq FROM _tandem_parked WHERE "
+                                                       "id = ? AND direction = ?",
+                                                       {Value::Integer(id), Value::Text(dir->name)}));
+  if (!row) return Status::NotFound(fmt::format("no put-aside change {} on the {} side", id, SideName(stored_in)));
+  auto it = mapping_->index_by_name.find((*row)[0].as_bytes());
+  if (it == mapping_->index_by_name.end())
+    return Status::InvalidArgument(fmt::format("entity '{}' is no longer in the config", (*row)[0].as_bytes()));
+  TANDEM_RETURN_IF_ERROR(dir->src->BeginRead());
+  Status st = dir->dst->BeginApply();
+  if (!st.ok()) {
+    dir->src->EndRead();
+    return st;
+  }
+  Batch batch(*this, *dir, /*careful=*/true);
+  WorkItem item;
+  item.entity = it->second;
+  auto key = DecodeKey((*row)[1].as_bytes());
+  item.key = *key;
+  item.seq = (*row)[2].as_integer();
+  st = batch.LoadSource(item);
+  if (st.ok()) st = dir->dst->Exec("DELETE FROM _tandem_parked WHERE id = ?", {Value::Integer(id)});
+  dir->parked.erase(ParkedKey((*row)[0].as_bytes(), (*row)[1].as_bytes()));
+  if (st.ok()) st = batch.ApplyOrPark(item);
+  bool still_parked = dir->parked.count(ParkedKey((*row)[0].as_bytes(), (*row)[1].as_bytes())) > 0;
+  if (st.ok())
+    st = dir->dst->Exec("INSERT INTO _tandem_audit(at_ms, action, detail) VALUES (?, 'retry', ?)",
+                        {Value::Integer(Clock::Default()->NowMillis()),
+                         Value::Text(fmt::format("{} {} {}: {}", dir->name, (*row)[0].as_bytes(),
+                                                 DisplayKey(item.key), still_parked ? "still put aside" : "applied"))});
+  if (st.ok()) st = dir->dst->CommitApply();
+  if (!st.ok()) dir->dst->RollbackApply();
+  dir->src->EndRead();
+  TANDEM_RETURN_IF_ERROR(st);
+  if (still_parked) {
+    TANDEM_ASSIGN_OR_RETURN(auto again, dir->dst->QueryOne("SELECT reason FROM _tandem_parked WHERE direction = ? AND "
+                                                           "entity = ? AND source_key = ?",
+                                                           {Value::Text(dir->name), (*row)[0], (*row)[1]}));
+    return Status::Constraint(again ? (*again)[0].as_bytes() : "still put aside");
+  }
+  return Status::Ok();
+}
+
+Result<int> SyncEngine::RetryAllParked() {
+  int applied = 0;
+  for (auto& d : directions_) {
+    std::vector<Row> ids;
+    TANDEM_RETURN_IF_ERROR(d->dst->Query("SELECT id FROM _tandem_parked WHERE direction = ? ORDER BY id",
+                                         {Value::Text(d->name)}, &ids));
+    for (auto& r : ids) {
+      Status st = RetryParked(d->target, r[0].as_integer());
+      if (st.ok()) ++applied;
+      else if (st.code() != StatusCode::kConstraint && st.code() != StatusCode::kNotFound) return st;
+    }
+  }
+  return applied;
+}
+
+}  // namespace tandem

@@ -1,0 +1,118 @@
+// SyncEngine: moves changes both ways between the legacy and the modern
+// database, through the compiled mapping, exactly once.
+//
+// Model. Capture logs *which* records changed; a batch reads the source log
+// and the current source rows inside one read snapshot and applies the mapped
+// state to the target in ONE target transaction, together with the new source
+// position, key-map entries and base versions (store-with-data: a crash at any
+// point leaves either all of it or none of it). A batch ends only at a
+// snapshot boundary, so a source transaction is never split; parents are
+// applied before children and deleted after them.
+//
+// Concurrent edits. Each record keeps the last version both sides agreed on
+// (its base). Applying a record does a three-way merge per target column:
+// changed on the source only -> taken; on the target only -> kept (it will
+// flow the other way); on both with different values -> a conflict settled by
+// `primary` and recorded in _tandem_conflicts.
+//
+// Rejections. A record the target rejects (constraint, unmapped code, bad
+// expression) is put aside in _tandem_parked with the reason; later changes
+// to it wait behind it; everything else flows. A record whose parent is not
+// synced yet waits (kind 'waiting') and is retried after every batch.
+//
+// Directions run one after the other on one thread, so each sees the other's
+// committed work and base versions never race.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "connectors/connector.h"
+#include "engine/record_store.h"
+#include "mapping/config.h"
+#include "mapping/entity_mapping.h"
+
+namespace tandem {
+
+// Per-direction counters, for logs, status and tests.
+struct DirectionStats {
+  int64_t batches = 0;
+  int64_t changes_read = 0;
+  int64_t records_applied = 0;  // inserts + updates + deletes written
+  int64_t records_unchanged = 0;
+  int64_t parked = 0;
+  int64_t conflicts = 0;
+};
+
+// Called after each committed batch (for the demo's live view and tests).
+struct AppliedRecord {
+  Side source;
+  std::string entity;
+  std::string op;  // "insert" | "update" | "delete"
+  std::string source_key;
+  std::string target_key;
+  int64_t captured_at_ms;  // when the source change was captured
+};
+using AppliedCallback = std::function<void(const std::vector<AppliedRecord>&)>;
+
+class SyncEngine {
+ public:
+  // Opens both databases, compiles the mapping and loads positions.
+  // Fails (with every config problem in the message) if the config does not
+  // compile or capture is not installed.
+  static Result<std::unique_ptr<SyncEngine>> Open(const Config& config);
+  ~SyncEngine();
+
+  // One pass: drains each enabled direction once (every change visible now).
+  // Returns the number of source changes consumed.
+  Result<int64_t> DrainOnce();
+  // Drains until a pass finds nothing to do (`tandem run --once`).
+  Status RunUntilIdle();
+  // Runs until `stop` becomes true; waits for commits between passes.
+  // Retryable failures (database busy or gone) are retried with backoff.
+  Status Run(const std::atomic<bool>& stop);
+
+  // Retries a parked record now (id from _tandem_parked of the side it is
+  // stored in). Returns Ok if applied; the new reason if still rejected.
+  Status RetryParked(Side stored_in, int64_t id);
+  // Re-applies every parked record of both directions; returns how many applied.
+  Result<int> RetryAllParked();
+
+  void set_applied_callback(AppliedCallback cb) { applied_callback_ = std::move(cb); }
+  const DirectionStats& stats(Side source) const { return stats_[source == Side::kLegacy ? 0 : 1]; }
+  Connector& db(Side s) { return s == Side::kLegacy ? *legacy_ : *modern_; }
+  const CompiledMapping& mapping() const { return *mapping_; }
+
+ private:
+  SyncEngine() = default;
+  struct Direction;
+  struct WorkItem;
+  class Batch;
+
+  Status Init(const Config& config);
+  Result<int64_t> Drain(Direction& dir);
+  Status RetryWaiting(Direction& dir, Batch& batch);
+  Status ReloadParkedIfChanged(Direction& dir);
+
+  Config config_;
+  std::unique_ptr<SqliteHandle> expr_db_;
+  std::unique_ptr<Connector> legacy_;
+  std::unique_ptr<Connector> modern_;
+  std::unique_ptr<CompiledMapping> mapping_;
+  std::unique_ptr<RecordStore> records_;
+  std::vector<std::unique_ptr<Direction>> directions_;
+  DirectionStats stats_[2];
+  AppliedCallback applied_callback_;
+  int lock_fd_ = -1;
+};
+
+// Direction names used in control tables and output.
+inline const char* DirectionName(Side source) {
+  return source == Side::kLegacy ? "legacy-to-modern" : "modern-to-legacy";
+}
+
+}  // namespace tandem

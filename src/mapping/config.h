@@ -1,0 +1,142 @@
+// Config: the parsed tandem.yaml (the public contract, see README).
+//
+// ParseConfigFile() reads YAML into these plain structs and reports every
+// structural problem it finds (not only the first) with file:line, what is
+// wrong and a hint. It does not touch any database: checks that need the
+// databases (tables, columns, expressions) live in config_check.h.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace tandem {
+
+enum class Side { kLegacy, kModern };
+inline Side Other(Side s) { return s == Side::kLegacy ? Side::kModern : Side::kLegacy; }
+inline const char* SideName(Side s) { return s == Side::kLegacy ? "legacy" : "modern"; }
+
+// Which ways an entity syncs.
+enum class SyncDirection { kBoth, kLegacyToModern, kModernToLegacy, kOff };
+
+// Who assigns the key of a row Tandem inserts on a side.
+enum class NewKeys {
+  kSame,      // key values are equal on both sides; no key map needed for translation
+  kUuid,      // Tandem generates a version-4 UUID (text)
+  kDatabase,  // the database assigns it (SQLite INTEGER PRIMARY KEY / serial)
+};
+
+struct SourceLocation {
+  std::string file;
+  int line = 0;    // 1-based; 0 = unknown
+  int column = 0;  // 1-based
+  std::string ToString() const;  // "tandem.yaml:12:5" (or "tandem.yaml" if line unknown)
+};
+
+struct ConfigProblem {
+  SourceLocation where;
+  std::string message;  // what is wrong, naming the entity/field/table
+  std::string hint;     // what to do (may be empty)
+  std::string ToString() const;  // "file:line:col: message (hint: ...)"
+};
+
+// A database connection target. `url` is as written; `resolved` has a
+// relative sqlite path made absolute against the config file's folder.
+struct SystemConfig {
+  std::string url;        // e.g. "sqlite:data/legacy.db"
+  std::string resolved;   // e.g. "sqlite:/abs/path/data/legacy.db"
+  SourceLocation where;
+};
+
+// One side of an entity: `legacy: { table: CUSTMAST, key: CUSTNO, new_keys: database }`.
+// `key` may be a scalar or a list (composite key).
+struct SideTableConfig {
+  std::string table;
+  std::vector<std::string> key;
+  NewKeys new_keys = NewKeys::kSame;
+  bool new_keys_given = false;  // false when the YAML omitted new_keys
+  SourceLocation where;
+};
+
+enum class FieldKind {
+  kCopy,        // `email: EMAIL`
+  kCodeMap,     // `status: { legacy: STAT, map: { A: active } }`
+  kExpression,  // `balance: { legacy: BAL_CENTS, to_modern: "...", to_legacy: "..." }`
+  kLookup,      // `customer_id: { legacy: CUSTNO, lookup: customer }`
+};
+
+// One entry of `fields:` — a modern column and its legacy counterpart.
+struct FieldConfig {
+  std::string modern_column;  // the YAML key
+  std::string legacy_column;  // the scalar value, or `legacy:`
+  FieldKind kind = FieldKind::kCopy;
+  // kCodeMap: legacy code text -> modern value text, in YAML order. Scalars are
+  // kept as their YAML text (so `1: one` gives {"1","one"}).
+  std::vector<std::pair<std::string, std::string>> code_map;
+  // kExpression: SQLite expressions; either may be empty (then that way is not mapped).
+  std::string to_modern;
+  std::string to_legacy;
+  // kLookup: the entity whose key map translates this foreign key.
+  std::string lookup_entity;
+  SourceLocation where;
+};
+
+// A computed column: `to_modern: { first_name: "expr" }` / `to_legacy: { CNAME: "expr" }`.
+struct ComputedColumnConfig {
+  std::string column;      // the column written on the target side
+  std::string expression;  // SQLite expression over the other side's columns
+  SourceLocation where;
+};
+
+struct EntityConfig {
+  std::string name;
+  SyncDirection direction = SyncDirection::kBoth;
+  SideTableConfig legacy;
+  SideTableConfig modern;
+  std::vector<FieldConfig> fields;                  // YAML order
+  std::vector<ComputedColumnConfig> to_modern;      // computed modern columns
+  std::vector<ComputedColumnConfig> to_legacy;      // computed legacy columns
+  SourceLocation where;
+
+  const SideTableConfig& side(Side s) const { return s == Side::kLegacy ? legacy : modern; }
+};
+
+// Engine tuning (`sync:` section, all optional).
+struct SyncOptions {
+  int poll_interval_ms = 1;      // how often to check for new commits
+  int batch_size = 5000;         // changes read per chunk
+  int busy_timeout_ms = 5000;    // SQLite busy timeout for Tandem's connections
+  int purge_interval_ms = 1000;  // how often applied changes are purged from the source log
+};
+
+struct Config {
+  int version = 1;
+  std::string path;       // the config file as given
+  std::string directory;  // its folder (absolute)
+  SystemConfig legacy;
+  SystemConfig modern;
+  Side primary = Side::kLegacy;
+  std::vector<EntityConfig> entities;  // YAML order
+  SyncOptions sync;
+
+  const SystemConfig& system(Side s) const { return s == Side::kLegacy ? legacy : modern; }
+  const EntityConfig* FindEntity(const std::string& name) const;
+};
+
+// Parses and structurally validates a config file. On failure returns every
+// problem found (never an empty list). Structural checks include: required
+// keys, unknown keys (with a "did you mean" hint), bad enum values, `map` not
+// one-to-one, lookup naming an unknown entity, cycles among lookups, a field or
+// computed column written twice on the same side.
+struct ParseOutcome {
+  Config config;
+  std::vector<ConfigProblem> problems;  // empty = ok
+  bool ok() const { return problems.empty(); }
+};
+ParseOutcome ParseConfigFile(const std::string& path);
+ParseOutcome ParseConfigText(const std::string& text, const std::string& path_for_messages,
+                             const std::string& directory);
+
+}  // namespace tandem

@@ -1,0 +1,97 @@
+// EntityMapping: an entity's config compiled against the real tables of both
+// databases, once per direction, into flat rules the engine runs per change.
+//
+// CompileMapping() is also what `tandem check` runs: every problem that needs
+// the databases (unknown table or column on either side, key mismatch, bad
+// expression, `new_keys: database` on a key the database cannot assign) is
+// reported as a ConfigProblem with the config's file:line.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "connectors/connector.h"
+#include "mapping/config.h"
+#include "mapping/expression.h"
+
+namespace tandem {
+
+enum class RuleKind { kCopy, kCode, kExpression, kLookup };
+
+// How one target column gets its value from the source row.
+struct ColumnRule {
+  std::string target_column;
+  std::string field;  // the config field / computed column name, for messages
+  RuleKind kind = RuleKind::kCopy;
+  int source_index = -1;  // kCopy/kCode/kLookup: index into DirectionMapping::source_columns
+  int expr_index = -1;    // kExpression: index into the direction's ExpressionSet
+  std::shared_ptr<const std::unordered_map<std::string, Value>> codes;  // kCode: source code text -> target value
+  std::string lookup_entity;  // kLookup
+  int lookup_entity_index = -1;
+  std::vector<int> deps;  // source column indices this rule reads
+};
+
+// One entity, one direction (source side -> target side).
+struct DirectionMapping {
+  std::string entity;
+  Side source = Side::kLegacy;
+  Side target = Side::kModern;
+  bool enabled = false;
+  std::string source_table;
+  std::string target_table;
+  // Columns read from the source row; the first source_key_count are its key.
+  std::vector<std::string> source_columns;
+  size_t source_key_count = 0;
+  std::vector<std::string> target_key_columns;
+  NewKeys target_new_keys = NewKeys::kSame;
+  std::vector<ColumnRule> rules;  // non-key target columns
+  // The target row is a parent's row shared by this entity (a split entity
+  // applied to the legacy side): the lookup rule shared_row_key gives its key.
+  bool target_row_shared = false;
+  ColumnRule shared_row_key;
+  // The source row is a parent's shared row: the record exists only while
+  // some non-key mapped column is non-NULL.
+  bool source_row_shared = false;
+  std::unique_ptr<ExpressionSet> expressions;
+};
+
+struct EntityMapping {
+  const EntityConfig* config = nullptr;
+  std::string name;
+  DirectionMapping to_modern;  // legacy -> modern
+  DirectionMapping to_legacy;  // modern -> legacy
+  bool shares_parent_row = false;  // legacy side is a split of another entity's row
+  const DirectionMapping& from(Side source) const { return source == Side::kLegacy ? to_modern : to_legacy; }
+  DirectionMapping& from(Side source) { return source == Side::kLegacy ? to_modern : to_legacy; }
+};
+
+// A table whose changes are captured on one side, and the entities fed by it.
+struct CapturedTableSpec {
+  std::string table;
+  std::vector<std::string> key_columns;
+  std::vector<int> entities;  // indices into CompiledMapping::entities
+};
+
+struct CompiledMapping {
+  std::vector<EntityMapping> entities;  // parents before children
+  std::map<std::string, int> index_by_name;
+  std::vector<CapturedTableSpec> captured[2];  // [0] legacy, [1] modern
+  const std::vector<CapturedTableSpec>& captured_on(Side s) const { return captured[s == Side::kLegacy ? 0 : 1]; }
+};
+
+struct CompileOutcome {
+  std::unique_ptr<CompiledMapping> mapping;  // null when problems is not empty
+  std::vector<ConfigProblem> problems;
+};
+
+// Compiles `config` against the two databases. Expressions are compiled in `expr_db`,
+// which must outlive the mapping.
+CompileOutcome CompileMapping(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db);
+
+// Turns a code-table text into a typed value: "12" -> integer 12, else text.
+Value CodeValue(const std::string& text);
+
+}  // namespace tandem

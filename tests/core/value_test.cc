@@ -1,0 +1,31 @@
+#include <gtest/gtest.h>
+
+#include "core/key_codec.h"
+#include "core/value.h"
+
+namespace tandem {
+
+TEST(ValueTest, NumbersCompareByValueAcrossIntegerAndReal) {
+  EXPECT_TRUE(Value::Integer(12).SameAs(Value::Real(12.0)));
+  EXPECT_FALSE(Value::Integer(12).SameAs(Value::Real(12.5)));
+  EXPECT_FALSE(Value::Integer(12).SameAs(Value::Text("12")));
+  EXPECT_TRUE(Value::Null().SameAs(Value::Null()));
+  EXPECT_FALSE(Value::Null().SameAs(Value::Integer(0)));
+}
+
+TEST(KeyCodecTest, RoundTripsEveryTypeAndSeparatorBytes) {
+  Row key = {Value::Integer(-5), Value::Text("a\x1f" "b\x1e"), Value::Real(1.25), Value::Blob(std::string("\0\xff", 2)),
+             Value::Null()};
+  auto back = DecodeKey(EncodeKey(key));
+  ASSERT_TRUE(back.ok());
+  ASSERT_EQ(back->size(), key.size());
+  for (size_t i = 0; i < key.size(); ++i) EXPECT_TRUE((*back)[i].SameAs(key[i])) << i;
+  EXPECT_EQ((*back)[1].as_bytes(), "a\x1f" "b\x1e");
+}
+
+TEST(KeyCodecTest, IntegerAndTextKeysEncodeDifferently) {
+  EXPECT_NE(EncodeKey({Value::Integer(1)}), EncodeKey({Value::Text("1")}));
+  EXPECT_EQ(EncodeKey({Value::Integer(7)}), EncodeKey({Value::Integer(7)}));
+}
+
+}  // namespace tandem

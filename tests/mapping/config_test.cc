@@ -1,0 +1,811 @@
+#include "mapping/config.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+namespace tandem {
+namespace {
+
+constexpr char kFile[] = "tandem.yaml";
+constexpr char kFolder[] = "/srv/tandem";
+
+ParseOutcome Parse(const std::string& yaml) { return ParseConfigText(yaml, kFile, kFolder); }
+
+// A valid config up to `entities:`; tests append entities after it, so their
+// first line is line 6.
+constexpr char kHeader[] =
+    "version: 1\n"
+    "systems:\n"
+    "  legacy: { database: \"sqlite:legacy.db\" }\n"
+    "  modern: { database: \"sqlite:modern.db\" }\n"
+    "entities:\n";
+constexpr int kLine6 = 6;
+
+// A minimal valid entity, for tests about other sections.
+constexpr char kItemEntity[] =
+    "  item: { legacy: { table: I, key: ID }, modern: { table: i, key: id } }\n";
+
+ParseOutcome ParseEntities(const std::string& entities_yaml) {
+  return Parse(kHeader + entities_yaml);
+}
+
+std::string AllProblems(const ParseOutcome& outcome) {
+  std::string out;
+  for (const ConfigProblem& problem : outcome.problems) out += "\n  " + problem.ToString();
+  return out.empty() ? " (none)" : out;
+}
+
+bool ContainsAll(const std::string& text, std::initializer_list<std::string_view> fragments) {
+  for (std::string_view fragment : fragments) {
+    if (text.find(fragment) == std::string::npos) return false;
+  }
+  return true;
+}
+
+// The first problem whose message contains every fragment, or nullptr.
+const ConfigProblem* FindProblem(const ParseOutcome& outcome,
+                                 std::initializer_list<std::string_view> fragments) {
+  for (const ConfigProblem& problem : outcome.problems) {
+    if (ContainsAll(problem.message, fragments)) return &problem;
+  }
+  return nullptr;
+}
+
+// Passes when a problem on `line` mentions every fragment; the outcome must not be ok.
+testing::AssertionResult HasProblem(const ParseOutcome& outcome, int line,
+                                    std::initializer_list<std::string_view> fragments) {
+  if (outcome.ok()) return testing::AssertionFailure() << "outcome is ok";
+  for (const ConfigProblem& problem : outcome.problems) {
+    if (problem.where.line == line && ContainsAll(problem.message, fragments)) {
+      return testing::AssertionSuccess();
+    }
+  }
+  return testing::AssertionFailure()
+         << "no such problem on line " << line << "; problems:" << AllProblems(outcome);
+}
+
+// The example from the README, with non-default primary and sync values.
+constexpr char kExample[] = R"yaml(version: 1
+systems:
+  legacy: { database: "sqlite:data/legacy.db" }
+  modern: { database: "sqlite:data/modern.db" }
+primary: modern
+sync: { poll_interval_ms: 10, batch_size: 200, busy_timeout_ms: 3000, purge_interval_ms: 500 }
+entities:
+  customer:
+    direction: both
+    legacy: { table: CUSTMAST, key: CUSTNO, new_keys: database }
+    modern: { table: customers, key: id, new_keys: uuid }
+    fields:
+      email: EMAIL
+      status: { legacy: STAT, map: { A: active, I: inactive, 1: one } }
+      balance: { legacy: BAL_CENTS, to_modern: "BAL_CENTS / 100.0", to_legacy: "CAST(round(balance * 100) AS INTEGER)" }
+    to_modern:
+      first_name: "trim(substr(CNAME, instr(CNAME, ',') + 1))"
+    to_legacy:
+      CNAME: "last_name || ', ' || first_name"
+  address:
+    legacy: { table: CUSTMAST, key: CUSTNO }
+    modern: { table: addresses, key: id, new_keys: uuid }
+    fields:
+      customer_id: { legacy: CUSTNO, lookup: customer }
+      line1: ADDR1
+  order:
+    direction: legacy-to-modern
+    legacy: { table: ORDHDR, key: [ORDNO, ORDSUB] }
+    modern: { table: orders, key: id, new_keys: uuid }
+    fields:
+      customer_id: { legacy: CUSTNO, lookup: customer }
+)yaml";
+
+TEST(ConfigParseTest, ReadsTheDocumentedExampleWithEveryFieldKind) {
+  ParseOutcome outcome = Parse(kExample);
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  const Config& config = outcome.config;
+  EXPECT_EQ(config.version, 1);
+  EXPECT_EQ(config.path, "tandem.yaml");
+  EXPECT_EQ(config.directory, "/srv/tandem");
+  EXPECT_EQ(config.legacy.url, "sqlite:data/legacy.db");
+  EXPECT_EQ(config.legacy.resolved, "sqlite:/srv/tandem/data/legacy.db");
+  EXPECT_EQ(config.modern.resolved, "sqlite:/srv/tandem/data/modern.db");
+  EXPECT_EQ(config.legacy.where.line, 3);
+  EXPECT_EQ(config.primary, Side::kModern);
+  EXPECT_EQ(config.sync.poll_interval_ms, 10);
+  EXPECT_EQ(config.sync.batch_size, 200);
+  EXPECT_EQ(config.sync.busy_timeout_ms, 3000);
+  EXPECT_EQ(config.sync.purge_interval_ms, 500);
+  ASSERT_EQ(config.entities.size(), 3u);
+  EXPECT_EQ(config.entities[0].name, "customer");
+  EXPECT_EQ(config.entities[1].name, "address");
+  EXPECT_EQ(config.entities[2].name, "order");
+}
+
+TEST(ConfigParseTest, ReadsSidesAndNewKeys) {
+  ParseOutcome outcome = Parse(kExample);
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  const EntityConfig& customer = *outcome.config.FindEntity("customer");
+  EXPECT_EQ(customer.where.line, 8);
+  EXPECT_EQ(customer.direction, SyncDirection::kBoth);
+  EXPECT_EQ(customer.legacy.table, "CUSTMAST");
+  EXPECT_EQ(customer.legacy.key, std::vector<std::string>{"CUSTNO"});
+  EXPECT_EQ(customer.legacy.new_keys, NewKeys::kDatabase);
+  EXPECT_TRUE(customer.legacy.new_keys_given);
+  EXPECT_EQ(customer.side(Side::kModern).table, "customers");
+  EXPECT_EQ(customer.modern.new_keys, NewKeys::kUuid);
+}
+
+TEST(ConfigParseTest, ReadsCopyCodeMapAndExpressionFields) {
+  ParseOutcome outcome = Parse(kExample);
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  const EntityConfig& customer = *outcome.config.FindEntity("customer");
+  ASSERT_EQ(customer.fields.size(), 3u);
+
+  const FieldConfig& email = customer.fields[0];
+  EXPECT_EQ(email.kind, FieldKind::kCopy);
+  EXPECT_EQ(email.modern_column, "email");
+  EXPECT_EQ(email.legacy_column, "EMAIL");
+  EXPECT_EQ(email.where.line, 13);
+
+  const FieldConfig& status = customer.fields[1];
+  EXPECT_EQ(status.kind, FieldKind::kCodeMap);
+  EXPECT_EQ(status.legacy_column, "STAT");
+  using CodeMap = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(status.code_map, (CodeMap{{"A", "active"}, {"I", "inactive"}, {"1", "one"}}));
+
+  const FieldConfig& balance = customer.fields[2];
+  EXPECT_EQ(balance.kind, FieldKind::kExpression);
+  EXPECT_EQ(balance.legacy_column, "BAL_CENTS");
+  EXPECT_EQ(balance.to_modern, "BAL_CENTS / 100.0");
+  EXPECT_EQ(balance.to_legacy, "CAST(round(balance * 100) AS INTEGER)");
+}
+
+TEST(ConfigParseTest, ReadsComputedColumns) {
+  ParseOutcome outcome = Parse(kExample);
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  const EntityConfig& customer = *outcome.config.FindEntity("customer");
+  ASSERT_EQ(customer.to_modern.size(), 1u);
+  EXPECT_EQ(customer.to_modern[0].column, "first_name");
+  EXPECT_EQ(customer.to_modern[0].expression, "trim(substr(CNAME, instr(CNAME, ',') + 1))");
+  EXPECT_EQ(customer.to_modern[0].where.line, 17);
+  ASSERT_EQ(customer.to_legacy.size(), 1u);
+  EXPECT_EQ(customer.to_legacy[0].column, "CNAME");
+  EXPECT_EQ(customer.to_legacy[0].expression, "last_name || ', ' || first_name");
+}
+
+TEST(ConfigParseTest, ReadsLookupsAndCompositeKeyList) {
+  ParseOutcome outcome = Parse(kExample);
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  const EntityConfig& address = *outcome.config.FindEntity("address");
+  ASSERT_EQ(address.fields.size(), 2u);
+  EXPECT_EQ(address.fields[0].kind, FieldKind::kLookup);
+  EXPECT_EQ(address.fields[0].legacy_column, "CUSTNO");
+  EXPECT_EQ(address.fields[0].lookup_entity, "customer");
+
+  const EntityConfig& order = *outcome.config.FindEntity("order");
+  EXPECT_EQ(order.direction, SyncDirection::kLegacyToModern);
+  EXPECT_EQ(order.legacy.key, (std::vector<std::string>{"ORDNO", "ORDSUB"}));
+}
+
+TEST(ConfigParseTest, AppliesDefaultsWhenOptionalKeysAreOmitted) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { table: ITEMS, key: ITEMNO }\n"
+      "    modern: { table: items, key: id }\n");
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  const Config& config = outcome.config;
+  EXPECT_EQ(config.primary, Side::kLegacy);
+  EXPECT_EQ(config.sync.poll_interval_ms, 1);
+  EXPECT_EQ(config.sync.batch_size, 5000);
+  EXPECT_EQ(config.sync.busy_timeout_ms, 5000);
+  EXPECT_EQ(config.sync.purge_interval_ms, 1000);
+  const EntityConfig& item = config.entities.at(0);
+  EXPECT_EQ(item.direction, SyncDirection::kBoth);
+  EXPECT_EQ(item.legacy.new_keys, NewKeys::kSame);
+  EXPECT_FALSE(item.legacy.new_keys_given);
+  EXPECT_FALSE(item.modern.new_keys_given);
+  EXPECT_TRUE(item.fields.empty());
+}
+
+TEST(ConfigParseTest, ResolvesSqlitePathsAgainstTheConfigFolderOnly) {
+  ParseOutcome outcome = ParseConfigText(
+      "version: 1\n"
+      "systems:\n"
+      "  legacy: { database: \"sqlite:../shared/legacy.db\" }\n"
+      "  modern: { database: \"postgresql://app@db.example.com/modern\" }\n"
+      "entities:\n"
+      "  item: { legacy: { table: I, key: ID }, modern: { table: items, key: id } }\n",
+      "conf/tandem.yaml", "/srv/tandem/conf/");
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  EXPECT_EQ(outcome.config.directory, "/srv/tandem/conf");
+  EXPECT_EQ(outcome.config.legacy.resolved, "sqlite:/srv/tandem/shared/legacy.db");
+  EXPECT_EQ(outcome.config.modern.resolved, "postgresql://app@db.example.com/modern");
+  EXPECT_EQ(outcome.config.modern.url, "postgresql://app@db.example.com/modern");
+}
+
+TEST(ConfigParseTest, KeepsAbsoluteSqlitePaths) {
+  ParseOutcome outcome = Parse(
+      "version: 1\n"
+      "systems:\n"
+      "  legacy: { database: \"sqlite:/var/lib/legacy.db\" }\n"
+      "  modern: { database: \"sqlite:modern.db\" }\n"
+      "entities:\n"
+      "  item: { legacy: { table: I, key: ID }, modern: { table: items, key: id } }\n");
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  EXPECT_EQ(outcome.config.legacy.resolved, "sqlite:/var/lib/legacy.db");
+  EXPECT_EQ(outcome.config.modern.resolved, "sqlite:/srv/tandem/modern.db");
+}
+
+TEST(ConfigParseTest, ExpandsEnvironmentVariablesInDatabaseUrls) {
+  ASSERT_EQ(setenv("TANDEM_TEST_PG_PASSWORD", "s3cret", 1), 0);
+  ASSERT_EQ(setenv("TANDEM_TEST_DATA", "data", 1), 0);
+  ParseOutcome outcome = Parse(
+      "version: 1\n"
+      "systems:\n"
+      "  legacy: { database: \"sqlite:${TANDEM_TEST_DATA}/legacy.db\" }\n"
+      "  modern: { database: \"postgresql://app:${TANDEM_TEST_PG_PASSWORD}@db/modern\" }\n"
+      "entities:\n"
+      "  item: { legacy: { table: I, key: ID }, modern: { table: items, key: id } }\n");
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  EXPECT_EQ(outcome.config.legacy.url, "sqlite:${TANDEM_TEST_DATA}/legacy.db");
+  EXPECT_EQ(outcome.config.legacy.resolved, "sqlite:/srv/tandem/data/legacy.db");
+  EXPECT_EQ(outcome.config.modern.resolved, "postgresql://app:s3cret@db/modern");
+}
+
+TEST(ConfigParseTest, ReportsUnsetEnvironmentVariableByName) {
+  unsetenv("TANDEM_TEST_UNSET_VARIABLE");
+  ParseOutcome outcome = Parse(
+      "version: 1\n"
+      "systems:\n"
+      "  legacy: { database: \"sqlite:legacy.db\" }\n"
+      "  modern: { database: \"postgresql://app:${TANDEM_TEST_UNSET_VARIABLE}@db/m\" }\n"
+      "entities:\n"
+      "  item: { legacy: { table: I, key: ID }, modern: { table: items, key: id } }\n");
+  EXPECT_TRUE(
+      HasProblem(outcome, 4, {"systems.modern", "'TANDEM_TEST_UNSET_VARIABLE' is not set"}));
+}
+
+TEST(ConfigParseTest, FindEntityReturnsNullForUnknownName) {
+  ParseOutcome outcome = Parse(kExample);
+  ASSERT_NE(outcome.config.FindEntity("order"), nullptr);
+  EXPECT_EQ(outcome.config.FindEntity("order")->legacy.table, "ORDHDR");
+  EXPECT_EQ(outcome.config.FindEntity("invoice"), nullptr);
+}
+
+TEST(ConfigProblemTest, FormatsAsFileLineColumnMessageAndHint) {
+  EXPECT_EQ((SourceLocation{"tandem.yaml", 12, 5}).ToString(), "tandem.yaml:12:5");
+  EXPECT_EQ((SourceLocation{"tandem.yaml", 0, 0}).ToString(), "tandem.yaml");
+  ConfigProblem problem{{"tandem.yaml", 3, 7}, "entity 'x': bad", "fix it"};
+  EXPECT_EQ(problem.ToString(), "tandem.yaml:3:7: entity 'x': bad (hint: fix it)");
+  problem.hint.clear();
+  EXPECT_EQ(problem.ToString(), "tandem.yaml:3:7: entity 'x': bad");
+}
+
+TEST(ConfigParseTest, ReportsOneBasedLineAndColumn) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { table: I, key: ID }\n"
+      "    modern: { table: items, key: id }\n"
+      "    colour: red\n");
+  ASSERT_TRUE(HasProblem(outcome, kLine6 + 3, {"entity 'item'", "unknown key 'colour'"}));
+  EXPECT_EQ(outcome.problems[0].where.column, 5);
+  EXPECT_EQ(outcome.problems[0].where.file, "tandem.yaml");
+}
+
+// Files.
+
+class ConfigFileTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    char pattern[] = "/tmp/tandem_config_test_XXXXXX";
+    ASSERT_NE(mkdtemp(pattern), nullptr);
+    folder_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(folder_); }
+
+  std::filesystem::path folder_;
+};
+
+TEST_F(ConfigFileTest, ReadsFileAndResolvesPathsAgainstItsFolder) {
+  std::string path = (folder_ / "tandem.yaml").string();
+  std::ofstream(path) << kExample;
+  ParseOutcome outcome = ParseConfigFile(path);
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  EXPECT_EQ(outcome.config.path, path);
+  EXPECT_EQ(outcome.config.directory, folder_.string());
+  EXPECT_EQ(outcome.config.legacy.resolved, "sqlite:" + (folder_ / "data/legacy.db").string());
+  EXPECT_EQ(outcome.config.entities.size(), 3u);
+}
+
+TEST_F(ConfigFileTest, ReportsProblemsWithTheFilePath) {
+  std::string path = (folder_ / "broken.yaml").string();
+  std::ofstream(path) << "version: 3\n";
+  ParseOutcome outcome = ParseConfigFile(path);
+  ASSERT_TRUE(HasProblem(outcome, 1, {"unsupported version '3'"}));
+  EXPECT_EQ(outcome.problems[0].where.file, path);
+}
+
+TEST_F(ConfigFileTest, ReportsMissingFile) {
+  std::string path = (folder_ / "absent.yaml").string();
+  ParseOutcome outcome = ParseConfigFile(path);
+  ASSERT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+  EXPECT_EQ(outcome.problems[0].where.file, path);
+  EXPECT_TRUE(ContainsAll(outcome.problems[0].message, {path, "does not exist"}));
+  EXPECT_FALSE(outcome.problems[0].hint.empty());
+}
+
+TEST_F(ConfigFileTest, ReportsDirectoryGivenAsFile) {
+  ParseOutcome outcome = ParseConfigFile(folder_.string());
+  ASSERT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+  EXPECT_TRUE(ContainsAll(outcome.problems[0].message, {"is a directory"}));
+}
+
+// Document-level problems.
+
+TEST(ConfigProblemsTest, ReportsYamlSyntaxErrorWithItsLine) {
+  ParseOutcome outcome = Parse(
+      "version: 1\n"
+      "systems: { legacy: [1,\n"
+      "entities: {}\n");
+  ASSERT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+  EXPECT_TRUE(ContainsAll(outcome.problems[0].message, {"YAML syntax error"}));
+  EXPECT_GE(outcome.problems[0].where.line, 2);
+}
+
+TEST(ConfigProblemsTest, ReportsEmptyConfig) {
+  ParseOutcome outcome = Parse("# nothing yet\n");
+  ASSERT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+  EXPECT_TRUE(ContainsAll(outcome.problems[0].message, {"empty"}));
+}
+
+TEST(ConfigProblemsTest, ReportsConfigThatIsNotAMap) {
+  ParseOutcome outcome = Parse("- version\n- 1\n");
+  EXPECT_TRUE(HasProblem(outcome, 1, {"must be a map"}));
+}
+
+TEST(ConfigProblemsTest, ReportsMissingVersion) {
+  ParseOutcome outcome = Parse(
+      "systems:\n"
+      "  legacy: { database: \"sqlite:legacy.db\" }\n"
+      "  modern: { database: \"sqlite:modern.db\" }\n"
+      "entities:\n" +
+      std::string(kItemEntity));
+  ASSERT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+  EXPECT_TRUE(ContainsAll(outcome.problems[0].message, {"missing 'version'"}));
+}
+
+TEST(ConfigProblemsTest, ReportsUnsupportedVersion) {
+  ParseOutcome outcome = Parse(
+      "version: 2\n"
+      "systems:\n"
+      "  legacy: { database: \"sqlite:legacy.db\" }\n"
+      "  modern: { database: \"sqlite:modern.db\" }\n"
+      "entities:\n" +
+      std::string(kItemEntity));
+  ASSERT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+  EXPECT_TRUE(HasProblem(outcome, 1, {"unsupported version '2'"}));
+}
+
+TEST(ConfigProblemsTest, ReportsMissingSystems) {
+  ParseOutcome outcome = Parse(
+      "version: 1\n"
+      "entities:\n" +
+      std::string(kItemEntity));
+  EXPECT_NE(FindProblem(outcome, {"missing 'systems'"}), nullptr) << AllProblems(outcome);
+}
+
+TEST(ConfigProblemsTest, ReportsMissingSystemAndMissingDatabase) {
+  ParseOutcome outcome = Parse(
+      "version: 1\n"
+      "systems:\n"
+      "  legacy: { file: legacy.db }\n"
+      "entities:\n" +
+      std::string(kItemEntity));
+  EXPECT_TRUE(HasProblem(outcome, 2, {"systems", "missing 'modern'"}));
+  EXPECT_TRUE(HasProblem(outcome, 3, {"systems.legacy", "missing 'database'"}));
+  EXPECT_TRUE(HasProblem(outcome, 3, {"systems.legacy", "unknown key 'file'"}));
+}
+
+TEST(ConfigProblemsTest, ReportsInvalidPrimaryListingValidValues) {
+  ParseOutcome outcome = Parse(std::string(kHeader) + kItemEntity + "primary: both\n");
+  ASSERT_TRUE(HasProblem(outcome, 7, {"primary 'both' is not valid"}));
+  EXPECT_TRUE(ContainsAll(outcome.problems[0].hint, {"legacy, modern"}));
+}
+
+TEST(ConfigProblemsTest, ReportsMissingEntities) {
+  ParseOutcome outcome = Parse(
+      "version: 1\n"
+      "systems:\n"
+      "  legacy: { database: \"sqlite:legacy.db\" }\n"
+      "  modern: { database: \"sqlite:modern.db\" }\n");
+  ASSERT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+  EXPECT_TRUE(ContainsAll(outcome.problems[0].message, {"missing 'entities'"}));
+}
+
+TEST(ConfigProblemsTest, ReportsEmptyEntities) {
+  EXPECT_TRUE(HasProblem(Parse(std::string(kHeader) + "\n"), 5, {"'entities' is empty"}));
+  EXPECT_TRUE(HasProblem(ParseEntities("  {}\n"), kLine6, {"'entities' is empty"}));
+}
+
+TEST(ConfigProblemsTest, ReportsUnknownTopLevelKeyWithSuggestion) {
+  ParseOutcome outcome = ParseEntities(std::string(kItemEntity) + "primery: legacy\n");
+  ASSERT_TRUE(HasProblem(outcome, 7, {"unknown key 'primery'"}));
+  EXPECT_EQ(outcome.problems[0].hint, "did you mean 'primary'?");
+}
+
+// Sync options.
+
+TEST(ConfigProblemsTest, ReportsSyncOptionsThatAreNotPositiveIntegers) {
+  ParseOutcome outcome = ParseEntities(std::string(kItemEntity) +
+                                       "sync:\n"
+                                       "  poll_interval_ms: 0\n"
+                                       "  batch_size: -5\n"
+                                       "  busy_timeout_ms: 2.5\n"
+                                       "  purge_interval_ms: soon\n"
+                                       "  batchsize: 10\n");
+  EXPECT_TRUE(
+      HasProblem(outcome, 8, {"sync", "'poll_interval_ms' must be a positive whole number"}));
+  EXPECT_TRUE(HasProblem(outcome, 9, {"sync", "'batch_size'", "'-5'"}));
+  EXPECT_TRUE(HasProblem(outcome, 10, {"sync", "'busy_timeout_ms'", "'2.5'"}));
+  EXPECT_TRUE(HasProblem(outcome, 11, {"sync", "'purge_interval_ms'", "'soon'"}));
+  EXPECT_TRUE(HasProblem(outcome, 12, {"sync", "unknown key 'batchsize'"}));
+  EXPECT_EQ(outcome.problems.size(), 5u) << AllProblems(outcome);
+}
+
+// Entities and their sides.
+
+TEST(ConfigProblemsTest, ReportsEntityWithoutSides) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    direction: both\n");
+  EXPECT_TRUE(HasProblem(outcome, kLine6, {"entity 'item'", "missing 'legacy'"}));
+  EXPECT_TRUE(HasProblem(outcome, kLine6, {"entity 'item'", "missing 'modern'"}));
+}
+
+TEST(ConfigProblemsTest, ReportsSideWithoutTableOrKey) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { key: ID }\n"
+      "    modern: { table: items }\n");
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 1, {"entity 'item', legacy", "missing 'table'"}));
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 2, {"entity 'item', modern", "missing 'key'"}));
+  EXPECT_EQ(outcome.problems.size(), 2u) << AllProblems(outcome);
+}
+
+TEST(ConfigProblemsTest, ReportsEntityThatIsNotAMap) {
+  ParseOutcome outcome = ParseEntities("  item: [a, b]\n");
+  ASSERT_TRUE(HasProblem(outcome, kLine6, {"entity 'item' must be a map"}));
+  EXPECT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+}
+
+TEST(ConfigProblemsTest, ReportsDuplicateEntityName) {
+  ParseOutcome outcome =
+      ParseEntities(std::string(kItemEntity) +
+                    "  item: { legacy: { table: J, key: ID }, modern: { table: j, key: id } }\n");
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 1, {"key 'item' appears twice"}));
+}
+
+TEST(ConfigProblemsTest, ReportsEmptyKeyList) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { table: I, key: [] }\n"
+      "    modern: { table: items, key: [id, id] }\n");
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 1, {"entity 'item', legacy", "'key' must be"}));
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 2, {"entity 'item', modern", "'id' is listed twice"}));
+}
+
+TEST(ConfigProblemsTest, SuggestsCloseKeyForUnknownEntitySideAndFieldKeys) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { tabel: I, key: ID }\n"
+      "    modern: { table: items, key: id }\n"
+      "    fileds: {}\n"
+      "    fields:\n"
+      "      owner: { legacy: OWNER, lookpu: item }\n");
+  const ConfigProblem* side =
+      FindProblem(outcome, {"entity 'item', legacy", "unknown key 'tabel'"});
+  ASSERT_NE(side, nullptr) << AllProblems(outcome);
+  EXPECT_EQ(side->where.line, kLine6 + 1);
+  EXPECT_EQ(side->hint, "did you mean 'table'?");
+  const ConfigProblem* entity = FindProblem(outcome, {"entity 'item'", "unknown key 'fileds'"});
+  ASSERT_NE(entity, nullptr) << AllProblems(outcome);
+  EXPECT_EQ(entity->where.line, kLine6 + 3);
+  EXPECT_EQ(entity->hint, "did you mean 'fields'?");
+  const ConfigProblem* field =
+      FindProblem(outcome, {"entity 'item', field 'owner'", "unknown key 'lookpu'"});
+  ASSERT_NE(field, nullptr) << AllProblems(outcome);
+  EXPECT_EQ(field->where.line, kLine6 + 5);
+  EXPECT_EQ(field->hint, "did you mean 'lookup'?");
+}
+
+TEST(ConfigProblemsTest, ListsValidKeysWhenNoKeyIsClose) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { table: I, key: ID, primary_key: yes }\n"
+      "    modern: { table: items, key: id }\n");
+  ASSERT_TRUE(HasProblem(outcome, kLine6 + 1, {"unknown key 'primary_key'"}));
+  EXPECT_EQ(outcome.problems[0].hint, "valid keys: table, key, new_keys");
+}
+
+TEST(ConfigProblemsTest, ReportsInvalidDirectionListingValidValues) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    direction: legacy-to-modren\n"
+      "    legacy: { table: I, key: ID }\n"
+      "    modern: { table: items, key: id }\n");
+  ASSERT_TRUE(HasProblem(outcome, kLine6 + 1, {"entity 'item'", "direction 'legacy-to-modren'"}));
+  EXPECT_TRUE(ContainsAll(
+      outcome.problems[0].hint,
+      {"did you mean 'legacy-to-modern'?", "both, legacy-to-modern, modern-to-legacy, off"}));
+}
+
+TEST(ConfigProblemsTest, ReportsInvalidNewKeysListingValidValues) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { table: I, key: ID }\n"
+      "    modern: { table: items, key: id, new_keys: serial }\n");
+  ASSERT_TRUE(HasProblem(outcome, kLine6 + 2, {"entity 'item', modern", "new_keys 'serial'"}));
+  EXPECT_TRUE(ContainsAll(outcome.problems[0].hint, {"uuid, database, same"}));
+}
+
+TEST(ConfigProblemsTest, ReportsDatabaseNewKeysWithCompositeKey) {
+  ParseOutcome outcome = ParseEntities(
+      "  line:\n"
+      "    legacy: { table: ORDLIN, key: [ORDNO, LINENO], new_keys: database }\n"
+      "    modern: { table: order_lines, key: id, new_keys: database }\n");
+  ASSERT_TRUE(HasProblem(outcome, kLine6 + 1,
+                         {"entity 'line', legacy", "new_keys: database", "2 columns"}));
+  EXPECT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+}
+
+// Fields.
+
+TEST(ConfigProblemsTest, ReportsFieldThatIsNeitherScalarNorMap) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { table: I, key: ID }\n"
+      "    modern: { table: items, key: id }\n"
+      "    fields:\n"
+      "      name: [NAME1, NAME2]\n"
+      "      note:\n");
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 4, {"entity 'item', field 'name'", "got a list"}));
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 5, {"entity 'item', field 'note'", "got nothing"}));
+  EXPECT_TRUE(outcome.config.entities.at(0).fields.empty());
+}
+
+TEST(ConfigProblemsTest, ReportsFieldMapWithoutLegacyColumn) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { table: I, key: ID }\n"
+      "    modern: { table: items, key: id }\n"
+      "    fields:\n"
+      "      price: { to_modern: \"PRICE / 100.0\" }\n");
+  EXPECT_TRUE(
+      HasProblem(outcome, kLine6 + 4, {"entity 'item', field 'price'", "missing 'legacy'"}));
+}
+
+TEST(ConfigProblemsTest, ReportsEmptyExpression) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { table: I, key: ID }\n"
+      "    modern: { table: items, key: id }\n"
+      "    fields:\n"
+      "      price: { legacy: PRICE, to_modern: \"\" }\n"
+      "    to_legacy:\n"
+      "      TOTAL:\n");
+  EXPECT_TRUE(
+      HasProblem(outcome, kLine6 + 4, {"entity 'item', field 'price'", "'to_modern' is empty"}));
+  EXPECT_TRUE(
+      HasProblem(outcome, kLine6 + 6, {"entity 'item', to_legacy 'TOTAL'", "must be text"}));
+}
+
+TEST(ConfigProblemsTest, ReportsEmptyCodeMap) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { table: I, key: ID }\n"
+      "    modern: { table: items, key: id }\n"
+      "    fields:\n"
+      "      status: { legacy: STAT, map: {} }\n");
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 4, {"entity 'item', field 'status'", "an empty map"}));
+}
+
+TEST(ConfigProblemsTest, ReportsCodeMapGivingOneModernValueFromTwoCodes) {
+  ParseOutcome outcome = ParseEntities(
+      "  customer:\n"
+      "    legacy: { table: CUSTMAST, key: CUSTNO }\n"
+      "    modern: { table: customers, key: id }\n"
+      "    fields:\n"
+      "      status:\n"
+      "        legacy: STAT\n"
+      "        map:\n"
+      "          A: active\n"
+      "          I: inactive\n"
+      "          X: active\n");
+  ASSERT_TRUE(HasProblem(outcome, kLine6 + 9,
+                         {"entity 'customer', field 'status': map is not one-to-one: modern value "
+                          "'active' comes from both 'A' and 'X'"}));
+  EXPECT_FALSE(outcome.problems[0].hint.empty());
+}
+
+TEST(ConfigProblemsTest, ReportsCodeMapWithRepeatedLegacyCode) {
+  ParseOutcome outcome = ParseEntities(
+      "  customer:\n"
+      "    legacy: { table: CUSTMAST, key: CUSTNO }\n"
+      "    modern: { table: customers, key: id }\n"
+      "    fields:\n"
+      "      status:\n"
+      "        legacy: STAT\n"
+      "        map:\n"
+      "          A: active\n"
+      "          A: archived\n");
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 8,
+                         {"entity 'customer', field 'status'", "legacy code 'A' appears twice"}));
+}
+
+TEST(ConfigProblemsTest, ReportsFieldCombiningMapWithExpressionOrLookup) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { table: I, key: ID }\n"
+      "    modern: { table: items, key: id }\n"
+      "    fields:\n"
+      "      status: { legacy: STAT, map: { A: active }, to_modern: \"lower(STAT)\" }\n"
+      "      owner: { legacy: OWNER, map: { A: active }, lookup: item }\n");
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 4,
+                         {"entity 'item', field 'status'", "ambiguous", "'map' and 'to_modern'"}));
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 5,
+                         {"entity 'item', field 'owner'", "ambiguous", "'map' and 'lookup'"}));
+}
+
+// Lookups.
+
+TEST(ConfigProblemsTest, ReportsLookupOfUnknownEntityListingKnownOnes) {
+  ParseOutcome outcome = ParseEntities(
+      "  customer: { legacy: { table: C, key: ID }, modern: { table: c, key: id } }\n"
+      "  order:\n"
+      "    legacy: { table: O, key: ID }\n"
+      "    modern: { table: o, key: id }\n"
+      "    fields:\n"
+      "      customer_id: { legacy: CUST, lookup: custmer }\n");
+  ASSERT_TRUE(HasProblem(outcome, kLine6 + 5,
+                         {"entity 'order', field 'customer_id'", "unknown entity 'custmer'"}));
+  EXPECT_TRUE(ContainsAll(outcome.problems[0].hint,
+                          {"did you mean 'customer'?", "known entities: customer, order"}));
+}
+
+TEST(ConfigProblemsTest, ReportsLookupCycleBetweenTwoEntities) {
+  ParseOutcome outcome = ParseEntities(
+      "  a:\n"
+      "    legacy: { table: A, key: ID }\n"
+      "    modern: { table: a, key: id }\n"
+      "    fields: { b_id: { legacy: B, lookup: b } }\n"
+      "  b:\n"
+      "    legacy: { table: B, key: ID }\n"
+      "    modern: { table: b, key: id }\n"
+      "    fields: { a_id: { legacy: A, lookup: a } }\n");
+  ASSERT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 7, {"entity 'b', field 'a_id'", "cycle: a -> b -> a"}));
+}
+
+TEST(ConfigProblemsTest, ReportsLookupCycleThroughThreeEntities) {
+  ParseOutcome outcome = ParseEntities(
+      "  a: { legacy: { table: A, key: ID }, modern: { table: a, key: id }, fields: { c_id: { legacy: C, lookup: c } } }\n"
+      "  b: { legacy: { table: B, key: ID }, modern: { table: b, key: id }, fields: { a_id: { legacy: A, lookup: a } } }\n"
+      "  c: { legacy: { table: C, key: ID }, modern: { table: c, key: id }, fields: { b_id: { legacy: B, lookup: b } } }\n");
+  ASSERT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 1, {"entity 'b', field 'a_id'", "a -> c -> b -> a"}));
+}
+
+TEST(ConfigProblemsTest, ReportsEntityLookingUpItself) {
+  ParseOutcome outcome = ParseEntities(
+      "  employee:\n"
+      "    legacy: { table: EMP, key: EMPNO }\n"
+      "    modern: { table: employees, key: id }\n"
+      "    fields:\n"
+      "      manager_id: { legacy: MGR, lookup: employee }\n");
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 4,
+                         {"entity 'employee', field 'manager_id'", "cycle: employee -> employee"}));
+}
+
+// Columns written twice.
+
+TEST(ConfigProblemsTest, ReportsModernColumnWrittenByFieldAndComputedColumn) {
+  ParseOutcome outcome = ParseEntities(
+      "  customer:\n"
+      "    legacy: { table: CUSTMAST, key: CUSTNO }\n"
+      "    modern: { table: customers, key: id }\n"
+      "    fields:\n"
+      "      first_name: FNAME\n"
+      "    to_modern:\n"
+      "      first_name: \"trim(FNAME)\"\n");
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 6,
+                         {"entity 'customer'", "modern column 'first_name' is written twice",
+                          "field 'first_name' (line 10)", "to_modern 'first_name'"}));
+}
+
+TEST(ConfigProblemsTest, ReportsLegacyColumnWrittenTwiceIgnoringCase) {
+  ParseOutcome outcome = ParseEntities(
+      "  customer:\n"
+      "    legacy: { table: CUSTMAST, key: CUSTNO }\n"
+      "    modern: { table: customers, key: id }\n"
+      "    fields:\n"
+      "      email: EMAIL\n"
+      "      email_copy: email\n"
+      "    to_legacy:\n"
+      "      EMAIL: \"lower(email)\"\n");
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 5,
+                         {"entity 'customer'", "legacy column 'email' is written twice",
+                          "field 'email'", "field 'email_copy'"}));
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 7,
+                         {"entity 'customer'", "legacy column 'EMAIL'", "to_legacy 'EMAIL'"}));
+}
+
+TEST(ConfigProblemsTest, ReportsLegacyKeyColumnWrittenByLookupAndCopyField) {
+  ParseOutcome outcome = ParseEntities(
+      "  customer: { legacy: { table: CUSTMAST, key: CUSTNO }, modern: { table: c, key: id } }\n"
+      "  address:\n"
+      "    legacy: { table: CUSTMAST, key: CUSTNO }\n"
+      "    modern: { table: addresses, key: id }\n"
+      "    fields:\n"
+      "      customer_id: { legacy: CUSTNO, lookup: customer }\n"
+      "      customer_number: CUSTNO\n");
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 6,
+                         {"entity 'address'", "legacy column 'CUSTNO' is written twice",
+                          "field 'customer_id'", "field 'customer_number'"}));
+}
+
+TEST(ConfigParseTest, AllowsLookupOnLegacyKeyAndOneWayExpressionsReadingOneColumn) {
+  // A split entity: the address lives in the customer's legacy row, so its
+  // lookup column is the legacy key; two one-way expressions only read CNAME.
+  ParseOutcome outcome = ParseEntities(
+      "  customer:\n"
+      "    legacy: { table: CUSTMAST, key: CUSTNO }\n"
+      "    modern: { table: customers, key: id }\n"
+      "    fields:\n"
+      "      first_name: { legacy: CNAME, to_modern: \"substr(CNAME, 1, 10)\" }\n"
+      "      last_name: { legacy: CNAME, to_modern: \"substr(CNAME, 11)\" }\n"
+      "  address:\n"
+      "    legacy: { table: CUSTMAST, key: CUSTNO }\n"
+      "    modern: { table: addresses, key: id }\n"
+      "    fields:\n"
+      "      customer_id: { legacy: CUSTNO, lookup: customer }\n"
+      "      line1: ADDR1\n");
+  EXPECT_TRUE(outcome.ok()) << AllProblems(outcome);
+}
+
+// Collecting.
+
+TEST(ConfigProblemsTest, ReportsEveryProblemInFileOrder) {
+  ParseOutcome outcome = Parse(
+      "version: 1\n"
+      "systems:\n"
+      "  legacy: { database: \"sqlite:legacy.db\" }\n"
+      "primary: middle\n"
+      "entities:\n"
+      "  customer:\n"
+      "    legacy: { table: CUSTMAST }\n"
+      "    modern: { table: customers, key: id, new_keys: random }\n"
+      "    fields:\n"
+      "      status: { legacy: STAT, map: { A: active, B: active } }\n"
+      "      owner_id: { legacy: OWNER, lookup: owner }\n");
+  ASSERT_EQ(outcome.problems.size(), 6u) << AllProblems(outcome);
+  EXPECT_FALSE(outcome.ok());
+  EXPECT_TRUE(HasProblem(outcome, 2, {"systems", "missing 'modern'"}));
+  EXPECT_TRUE(HasProblem(outcome, 4, {"primary 'middle'"}));
+  EXPECT_TRUE(HasProblem(outcome, 7, {"entity 'customer', legacy", "missing 'key'"}));
+  EXPECT_TRUE(HasProblem(outcome, 8, {"entity 'customer', modern", "new_keys 'random'"}));
+  EXPECT_TRUE(HasProblem(outcome, 10, {"entity 'customer', field 'status'", "not one-to-one"}));
+  EXPECT_TRUE(
+      HasProblem(outcome, 11, {"entity 'customer', field 'owner_id'", "unknown entity 'owner'"}));
+  for (size_t i = 1; i < outcome.problems.size(); ++i) {
+    EXPECT_LE(outcome.problems[i - 1].where.line, outcome.problems[i].where.line);
+  }
+}
+
+}  // namespace
+}  // namespace tandem
