@@ -277,6 +277,7 @@ class Parser {
   // Consistency checks.
   void CheckColumnsWrittenOnce(const EntityConfig& entity, const std::string& context);
   void CheckWriters(const std::string& context, Side side,
+                    const std::vector<std::string>& key_columns,
                     const std::vector<ColumnWriter>& writers);
   void CheckLookupTargets(const Config& config);
   void CheckLookupCycles(const Config& config);
@@ -740,9 +741,9 @@ std::vector<ComputedColumnConfig> Parser::ReadComputed(const Entry& entry,
 }
 
 // Two mappings writing one column would race: the row would end up with
-// whichever value was applied last. Key columns are not counted as written:
-// a lookup whose legacy column is the legacy key is how a split entity shares
-// its parent's row, and must stay allowed.
+// whichever value was applied last. Key columns are left out: the engine sets
+// them from the key logic, never from fields (a lookup whose legacy column is
+// the legacy key is how a split entity shares its parent's row).
 void Parser::CheckColumnsWrittenOnce(const EntityConfig& entity, const std::string& context) {
   std::vector<ColumnWriter> modern;
   std::vector<ColumnWriter> legacy;
@@ -764,16 +765,18 @@ void Parser::CheckColumnsWrittenOnce(const EntityConfig& entity, const std::stri
   for (const ComputedColumnConfig& c : entity.to_legacy) {
     legacy.push_back({c.column, "to_legacy " + Quote(c.column), c.where});
   }
-  CheckWriters(context, Side::kModern, modern);
-  CheckWriters(context, Side::kLegacy, legacy);
+  CheckWriters(context, Side::kModern, entity.modern.key, modern);
+  CheckWriters(context, Side::kLegacy, entity.legacy.key, legacy);
 }
 
 void Parser::CheckWriters(const std::string& context, Side side,
+                          const std::vector<std::string>& key_columns,
                           const std::vector<ColumnWriter>& writers) {
   std::map<std::string, const ColumnWriter*> first_writer;  // by case-folded column
+  for (const std::string& key : key_columns) first_writer.emplace(FoldCase(key), nullptr);
   for (const ColumnWriter& writer : writers) {
     auto [first, inserted] = first_writer.emplace(FoldCase(writer.column), &writer);
-    if (inserted) continue;
+    if (inserted || first->second == nullptr) continue;  // first writer, or a key column
     Report(writer.where,
            In(context, std::string(SideName(side)) + " column " + Quote(writer.column) +
                            " is written twice: by " + first->second->writer + " (line " +

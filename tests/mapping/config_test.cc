@@ -745,20 +745,6 @@ TEST(ConfigProblemsTest, ReportsLegacyColumnWrittenTwiceIgnoringCase) {
                          {"entity 'customer'", "legacy column 'EMAIL'", "to_legacy 'EMAIL'"}));
 }
 
-TEST(ConfigProblemsTest, ReportsLegacyKeyColumnWrittenByLookupAndCopyField) {
-  ParseOutcome outcome = ParseEntities(
-      "  customer: { legacy: { table: CUSTMAST, key: CUSTNO }, modern: { table: c, key: id } }\n"
-      "  address:\n"
-      "    legacy: { table: CUSTMAST, key: CUSTNO }\n"
-      "    modern: { table: addresses, key: id }\n"
-      "    fields:\n"
-      "      customer_id: { legacy: CUSTNO, lookup: customer }\n"
-      "      customer_number: CUSTNO\n");
-  EXPECT_TRUE(HasProblem(outcome, kLine6 + 6,
-                         {"entity 'address'", "legacy column 'CUSTNO' is written twice",
-                          "field 'customer_id'", "field 'customer_number'"}));
-}
-
 TEST(ConfigParseTest, AllowsLookupOnLegacyKeyAndOneWayExpressionsReadingOneColumn) {
   // A split entity: the address lives in the customer's legacy row, so its
   // lookup column is the legacy key; two one-way expressions only read CNAME.
