@@ -1,5 +1,6 @@
 #include "core/key_codec.h"
 
+#include <charconv>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -12,30 +13,63 @@ constexpr char kSep = '\x1f';
 
 // Encoding per value: type letter then payload. n | i<digits> | r<%.17g> |
 // t<bytes> | b<hex>. Text containing \x1f is escaped as \x1e\x1f; \x1e as \x1e\x1e.
+namespace {
+void AppendEncoded(const Value& v, std::string* out) {
+  switch (v.type()) {
+    case ValueType::kNull: out->push_back('n'); break;
+    case ValueType::kInteger: {
+      out->push_back('i');
+      char buf[24];
+      auto r = std::to_chars(buf, buf + sizeof buf, v.as_integer());
+      out->append(buf, r.ptr);
+      break;
+    }
+    case ValueType::kReal: {
+      out->push_back('r');
+      char buf[32];
+      auto r = std::to_chars(buf, buf + sizeof buf, v.as_real());  // shortest form that round-trips
+      out->append(buf, r.ptr);
+      break;
+    }
+    case ValueType::kText: {
+      out->push_back('t');
+      const std::string& s = v.as_bytes();
+      if (s.find_first_of("\x1e\x1f") == std::string::npos) {
+        out->append(s);
+      } else {
+        for (char c : s) {
+          if (c == kSep || c == '\x1e') out->push_back('\x1e');
+          out->push_back(c);
+        }
+      }
+      break;
+    }
+    case ValueType::kBlob: {
+      static const char* hex = "0123456789abcdef";
+      out->push_back('b');
+      for (unsigned char c : v.as_bytes()) {
+        out->push_back(hex[c >> 4]);
+        out->push_back(hex[c & 15]);
+      }
+      break;
+    }
+  }
+}
+}  // namespace
+
+// Encoding per value: type letter then payload. n | i<digits> | r<shortest round-trip> |
+// t<bytes> | b<hex>. Text containing \x1f is escaped as \x1e\x1f; \x1e as \x1e\x1e.
 std::string EncodeKey(const Row& key) {
   std::string out;
+  out.reserve(16 * key.size());
   for (size_t k = 0; k < key.size(); ++k) {
-    if (k) out += kSep;
-    const Value& v = key[k];
-    switch (v.type()) {
-      case ValueType::kNull: out += 'n'; break;
-      case ValueType::kInteger: out += 'i'; out += std::to_string(v.as_integer()); break;
-      case ValueType::kReal: out += 'r'; out += fmt::format("{:.17g}", v.as_real()); break;
-      case ValueType::kText:
-        out += 't';
-        for (char c : v.as_bytes()) {
-          if (c == kSep || c == '\x1e') out += '\x1e';
-          out += c;
-        }
-        break;
-      case ValueType::kBlob:
-        out += 'b';
-        for (unsigned char c : v.as_bytes()) out += fmt::format("{:02x}", c);
-        break;
-    }
+    if (k) out.push_back(kSep);
+    AppendEncoded(key[k], &out);
   }
   return out;
 }
+
+void AppendEncodedValue(const Value& v, std::string* out) { AppendEncoded(v, out); }
 
 Result<Row> DecodeKey(const std::string& s) {
   Row out;

@@ -15,6 +15,9 @@ namespace tandem {
 
 std::string EncodeKey(const Row& key);
 Result<Row> DecodeKey(const std::string& encoded);
+// Appends one value's encoding (no separator) to `out`.
+void AppendEncodedValue(const Value& v, std::string* out);
+inline constexpr char kKeySeparator = '\x1f';
 // "5" or "(5, 'x')" for messages.
 std::string DisplayKey(const Row& key);
 

@@ -13,13 +13,18 @@ Status RecordStore::Init() {
 }
 
 std::string RecordStore::EncodeBase(const ColumnValues& base) {
-  Row flat;
-  flat.reserve(base.size() * 2);
+  // The same format as EncodeValues of [name1, value1, name2, value2, ...].
+  std::string out;
+  out.reserve(base.size() * 24);
+  bool first = true;
   for (auto& [name, value] : base) {
-    flat.push_back(Value::Text(name));
-    flat.push_back(value);
+    if (!first) out.push_back(kKeySeparator);
+    first = false;
+    AppendEncodedValue(Value::Text(name), &out);
+    out.push_back(kKeySeparator);
+    AppendEncodedValue(value, &out);
   }
-  return EncodeValues(flat);
+  return out;
 }
 
 std::optional<ColumnValues> RecordStore::DecodeBase(const Value& stored) {
@@ -29,6 +34,66 @@ std::optional<ColumnValues> RecordStore::DecodeBase(const Value& stored) {
   ColumnValues out;
   for (size_t i = 0; i + 1 < flat->size(); i += 2) out[(*flat)[i].as_bytes()] = (*flat)[i + 1];
   return out;
+}
+
+namespace {
+constexpr size_t kInListSize = 128;  // keys per statement; short lists are padded so one statement shape is reused
+
+RecordEntry EntryFromRow(const std::string& entity, const Row& r) {
+  RecordEntry e;
+  e.entity = entity;
+  e.lkey = r[0].as_bytes();
+  e.mkey = r[1].as_bytes();
+  e.version = r[2].as_integer();
+  e.gone = r[3].as_integer() != 0;
+  e.lbase = RecordStore::DecodeBase(r[4]);
+  e.mbase = RecordStore::DecodeBase(r[5]);
+  return e;
+}
+}  // namespace
+
+Status RecordStore::FindManyRaw(const std::string& entity, Side side, const std::vector<std::string>& keys,
+                                std::unordered_map<std::string, RecordEntry>* out) {
+  std::string sql = std::string("SELECT lkey, mkey, version, gone, lbase, mbase FROM _tandem_records WHERE entity = ? "
+                                "AND ") + (side == Side::kLegacy ? "lkey" : "mkey") + " IN (";
+  for (size_t i = 0; i < kInListSize; ++i) sql += i ? ", ?" : "?";
+  sql += ")";
+  Row params;
+  std::vector<Row> rows;
+  for (size_t start = 0; start < keys.size(); start += kInListSize) {
+    params.assign(1, Value::Text(entity));
+    for (size_t i = 0; i < kInListSize; ++i)
+      params.push_back(Value::Text(keys[std::min(start + i, keys.size() - 1)]));
+    for (Side db : {Side::kLegacy, Side::kModern}) {
+      rows.clear();
+      TANDEM_RETURN_IF_ERROR(Db(db).Query(sql, params, &rows));
+      for (auto& r : rows) {
+        RecordEntry e = EntryFromRow(entity, r);
+        const std::string& k = e.key(side);
+        auto it = out->find(k);
+        if (it == out->end() || e.version > it->second.version) (*out)[k] = std::move(e);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status RecordStore::FindMany(const std::string& entity, Side side, const std::vector<std::string>& keys,
+                             std::unordered_map<std::string, RecordEntry>* out) {
+  if (keys.empty()) return Status::Ok();
+  if (side == Side::kLegacy) return FindManyRaw(entity, side, keys, out);
+  // By modern key: confirm each hit against the newest entry for its legacy key
+  // (an older copy may map a modern key whose record was re-keyed since).
+  std::unordered_map<std::string, RecordEntry> by_mkey, by_lkey;
+  TANDEM_RETURN_IF_ERROR(FindManyRaw(entity, Side::kModern, keys, &by_mkey));
+  std::vector<std::string> lkeys;
+  for (auto& [k, e] : by_mkey) lkeys.push_back(e.lkey);
+  TANDEM_RETURN_IF_ERROR(FindManyRaw(entity, Side::kLegacy, lkeys, &by_lkey));
+  for (auto& [mkey, e] : by_mkey) {
+    auto it = by_lkey.find(e.lkey);
+    if (it != by_lkey.end() && it->second.mkey == mkey) (*out)[mkey] = it->second;
+  }
+  return Status::Ok();
 }
 
 Result<std::optional<RecordEntry>> RecordStore::FindIn(Side db, const std::string& entity, Side side,
@@ -41,15 +106,7 @@ Result<std::optional<RecordEntry>> RecordStore::FindIn(Side db, const std::strin
   TANDEM_ASSIGN_OR_RETURN(auto row, Db(db).QueryOne(side == Side::kLegacy ? by_lkey : by_mkey,
                                                     {Value::Text(entity), Value::Text(key)}));
   if (!row) return std::optional<RecordEntry>();
-  RecordEntry e;
-  e.entity = entity;
-  e.lkey = (*row)[0].as_bytes();
-  e.mkey = (*row)[1].as_bytes();
-  e.version = (*row)[2].as_integer();
-  e.gone = (*row)[3].as_integer() != 0;
-  e.lbase = DecodeBase((*row)[4]);
-  e.mbase = DecodeBase((*row)[5]);
-  return std::optional<RecordEntry>(std::move(e));
+  return std::optional<RecordEntry>(EntryFromRow(entity, *row));
 }
 
 Result<std::optional<RecordEntry>> RecordStore::Find(const std::string& entity, Side side, const std::string& key) {

@@ -48,6 +48,11 @@ class RecordStore {
   // databases; nullopt if none. A returned entry may be gone.
   Result<std::optional<RecordEntry>> Find(const std::string& entity, Side side, const std::string& key);
 
+  // Find() for many keys at once (a few statements per database instead of
+  // one per key). Keys without an entry are absent from the result.
+  Status FindMany(const std::string& entity, Side side, const std::vector<std::string>& keys,
+                  std::unordered_map<std::string, RecordEntry>* out);
+
   // Writes `entry` (with a new version) into `into`'s database.
   // REQUIRES: inside an apply transaction on that database.
   Status Put(Side into, RecordEntry* entry);
@@ -58,6 +63,9 @@ class RecordStore {
  private:
   Connector& Db(Side s) { return s == Side::kLegacy ? legacy_ : modern_; }
   Result<std::optional<RecordEntry>> FindIn(Side db, const std::string& entity, Side side, const std::string& key);
+  // Newest entry per key found in both databases, by legacy or modern key.
+  Status FindManyRaw(const std::string& entity, Side side, const std::vector<std::string>& keys,
+                     std::unordered_map<std::string, RecordEntry>* out);
 
   Connector& legacy_;
   Connector& modern_;

@@ -37,8 +37,9 @@ bool IsWaiting(const Status& st) { return st.code() == StatusCode::kNotFound; }
 
 // The SQL one entity needs in one direction, built once.
 struct DirectionSql {
-  std::string select_source;  // source_columns by source key
-  std::string select_target;  // target key + rule target columns by target key
+  std::string select_source_many;  // source_columns by up to kInListSize source keys
+  std::string select_target;       // target key + rule target columns by target key
+  std::string select_target_many;  // the same by up to kInListSize target keys
   std::string delete_target;
 };
 
@@ -75,17 +76,38 @@ class SyncEngine::Batch {
  public:
   Batch(SyncEngine& engine, Direction& dir, bool careful) : e_(engine), d_(dir), careful_(careful) {}
 
-  // Reads the current source row for `item` (in the batch's read snapshot).
-  Status LoadSource(WorkItem& item);
+  // Reads, with a few IN-list statements, everything applying `items` needs:
+  // their current source rows (in the batch's read snapshot), their key-map
+  // entries, the entries their foreign keys resolve through, and the target
+  // rows. Replaces what the previous chunk prefetched.
+  Status Prefetch(std::vector<WorkItem>& items);
   // Applies one record; parks it when the target rejects it or it waits for a
   // parent. Returns non-ok only for failures that abort the batch.
   Status ApplyOrPark(const WorkItem& item);
   std::vector<AppliedRecord>& applied() { return applied_; }
+  int64_t written() const { return written_; }
   bool needs_careful() const { return needs_careful_; }
 
  private:
   Status Apply(const WorkItem& item);
   Result<Value> ResolveLookup(const ColumnRule& rule, const Value& source_value);
+  // Key-map entry through the batch cache (authoritative for prefetched keys).
+  Result<std::optional<RecordEntry>> FindEntry(const std::string& entity, Side side, const std::string& key);
+  Status PutEntry(RecordEntry* entry);
+  // Counts a written record; keeps its details only when someone will read them.
+  void Report(AppliedRecord applied, const Row& source_key, const Row& target_key) {
+    ++written_;
+    bool debug = spdlog::should_log(spdlog::level::debug);
+    if (!e_.applied_callback_ && !debug) return;
+    applied.source_key = DisplayKey(source_key);
+    applied.target_key = DisplayKey(target_key);
+    if (debug)
+      spdlog::debug("{} {} {} {} -> {}", d_.name, applied.op, applied.entity, applied.source_key, applied.target_key);
+    applied_.push_back(std::move(applied));
+  }
+  Result<std::optional<Row>> TargetRow(int entity, const Row& tkey);
+  void ForgetTargetRow(int entity, const Row& tkey) { target_rows_.erase(std::to_string(entity) + '\x1d' + EncodeKey(tkey)); }
+  Status PrefetchEntries(const std::string& entity, Side side, std::vector<std::string> keys);
   Status MapRow(const DirectionMapping& dm, const Row& srow, Row* out);
   Status Park(const WorkItem& item, const Status& why);
   Status RecordConflict(const EntityMapping& em, const RecordEntry& entry, const std::string& field,
@@ -96,18 +118,171 @@ class SyncEngine::Batch {
   bool careful_;
   bool needs_careful_ = false;
   std::vector<AppliedRecord> applied_;
+  int64_t written_ = 0;
   Row expr_out_;
+  // Per-chunk caches. A present key is authoritative (nullopt = known absent).
+  std::unordered_map<std::string, std::optional<RecordEntry>> entries_;  // entity \x1d side \x1d key
+  std::unordered_map<std::string, std::optional<Row>> target_rows_;      // entity index \x1d target key
 };
 
-Status SyncEngine::Batch::LoadSource(WorkItem& item) {
-  const DirectionMapping& dm = e_.mapping_->entities[item.entity].from(d_.source);
-  TANDEM_ASSIGN_OR_RETURN(item.source_row, d_.src->QueryOne(d_.sql[item.entity].select_source, item.key));
-  item.source_exists = item.source_row.has_value();
-  if (item.source_exists && dm.source_row_shared) {
-    // A split entity exists in its parent's row while any of its own columns is set.
-    bool any = false;
-    for (size_t i = dm.source_key_count; i < item.source_row->size() && !any; ++i) any = !(*item.source_row)[i].is_null();
-    item.source_exists = any;
+namespace {
+constexpr size_t kInListSize = 128;  // keys per IN-list statement; shorter lists are padded
+
+std::string EntryCacheKey(const std::string& entity, Side side, const std::string& key) {
+  return entity + (side == Side::kLegacy ? "\x1dL\x1d" : "\x1dM\x1d") + key;
+}
+
+// SELECT `columns` FROM `table` WHERE key IN (...) for up to kInListSize keys.
+std::string SelectByKeysSql(Connector& db, const std::string& table, const std::vector<std::string>& columns,
+                            const std::vector<std::string>& key_columns) {
+  std::string sql = "SELECT " + JoinQuoted(db, columns, ", ") + " FROM " + db.QuoteIdent(table) + " WHERE ";
+  if (key_columns.size() == 1) {
+    sql += db.QuoteIdent(key_columns[0]) + " IN (";
+    for (size_t i = 0; i < kInListSize; ++i) sql += i ? ", ?" : "?";
+    return sql + ")";
+  }
+  std::string one = "(" + JoinQuoted(db, key_columns, " AND ", " = ?") + ")";
+  for (size_t i = 0; i < kInListSize; ++i) sql += (i ? " OR " : "") + one;
+  return sql;
+}
+
+// Runs SelectByKeysSql over `keys`; rows are keyed by EncodeKey of their first
+// key_count columns.
+Status SelectByKeys(Connector& db, const std::string& sql, size_t key_count, const std::vector<Row>& keys,
+                    std::unordered_map<std::string, Row>* out) {
+  Row params;
+  std::vector<Row> rows;
+  for (size_t start = 0; start < keys.size(); start += kInListSize) {
+    params.clear();
+    for (size_t i = 0; i < kInListSize; ++i) {
+      const Row& k = keys[std::min(start + i, keys.size() - 1)];
+      params.insert(params.end(), k.begin(), k.end());
+    }
+    rows.clear();
+    TANDEM_RETURN_IF_ERROR(db.Query(sql, params, &rows));
+    for (auto& r : rows) {
+      Row key(r.begin(), r.begin() + key_count);
+      (*out)[EncodeKey(key)] = std::move(r);
+    }
+  }
+  return Status::Ok();
+}
+}  // namespace
+
+Status SyncEngine::Batch::PrefetchEntries(const std::string& entity, Side side, std::vector<std::string> keys) {
+  std::vector<std::string> missing;
+  for (auto& k : keys)
+    if (!entries_.count(EntryCacheKey(entity, side, k))) missing.push_back(k);
+  if (missing.empty()) return Status::Ok();
+  std::sort(missing.begin(), missing.end());
+  missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
+  std::unordered_map<std::string, RecordEntry> found;
+  TANDEM_RETURN_IF_ERROR(e_.records_->FindMany(entity, side, missing, &found));
+  for (auto& k : missing) {
+    auto it = found.find(k);
+    if (it == found.end()) entries_[EntryCacheKey(entity, side, k)] = std::nullopt;
+    else entries_[EntryCacheKey(entity, side, k)] = std::move(it->second);
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<RecordEntry>> SyncEngine::Batch::FindEntry(const std::string& entity, Side side,
+                                                                const std::string& key) {
+  std::string ck = EntryCacheKey(entity, side, key);
+  auto it = entries_.find(ck);
+  if (it != entries_.end()) return it->second;
+  TANDEM_ASSIGN_OR_RETURN(auto e, e_.records_->Find(entity, side, key));
+  entries_[ck] = e;
+  return e;
+}
+
+Status SyncEngine::Batch::PutEntry(RecordEntry* entry) {
+  TANDEM_RETURN_IF_ERROR(e_.records_->Put(d_.target, entry));
+  // Later records of this chunk only need the keys (lookups of this record
+  // as a parent); each record itself is applied once per chunk.
+  RecordEntry keys_only;
+  keys_only.entity = entry->entity;
+  keys_only.lkey = entry->lkey;
+  keys_only.mkey = entry->mkey;
+  keys_only.version = entry->version;
+  keys_only.gone = entry->gone;
+  entries_[EntryCacheKey(entry->entity, Side::kLegacy, entry->lkey)] = keys_only;
+  entries_[EntryCacheKey(entry->entity, Side::kModern, entry->mkey)] = std::move(keys_only);
+  return Status::Ok();
+}
+
+Result<std::optional<Row>> SyncEngine::Batch::TargetRow(int entity, const Row& tkey) {
+  std::string ck = std::to_string(entity) + '\x1d' + EncodeKey(tkey);
+  auto it = target_rows_.find(ck);
+  if (it != target_rows_.end()) return it->second;
+  return d_.dst->QueryOne(d_.sql[entity].select_target, tkey);
+}
+
+Status SyncEngine::Batch::Prefetch(std::vector<WorkItem>& items) {
+  entries_.clear();
+  target_rows_.clear();
+  const auto& entities = e_.mapping_->entities;
+  std::vector<std::vector<WorkItem*>> by_entity(entities.size());
+  for (WorkItem& w : items) by_entity[w.entity].push_back(&w);
+  for (size_t ei = 0; ei < entities.size(); ++ei) {
+    if (by_entity[ei].empty()) continue;
+    const EntityMapping& em = entities[ei];
+    const DirectionMapping& dm = em.from(d_.source);
+    // Source rows, in the read snapshot.
+    std::vector<Row> keys;
+    std::vector<std::string> encoded;
+    for (WorkItem* w : by_entity[ei]) {
+      keys.push_back(w->key);
+      encoded.push_back(EncodeKey(w->key));
+      if (!w->old_key.empty()) encoded.push_back(EncodeKey(w->old_key));
+    }
+    std::unordered_map<std::string, Row> rows;
+    TANDEM_RETURN_IF_ERROR(SelectByKeys(*d_.src, d_.sql[ei].select_source_many, dm.source_key_count, keys, &rows));
+    for (WorkItem* w : by_entity[ei]) {
+      auto it = rows.find(EncodeKey(w->key));
+      w->source_row.reset();
+      if (it != rows.end()) w->source_row = std::move(it->second);
+      w->source_exists = w->source_row.has_value();
+      // A split entity exists in its parent's row while any of its own columns is set.
+      if (w->source_exists && dm.source_row_shared) {
+        bool any = false;
+        for (size_t i = dm.source_key_count; i < w->source_row->size() && !any; ++i) any = !(*w->source_row)[i].is_null();
+        w->source_exists = any;
+      }
+    }
+    // This entity's key-map entries, and those its foreign keys resolve through.
+    TANDEM_RETURN_IF_ERROR(PrefetchEntries(em.name, d_.source, std::move(encoded)));
+    auto prefetch_lookup = [&](const ColumnRule& r) -> Status {
+      std::vector<std::string> fk;
+      for (WorkItem* w : by_entity[ei])
+        if (w->source_row && !(*w->source_row)[r.source_index].is_null())
+          fk.push_back(EncodeKey({(*w->source_row)[r.source_index]}));
+      return PrefetchEntries(entities[r.lookup_entity_index].name, d_.source, std::move(fk));
+    };
+    for (const ColumnRule& r : dm.rules)
+      if (r.kind == RuleKind::kLookup) TANDEM_RETURN_IF_ERROR(prefetch_lookup(r));
+    if (dm.target_row_shared) TANDEM_RETURN_IF_ERROR(prefetch_lookup(dm.shared_row_key));
+    // Target rows whose key is known already (a mapped record, or equal keys).
+    std::vector<Row> tkeys;
+    for (WorkItem* w : by_entity[ei]) {
+      auto& entry = entries_[EntryCacheKey(em.name, d_.source, EncodeKey(w->old_key.empty() ? w->key : w->old_key))];
+      if (entry && !entry->gone) {
+        auto k = DecodeKey(entry->key(d_.target));
+        if (k.ok()) tkeys.push_back(std::move(k).value());
+      } else if (dm.target_new_keys == NewKeys::kSame && !dm.target_row_shared) {
+        tkeys.push_back(w->key);
+      }
+    }
+    if (tkeys.empty()) continue;
+    rows.clear();
+    TANDEM_RETURN_IF_ERROR(
+        SelectByKeys(*d_.dst, d_.sql[ei].select_target_many, dm.target_key_columns.size(), tkeys, &rows));
+    for (auto& k : tkeys) {
+      std::string enc = EncodeKey(k);
+      auto it = rows.find(enc);
+      target_rows_[std::to_string(ei) + '\x1d' + enc] =
+          it == rows.end() ? std::optional<Row>() : std::optional<Row>(it->second);
+    }
   }
   return Status::Ok();
 }
@@ -115,7 +290,7 @@ Status SyncEngine::Batch::LoadSource(WorkItem& item) {
 Result<Value> SyncEngine::Batch::ResolveLookup(const ColumnRule& rule, const Value& v) {
   if (v.is_null()) return Value::Null();
   const EntityMapping& parent = e_.mapping_->entities[rule.lookup_entity_index];
-  TANDEM_ASSIGN_OR_RETURN(auto entry, e_.records_->Find(parent.name, d_.source, EncodeKey({v})));
+  TANDEM_ASSIGN_OR_RETURN(auto entry, FindEntry(parent.name, d_.source, EncodeKey({v})));
   if (!entry || entry->gone)
     return Status::NotFound(fmt::format("waiting for {} {} to be synced (field '{}')", parent.name, v.ToDisplay(),
                                         rule.field));
@@ -239,7 +414,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   const bool key_changed = !item.old_key.empty();
 
   // 1. What Tandem knows of this record.
-  TANDEM_ASSIGN_OR_RETURN(auto entry, e_.records_->Find(em.name, S, key_changed ? EncodeKey(item.old_key) : src_key));
+  TANDEM_ASSIGN_OR_RETURN(auto entry, FindEntry(em.name, S, key_changed ? EncodeKey(item.old_key) : src_key));
   if (entry && entry->gone) entry.reset();
 
   // 2. Mapped source values (may wait for a parent, or be rejected).
@@ -264,7 +439,8 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   }
   std::optional<Row> trow;
   if (tkey_known) {
-    TANDEM_ASSIGN_OR_RETURN(trow, dst.QueryOne(sql.select_target, tkey));
+    TANDEM_ASSIGN_OR_RETURN(trow, TargetRow(item.entity, tkey));
+    ForgetTargetRow(item.entity, tkey);  // this record may write it now
   }
   const size_t tk = dm.target_key_columns.size();
   bool target_exists = trow && (!dm.target_row_shared || AnyNonNull(*trow, tk));
@@ -275,7 +451,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   const std::optional<ColumnValues> base_s = entry ? entry->base(S) : std::nullopt;
   const std::optional<ColumnValues> base_t = entry ? entry->base(T) : std::nullopt;
   const Side primary = e_.config_.primary;
-  AppliedRecord applied{S, em.name, "", DisplayKey(item.key), "", item.captured_at_ms};
+  AppliedRecord applied{S, em.name, "", "", "", item.captured_at_ms};
 
   // Target unchanged since the base: every mapped column still equals it.
   auto target_changed_since_base = [&]() {
@@ -322,12 +498,9 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       next.gone = true;
       next.lbase.reset();
       next.mbase.reset();
-      TANDEM_RETURN_IF_ERROR(e_.records_->Put(T, &next));
+      TANDEM_RETURN_IF_ERROR(PutEntry(&next));
     }
-    if (!applied.op.empty()) {
-      applied.target_key = DisplayKey(tkey);
-      applied_.push_back(std::move(applied));
-    }
+    if (!applied.op.empty()) Report(std::move(applied), item.key, tkey);
     return Status::Ok();
   }
 
@@ -453,7 +626,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       tomb.gone = true;
       tomb.lbase.reset();
       tomb.mbase.reset();
-      TANDEM_RETURN_IF_ERROR(e_.records_->Put(T, &tomb));
+      TANDEM_RETURN_IF_ERROR(PutEntry(&tomb));
     }
   }
   next.lkey = S == Side::kLegacy ? src_key : tkey_enc;
@@ -467,15 +640,13 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   if (!unchanged) {
     next.base(S) = std::move(merged_s);
     next.base(T) = std::move(new_base_t);
-    TANDEM_RETURN_IF_ERROR(e_.records_->Put(T, &next));
+    TANDEM_RETURN_IF_ERROR(PutEntry(&next));
   }
   if (applied.op.empty()) {
     e_.stats_[S == Side::kLegacy ? 0 : 1].records_unchanged++;
     return Status::Ok();
   }
-  applied.target_key = DisplayKey(tkey);
-  spdlog::debug("{} {} {} {} -> {}", d_.name, applied.op, em.name, applied.source_key, applied.target_key);
-  applied_.push_back(std::move(applied));
+  Report(std::move(applied), item.key, tkey);
   return Status::Ok();
 }
 
@@ -558,12 +729,12 @@ Status SyncEngine::Init(const Config& config) {
       Connector& t = *dir->dst;
       DirectionSql sql;
       std::vector<std::string> skeys(dm.source_columns.begin(), dm.source_columns.begin() + dm.source_key_count);
-      sql.select_source = "SELECT " + JoinQuoted(s, dm.source_columns, ", ") + " FROM " + s.QuoteIdent(dm.source_table) +
-                          WhereKey(s, skeys);
+      sql.select_source_many = SelectByKeysSql(s, dm.source_table, dm.source_columns, skeys);
       std::vector<std::string> tcols = dm.target_key_columns;
       for (auto& r : dm.rules) tcols.push_back(r.target_column);
       sql.select_target = "SELECT " + JoinQuoted(t, tcols, ", ") + " FROM " + t.QuoteIdent(dm.target_table) +
                           WhereKey(t, dm.target_key_columns);
+      sql.select_target_many = SelectByKeysSql(t, dm.target_table, tcols, dm.target_key_columns);
       sql.delete_target = "DELETE FROM " + t.QuoteIdent(dm.target_table) + WhereKey(t, dm.target_key_columns);
       dir->sql.push_back(std::move(sql));
     }
@@ -601,16 +772,18 @@ Status SyncEngine::RetryWaiting(Direction& dir, Batch& batch) {
     if (it != mapping_->index_by_name.end()) ordered.emplace_back(it->second, &r);
   }
   std::stable_sort(ordered.begin(), ordered.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  std::vector<WorkItem> items;
   for (auto& [entity, row] : ordered) {
     WorkItem item;
     item.entity = entity;
     TANDEM_ASSIGN_OR_RETURN(item.key, DecodeKey((*row)[2].as_bytes()));
     item.seq = (*row)[3].as_integer();
-    TANDEM_RETURN_IF_ERROR(batch.LoadSource(item));
+    items.push_back(std::move(item));
     dir.parked.erase(ParkedKey((*row)[1].as_bytes(), (*row)[2].as_bytes()));
     TANDEM_RETURN_IF_ERROR(dir.dst->Exec("DELETE FROM _tandem_parked WHERE id = ?", {(*row)[0]}));
-    TANDEM_RETURN_IF_ERROR(batch.ApplyOrPark(item));
   }
+  TANDEM_RETURN_IF_ERROR(batch.Prefetch(items));
+  for (const WorkItem& item : items) TANDEM_RETURN_IF_ERROR(batch.ApplyOrPark(item));
   return Status::Ok();
 }
 
@@ -676,10 +849,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
           items.push_back(std::move(w));
         }
       }
-      for (WorkItem& w : items) {
-        st = batch.LoadSource(w);
-        if (!st.ok()) break;
-      }
+      st = batch.Prefetch(items);
       if (!st.ok()) break;
       // Parents before children for rows that exist; children before parents for deletes.
       std::stable_sort(items.begin(), items.end(), [](const WorkItem& a, const WorkItem& b) {
@@ -720,11 +890,11 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     DirectionStats& stats = stats_[dir.source == Side::kLegacy ? 0 : 1];
     stats.batches++;
     stats.changes_read += consumed;
-    stats.records_applied += static_cast<int64_t>(batch.applied().size());
+    stats.records_applied += batch.written();
     if (!batch.applied().empty() && applied_callback_) applied_callback_(batch.applied());
     if (consumed > 0)
       spdlog::debug("{}: applied {} changes up to {} ({} records written)", dir.name, consumed, pos,
-                    batch.applied().size());
+                    batch.written());
     // Purge what is applied from the source log, now and then, in short transactions.
     int64_t now = Clock::Default()->NowMillis();
     if (pos > dir.purged_before && now - dir.last_purge_ms >= config_.sync.purge_interval_ms) {
@@ -808,10 +978,11 @@ Status SyncEngine::RetryParked(Side stored_in, int64_t id) {
   auto key = DecodeKey((*row)[1].as_bytes());
   item.key = *key;
   item.seq = (*row)[2].as_integer();
-  st = batch.LoadSource(item);
+  std::vector<WorkItem> one{item};
+  st = batch.Prefetch(one);
   if (st.ok()) st = dir->dst->Exec("DELETE FROM _tandem_parked WHERE id = ?", {Value::Integer(id)});
   dir->parked.erase(ParkedKey((*row)[0].as_bytes(), (*row)[1].as_bytes()));
-  if (st.ok()) st = batch.ApplyOrPark(item);
+  if (st.ok()) st = batch.ApplyOrPark(one[0]);
   bool still_parked = dir->parked.count(ParkedKey((*row)[0].as_bytes(), (*row)[1].as_bytes())) > 0;
   if (st.ok())
     st = dir->dst->Exec("INSERT INTO _tandem_audit(at_ms, action, detail) VALUES (?, 'retry', ?)",

@@ -32,7 +32,7 @@ Result<std::unique_ptr<SqliteConnector>> SqliteConnector::Open(const std::string
   TANDEM_ASSIGN_OR_RETURN(auto handle, SqliteHandle::Open(path, flags, options.busy_timeout_ms));
   auto conn = std::unique_ptr<SqliteConnector>(new SqliteConnector(std::move(handle)));
   // Tandem's own session settings; journal_mode is set by install (it is persistent).
-  TANDEM_RETURN_IF_ERROR(conn->handle_->ExecScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"));
+  TANDEM_RETURN_IF_ERROR(conn->handle_->ExecScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32000;"));
   return conn;
 }
 
@@ -161,8 +161,7 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
       "INTEGER, source_at_ms INTEGER, applied_total INTEGER NOT NULL DEFAULT 0)",
       // Key map + last agreed version, per record; the newest version across both databases wins.
       "CREATE TABLE IF NOT EXISTS _tandem_records(entity TEXT NOT NULL, lkey TEXT NOT NULL, mkey TEXT NOT NULL, "
-      "version INTEGER NOT NULL, gone INTEGER NOT NULL DEFAULT 0, lbase TEXT, mbase TEXT, PRIMARY KEY(entity, "
-      "lkey)) WITHOUT ROWID",
+      "version INTEGER NOT NULL, gone INTEGER NOT NULL DEFAULT 0, lbase TEXT, mbase TEXT, UNIQUE(entity, lkey))",
       "CREATE INDEX IF NOT EXISTS _tandem_records_by_mkey ON _tandem_records(entity, mkey)",
       // Changes put aside (rejected by this database, or waiting for a parent).
       "CREATE TABLE IF NOT EXISTS _tandem_parked(id INTEGER PRIMARY KEY, direction TEXT NOT NULL, entity TEXT NOT "
