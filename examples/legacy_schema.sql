@@ -3,7 +3,7 @@ CREATE TABLE CUSTMAST (
   CUSTNO     INTEGER PRIMARY KEY,
   CNAME      TEXT NOT NULL,            -- "LAST, FIRST"
   EMAIL      TEXT,
-  STAT       TEXT NOT NULL DEFAULT 'A' CHECK (STAT IN ('A', 'I')),
+  STAT       TEXT NOT NULL DEFAULT 'A',      -- A active, I inactive (the old app does not check)
   BAL_CENTS  INTEGER NOT NULL DEFAULT 0,
   ADDR1      TEXT,
   CITY       TEXT,

@@ -1,0 +1,131 @@
+// TestEnv: a temporary folder with the example legacy and modern SQLite
+// databases, a config, and capture installed -- the real thing, on real files.
+// Writes made through App() use their own connection, exactly as another
+// application would; Sh() runs the sqlite3 shell as a separate process.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "connectors/sqlite/sqlite_handle.h"
+#include "engine/installer.h"
+#include "engine/status_report.h"
+#include "engine/sync_engine.h"
+#include "mapping/config.h"
+
+namespace tandem::testing {
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+class TestEnv {
+ public:
+  // `config_text`: YAML; defaults to examples/tandem.yaml.
+  explicit TestEnv(std::string config_text = "") {
+    char tmpl[] = "/tmp/tandem-test-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    std::filesystem::create_directories(dir_ + "/data");
+    if (config_text.empty()) config_text = ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/tandem.yaml");
+    config_path_ = dir_ + "/tandem.yaml";
+    std::ofstream(config_path_) << config_text;
+    Exec(legacy_path(), ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/legacy_schema.sql"));
+    Exec(modern_path(), ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/modern_schema.sql"));
+  }
+  ~TestEnv() {
+    if (!getenv("TANDEM_KEEP_TEST_DIRS")) std::filesystem::remove_all(dir_);
+  }
+
+  const std::string& dir() const { return dir_; }
+  const std::string& config_path() const { return config_path_; }
+  std::string legacy_path() const { return dir_ + "/data/legacy.db"; }
+  std::string modern_path() const { return dir_ + "/data/modern.db"; }
+
+  Config LoadConfig() {
+    ParseOutcome p = ParseConfigFile(config_path_);
+    EXPECT_TRUE(p.ok()) << (p.problems.empty() ? "" : p.problems[0].ToString());
+    return p.config;
+  }
+
+  // `tandem install`, in-process.
+  void Install() {
+    Config config = LoadConfig();
+    auto l = OpenConnector(config.legacy.resolved, {});
+    auto m = OpenConnector(config.modern.resolved, {});
+    ASSERT_TRUE(l.ok() && m.ok());
+    auto expr_db = OpenExpressionDatabase();
+    CompileOutcome c = CompileMapping(config, **l, **m, **expr_db);
+    ASSERT_TRUE(c.problems.empty()) << c.problems[0].ToString();
+    auto plan = PlanInstall(*c.mapping, **l, **m);
+    ASSERT_TRUE(plan.ok());
+    ASSERT_TRUE(ExecutePlan(*plan, **l, **m).ok());
+  }
+
+  // `tandem run --once`, in-process, with a fresh engine (as a new process would).
+  void SyncOnce() {
+    auto engine = SyncEngine::Open(LoadConfig());
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    Status st = (*engine)->RunUntilIdle();
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    last_stats_[0] = (*engine)->stats(Side::kLegacy);
+    last_stats_[1] = (*engine)->stats(Side::kModern);
+  }
+  const DirectionStats& last_stats(Side source) const { return last_stats_[source == Side::kLegacy ? 0 : 1]; }
+
+  // A separate "application" connection per database.
+  SqliteHandle& App(Side side) {
+    auto& h = apps_[side == Side::kLegacy ? 0 : 1];
+    if (!h) h = std::move(SqliteHandle::Open(side == Side::kLegacy ? legacy_path() : modern_path(),
+                                             SQLITE_OPEN_READWRITE, 5000)).value();
+    return *h;
+  }
+  void Write(Side side, const std::string& sql) {
+    Status st = App(side).ExecScript(sql);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  // Runs a query on a side; returns rows rendered as "a|b|c" lines.
+  std::string Query(Side side, const std::string& sql) {
+    std::vector<Row> rows;
+    Status st = App(side).Run(sql, {}, &rows);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    std::string out;
+    for (auto& r : rows) {
+      for (size_t i = 0; i < r.size(); ++i) out += (i ? "|" : "") + (r[i].is_null() ? "NULL" : r[i].ToCodeText());
+      out += "\n";
+    }
+    return out;
+  }
+  int64_t Count(Side side, const std::string& table_and_where) {
+    std::vector<Row> rows;
+    EXPECT_TRUE(App(side).Run("SELECT count(*) FROM " + table_and_where, {}, &rows).ok());
+    return rows.empty() ? -1 : rows[0][0].as_integer();
+  }
+  // The sqlite3 shell as a separate writer process.
+  void Sh(Side side, const std::string& sql) {
+    std::string file = dir_ + "/sh.sql";
+    std::ofstream(file) << ".timeout 5000\n" << sql << "\n";
+    std::string cmd = "sqlite3 '" + (side == Side::kLegacy ? legacy_path() : modern_path()) + "' < '" + file + "'";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+
+ private:
+  static void Exec(const std::string& path, const std::string& sql) {
+    auto h = SqliteHandle::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 5000);
+    ASSERT_TRUE(h.ok());
+    ASSERT_TRUE((*h)->ExecScript(sql).ok());
+  }
+
+  std::string dir_;
+  std::string config_path_;
+  std::unique_ptr<SqliteHandle> apps_[2];
+  DirectionStats last_stats_[2];
+};
+
+}  // namespace tandem::testing
