@@ -14,6 +14,7 @@
 #include "connectors/sqlite/sqlite_handle.h"
 #include "core/clock.h"
 #include "engine/installer.h"
+#include "engine/status_report.h"
 #include "engine/sync_engine.h"
 #include "examples_embedded.h"
 
@@ -42,8 +43,9 @@ class App {
 void PrintApplied(const std::vector<AppliedRecord>& records) {
   int64_t now = Clock::Default()->NowMillis();
   for (auto& r : records) {
-    fmt::print("  {:>5} ms  {} -> {}  {} {} {} -> {}\n", now - r.captured_at_ms, SideName(r.source),
-               SideName(Other(r.source)), r.op, r.entity, r.source_key, r.target_key);
+    std::string delay = r.captured_at_ms > 0 ? fmt::format("{:>5} ms", now - r.captured_at_ms) : " retried";
+    fmt::print("  {}  {} -> {}  {} {} {} -> {}\n", delay, SideName(r.source), SideName(Other(r.source)), r.op,
+               r.entity, r.source_key, r.target_key);
   }
   std::fflush(stdout);
 }
@@ -128,8 +130,16 @@ int RunDemo(const DemoOptions& options, const std::atomic<bool>& stop) {
        "'Milton Keynes');");
   step("5. the legacy application deactivates a customer (code I -> inactive)", legacy,
        "UPDATE CUSTMAST SET STAT = 'I' WHERE CNAME = 'HOPPER, GRACE';");
-  step("6. a bad row: the legacy writes a status code the mapping does not know; it is put aside", legacy,
-       "UPDATE CUSTMAST SET STAT = 'X' WHERE CUSTNO = 1;" /* blocked by CHECK: shows the legacy rejecting it */);
+  step("6. the legacy application writes a status code the mapping does not know: the change is put aside\n"
+       "   (shown by 'tandem status'), later changes to that customer wait behind it, all else keeps flowing",
+       legacy, "UPDATE CUSTMAST SET STAT = 'X', BAL_CENTS = 99 WHERE CUSTNO = 1;");
+  step("7. someone fixes the code at the source; `tandem retry --all` then applies the customer's current state",
+       legacy, "UPDATE CUSTMAST SET STAT = 'I' WHERE CUSTNO = 1;");
+  if (!stop.load()) {
+    auto modern_db = OpenConnector(parsed.config.modern.resolved, {});
+    if (modern_db.ok()) (void)RequestRetry(**modern_db, -1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // pacing for a human reader only
+  }
 
   fmt::print("\nNow edit either database and watch the change arrive, e.g.:\n");
   fmt::print("  sqlite3 {} \"UPDATE CUSTMAST SET BAL_CENTS = BAL_CENTS + 100 WHERE CUSTNO = 1\"\n", legacy_db);

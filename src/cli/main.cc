@@ -178,7 +178,34 @@ bool ParseParkedId(const std::string& id, Side* side, int64_t* n) {
 int CmdRetry(const std::string& path, const std::string& id, bool all) {
   auto config = LoadConfig(path);
   if (!config) return 1;
+  Side side = Side::kLegacy;
+  int64_t n = -1;
+  if (!all && !ParseParkedId(id, &side, &n)) {
+    fmt::print(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem status'\n", id);
+    return 2;
+  }
   auto engine = SyncEngine::Open(*config);
+  if (!engine.ok() && engine.status().code() == StatusCode::kBusy) {
+    // `tandem run` is running: ask it to retry (it checks before every batch).
+    auto dbs = OpenDatabases(*config);
+    if (!dbs) return 1;
+    int64_t marked = 0;
+    for (Side s : {Side::kLegacy, Side::kModern}) {
+      if (!all && s != side) continue;
+      auto r = RequestRetry(s == Side::kLegacy ? *dbs->legacy : *dbs->modern, n);
+      if (!r.ok()) {
+        fmt::print(stderr, "{}\n", r.status().message());
+        return 1;
+      }
+      marked += *r;
+    }
+    if (marked == 0) {
+      fmt::print(stderr, "no put-aside change {}\n", all ? "to retry" : id);
+      return 1;
+    }
+    fmt::print("{} put-aside change(s) handed to the running tandem process for retry; see 'tandem status'\n", marked);
+    return 0;
+  }
   if (!engine.ok()) {
     fmt::print(stderr, "{}\n", engine.status().message());
     return 1;
@@ -191,12 +218,6 @@ int CmdRetry(const std::string& path, const std::string& id, bool all) {
     }
     fmt::print("{} put-aside change(s) applied\n", *n);
     return 0;
-  }
-  Side side;
-  int64_t n;
-  if (!ParseParkedId(id, &side, &n)) {
-    fmt::print(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem status'\n", id);
-    return 2;
   }
   Status st = (*engine)->RetryParked(side, n);
   if (!st.ok()) {

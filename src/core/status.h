@@ -18,6 +18,7 @@ enum class StatusCode {
   kNotFound,
   kConstraint,       // the target rejected a row (constraint, type, unmapped code)
   kUnavailable,      // database unreachable / busy: retryable
+  kBusy,             // another process holds what we need (e.g. another tandem is running)
   kInternal,
 };
 
@@ -29,6 +30,7 @@ class Status {
   static Status NotFound(std::string msg) { return Status(StatusCode::kNotFound, std::move(msg)); }
   static Status Constraint(std::string msg) { return Status(StatusCode::kConstraint, std::move(msg)); }
   static Status Unavailable(std::string msg) { return Status(StatusCode::kUnavailable, std::move(msg), true); }
+  static Status Busy(std::string msg) { return Status(StatusCode::kBusy, std::move(msg)); }
   static Status Internal(std::string msg) { return Status(StatusCode::kInternal, std::move(msg)); }
 
   bool ok() const { return code_ == StatusCode::kOk; }

@@ -168,6 +168,14 @@ std::string RenderStatusText(const nlohmann::json& report) {
   return out;
 }
 
+Result<int64_t> RequestRetry(Connector& db, int64_t id) {
+  int64_t n = 0;
+  TANDEM_RETURN_IF_ERROR(db.Exec(id < 0 ? "UPDATE _tandem_parked SET retry_requested = 1"
+                                        : "UPDATE _tandem_parked SET retry_requested = 1 WHERE id = ?",
+                                 id < 0 ? Row{} : Row{Value::Integer(id)}, &n));
+  return n;
+}
+
 Status DiscardParked(Connector& db, int64_t id) {
   TANDEM_ASSIGN_OR_RETURN(auto row, db.QueryOne("SELECT direction, entity, source_key, reason FROM _tandem_parked WHERE "
                                                 "id = ?",

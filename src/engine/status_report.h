@@ -14,6 +14,10 @@ namespace tandem {
 Result<nlohmann::json> BuildStatusReport(const Config& config, Connector& legacy, Connector& modern);
 std::string RenderStatusText(const nlohmann::json& report);
 
+// Asks the running engine to retry put-aside changes (id, or all when id < 0)
+// stored in `db`. Returns how many were marked.
+Result<int64_t> RequestRetry(Connector& db, int64_t id);
+
 // Removes a put-aside change for good (recorded in the audit table).
 Status DiscardParked(Connector& stored_in, int64_t id);
 

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <thread>
 #include <unordered_map>
 
@@ -664,6 +666,17 @@ Result<std::unique_ptr<SyncEngine>> SyncEngine::Open(const Config& config) {
 
 Status SyncEngine::Init(const Config& config) {
   config_ = config;
+  // One engine per pair of databases: versions and positions assume a single writer of Tandem state.
+  if (config_.legacy.resolved.rfind("sqlite:", 0) == 0) {
+    std::string lock_path = config_.legacy.resolved.substr(7) + ".tandem-lock";
+    lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd_ < 0)
+      return Status::Unavailable(fmt::format("cannot create lock file {}: {}", lock_path, strerror(errno)));
+    if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
+      return Status::Busy(fmt::format("another tandem process is already syncing {} (lock {} is held); stop it "
+                                      "first, or use 'tandem retry' which asks the running process",
+                                      config_.legacy.resolved, lock_path));
+  }
   ConnectorOptions opts;
   opts.busy_timeout_ms = config_.sync.busy_timeout_ms;
   TANDEM_ASSIGN_OR_RETURN(legacy_, OpenConnector(config_.legacy.resolved, opts));
@@ -746,10 +759,12 @@ Status SyncEngine::Init(const Config& config) {
 
 Status SyncEngine::ReloadParkedIfChanged(Direction& dir) {
   // An operator may retry or discard put-aside changes from another process.
-  TANDEM_ASSIGN_OR_RETURN(auto n, dir.dst->QueryOne("SELECT count(*), coalesce(sum(kind = 'waiting'), 0) FROM "
+  TANDEM_ASSIGN_OR_RETURN(auto n, dir.dst->QueryOne("SELECT count(*), coalesce(sum(kind = 'waiting' OR retry_requested "
+                                                    "<> 0), 0), coalesce(sum(retry_requested <> 0), 0) FROM "
                                                     "_tandem_parked WHERE direction = ?",
                                                     {Value::Text(dir.name)}));
-  if (static_cast<size_t>((*n)[0].as_integer()) == dir.parked.size()) return Status::Ok();
+  if (static_cast<size_t>((*n)[0].as_integer()) == dir.parked.size() && (*n)[2].as_integer() == 0)
+    return Status::Ok();
   std::vector<Row> rows;
   TANDEM_RETURN_IF_ERROR(
       dir.dst->Query("SELECT entity, source_key FROM _tandem_parked WHERE direction = ?", {Value::Text(dir.name)}, &rows));
@@ -762,7 +777,8 @@ Status SyncEngine::ReloadParkedIfChanged(Direction& dir) {
 Status SyncEngine::RetryWaiting(Direction& dir, Batch& batch) {
   std::vector<Row> rows;
   TANDEM_RETURN_IF_ERROR(dir.dst->Query(
-      "SELECT id, entity, source_key, last_seq FROM _tandem_parked WHERE direction = ? AND kind = 'waiting' ORDER BY id",
+      "SELECT id, entity, source_key, last_seq FROM _tandem_parked WHERE direction = ? AND (kind = 'waiting' OR "
+      "retry_requested <> 0) ORDER BY id",
       {Value::Text(dir.name)}, &rows));
   dir.has_waiting = false;
   // Parents first: retry in mapping order.

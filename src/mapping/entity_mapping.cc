@@ -283,7 +283,7 @@ CompileOutcome Compiler::Run() {
       for (auto& c : e.to_legacy)
         ok &= CheckColumn(Side::kLegacy, *lt, c.column, c.where, fmt::format("entity '{}', to_legacy", e.name));
     }
-    if (!ok) continue;
+    if (!lt || !mt) continue;
     EntityMapping em;
     em.config = &e;
     em.name = e.name;
@@ -292,7 +292,7 @@ CompileOutcome Compiler::Run() {
     size_t before = problems_.size();
     CompileDirection(e, Side::kLegacy, *lt, *mt, &em.to_modern);
     CompileDirection(e, Side::kModern, *mt, *lt, &em.to_legacy);
-    if (problems_.size() != before) continue;
+    if (!ok || problems_.size() != before) continue;  // keep checking the rest, report everything
     mapping->index_by_name[e.name] = static_cast<int>(mapping->entities.size());
     mapping->entities.push_back(std::move(em));
   }

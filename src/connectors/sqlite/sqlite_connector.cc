@@ -166,7 +166,8 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
       // Changes put aside (rejected by this database, or waiting for a parent).
       "CREATE TABLE IF NOT EXISTS _tandem_parked(id INTEGER PRIMARY KEY, direction TEXT NOT NULL, entity TEXT NOT "
       "NULL, source_key TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL, first_seq INTEGER, last_seq "
-      "INTEGER, parked_at_ms INTEGER, attempts INTEGER NOT NULL DEFAULT 1, UNIQUE(direction, entity, source_key))",
+      "INTEGER, parked_at_ms INTEGER, attempts INTEGER NOT NULL DEFAULT 1, retry_requested INTEGER NOT NULL DEFAULT 0, "
+      "UNIQUE(direction, entity, source_key))",
       // Concurrent edits of the same field, and how they were settled.
       "CREATE TABLE IF NOT EXISTS _tandem_conflicts(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, direction TEXT "
       "NOT NULL, entity TEXT NOT NULL, lkey TEXT, mkey TEXT, field TEXT, legacy_value TEXT, modern_value TEXT, "

@@ -1,0 +1,155 @@
+// The tandem command as a user runs it: exit codes, messages, dry runs,
+// status output, graceful stop, uninstall.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "support/process.h"
+#include "support/test_env.h"
+
+namespace tandem {
+namespace {
+
+using testing::RunCommand;
+using testing::TestEnv;
+
+std::string Tandem(const std::string& args) { return std::string(TANDEM_BINARY) + " " + args; }
+
+TEST(CliTest, BadUsageExitsTwo) {
+  std::string out;
+  EXPECT_EQ(RunCommand(Tandem("frobnicate"), &out), 2);
+  out.clear();
+  EXPECT_EQ(RunCommand(Tandem("run --no-such-flag"), &out), 2);
+  out.clear();
+  EXPECT_EQ(RunCommand(Tandem("run --help"), &out), 0);
+  EXPECT_NE(out.find("--once"), std::string::npos);
+}
+
+TEST(CliTest, CheckListsEveryProblemWithFileAndLine) {
+  TestEnv env;
+  std::string cfg = testing::ReadFile(env.config_path());
+  // Three problems that need the databases: unknown table, unknown column, bad expression.
+  cfg.replace(cfg.find("table: ORDHDR"), 13, "table: ORDERS");
+  cfg.replace(cfg.find("email: EMAIL"), 12, "email: EMAIL_ADDR");
+  cfg.replace(cfg.find("\"BAL_CENTS / 100.0\""), 19, "\"BAL_CENTS // 100\"");
+  std::ofstream(env.config_path()) << cfg;
+  std::string out;
+  EXPECT_EQ(RunCommand(Tandem("check -c " + env.config_path()), &out), 1);
+  EXPECT_NE(out.find("tandem.yaml:30:"), std::string::npos) << out;  // order's legacy: line
+  EXPECT_NE(out.find("'ORDERS' does not exist on the legacy database"), std::string::npos) << out;
+  EXPECT_NE(out.find("column 'EMAIL_ADDR' does not exist in legacy table 'CUSTMAST'"), std::string::npos) << out;
+  EXPECT_NE(out.find("bad to_modern expression \"BAL_CENTS // 100\""), std::string::npos) << out;
+  EXPECT_NE(out.find("3 problem(s)"), std::string::npos) << out;
+}
+
+TEST(CliTest, CheckReportsStructuralProblemsWithoutTouchingDatabases) {
+  TestEnv env("version: 1\nsystems:\n  legacy: { database: \"sqlite:data/legacy.db\" }\n"
+              "  modern: { database: \"sqlite:data/modern.db\" }\nprimary: legacy\nentities:\n"
+              "  customer:\n    direction: sideways\n    legacy: { table: CUSTMAST, key: CUSTNO }\n"
+              "    modern: { table: customers, key: id, new_keys: uuid }\n"
+              "    fields:\n      status: { legacy: STAT, map: { A: active, I: active } }\n");
+  std::string out;
+  EXPECT_EQ(RunCommand(Tandem("check -c " + env.config_path()), &out), 1);
+  EXPECT_NE(out.find("tandem.yaml:8:"), std::string::npos) << out;
+  EXPECT_NE(out.find("sideways"), std::string::npos) << out;
+  EXPECT_NE(out.find("one-to-one"), std::string::npos) << out;
+}
+
+TEST(CliTest, InstallDryRunPrintsSqlAndChangesNothing) {
+  TestEnv env;
+  std::string out;
+  ASSERT_EQ(RunCommand(Tandem("install --dry-run -c " + env.config_path()), &out), 0) << out;
+  EXPECT_NE(out.find("CREATE TRIGGER _tandem_1_ins AFTER INSERT ON \"CUSTMAST\""), std::string::npos) << out;
+  EXPECT_EQ(env.Count(Side::kLegacy, "sqlite_master WHERE name LIKE '_tandem%'"), 0);
+  out.clear();
+  EXPECT_EQ(RunCommand(Tandem("run --once -c " + env.config_path()), &out), 1);
+  EXPECT_NE(out.find("run 'tandem install"), std::string::npos) << out;
+}
+
+TEST(CliTest, InstallRunStatusUninstallRoundTrip) {
+  TestEnv env;
+  std::string out;
+  ASSERT_EQ(RunCommand(Tandem("install -c " + env.config_path()), &out), 0) << out;
+  ASSERT_EQ(RunCommand(Tandem("install -c " + env.config_path()), &out), 0) << "install is idempotent: " << out;
+  env.Sh(Side::kLegacy, "INSERT INTO CUSTMAST(CNAME, EMAIL, STAT, BAL_CENTS) VALUES ('A, B', 'a@b', 'A', 1), "
+                        "('C, D', 'c@d', 'Q', 2);");
+  out.clear();
+  ASSERT_EQ(RunCommand(Tandem("status --json -c " + env.config_path()), &out), 0) << out;
+  auto before = nlohmann::json::parse(out);
+  EXPECT_EQ(before["directions"][0]["direction"], "legacy-to-modern");
+  EXPECT_EQ(before["directions"][0]["entities"][0]["pending"], 2);
+  out.clear();
+  ASSERT_EQ(RunCommand(Tandem("run --once -c " + env.config_path()), &out), 0) << out;
+  out.clear();
+  ASSERT_EQ(RunCommand(Tandem("status -c " + env.config_path()), &out), 0) << out;
+  EXPECT_NE(out.find("put-aside changes"), std::string::npos) << out;
+  EXPECT_NE(out.find("'Q' has no mapping"), std::string::npos) << out;
+  out.clear();
+  ASSERT_EQ(RunCommand(Tandem("status --json -c " + env.config_path()), &out), 0) << out;
+  auto after = nlohmann::json::parse(out);
+  EXPECT_EQ(after["directions"][0]["entities"][0]["pending"], 0);
+  EXPECT_EQ(after["directions"][0]["entities"][0]["put_aside"], 1);
+  std::string id = after["put_aside"][0]["id"];
+  out.clear();
+  EXPECT_EQ(RunCommand(Tandem("retry " + id + " -c " + env.config_path()), &out), 1) << "still unmapped: " << out;
+  out.clear();
+  EXPECT_EQ(RunCommand(Tandem("discard " + id + " -c " + env.config_path()), &out), 0) << out;
+  out.clear();
+  ASSERT_EQ(RunCommand(Tandem("uninstall -c " + env.config_path()), &out), 0) << out;
+  EXPECT_EQ(env.Count(Side::kLegacy, "sqlite_master WHERE name LIKE '_tandem%'"), 0);
+  EXPECT_EQ(env.Count(Side::kModern, "sqlite_master WHERE name LIKE '_tandem%'"), 0);
+  EXPECT_EQ(env.Count(Side::kLegacy, "CUSTMAST"), 2) << "uninstall keeps data";
+  EXPECT_EQ(env.Count(Side::kModern, "customers"), 1) << "uninstall keeps data";
+}
+
+TEST(CliTest, RunStopsGracefullyOnSigterm) {
+  TestEnv env;
+  env.Install();
+  std::string log = env.dir() + "/run.log";
+  pid_t pid = testing::Spawn({TANDEM_BINARY, "run", "-c", env.config_path()}, log);
+  env.Sh(Side::kLegacy, "INSERT INTO CUSTMAST(CNAME, EMAIL, STAT, BAL_CENTS) VALUES ('A, B', 'a@b', 'A', 1);");
+  // Wait until the change has arrived (bounded), then stop.
+  for (int i = 0; i < 500 && env.Count(Side::kModern, "customers") == 0; ++i) usleep(10000);
+  EXPECT_EQ(env.Count(Side::kModern, "customers"), 1);
+  kill(pid, SIGTERM);
+  EXPECT_EQ(testing::Wait(pid), 0) << testing::ReadFile(log);
+  EXPECT_NE(testing::ReadFile(log).find("legacy-to-modern: 1 changes read"), std::string::npos);
+}
+
+TEST(CliTest, SecondRunIsRefusedAndRetryIsHandedToTheRunningProcess) {
+  TestEnv env;
+  env.Install();
+  std::string log = env.dir() + "/run.log";
+  pid_t pid = testing::Spawn({TANDEM_BINARY, "run", "-c", env.config_path()}, log);
+  env.Sh(Side::kLegacy, "INSERT INTO CUSTMAST(CUSTNO, CNAME, EMAIL, STAT, BAL_CENTS) VALUES (1, 'A, B', 'a@b', 'Q', 1);");
+  for (int i = 0; i < 500 && env.Count(Side::kModern, "_tandem_parked") == 0; ++i) usleep(10000);
+  ASSERT_EQ(env.Count(Side::kModern, "_tandem_parked"), 1) << testing::ReadFile(log);
+  std::string out;
+  EXPECT_EQ(RunCommand(Tandem("run --once -c " + env.config_path()), &out), 1);
+  EXPECT_NE(out.find("another tandem process is already syncing"), std::string::npos) << out;
+  // Fix the cause at the source; the record stays put aside until retried.
+  env.Sh(Side::kLegacy, "UPDATE CUSTMAST SET STAT = 'A' WHERE CUSTNO = 1;");
+  out.clear();
+  EXPECT_EQ(RunCommand(Tandem("retry --all -c " + env.config_path()), &out), 0) << out;
+  EXPECT_NE(out.find("handed to the running tandem"), std::string::npos) << out;
+  for (int i = 0; i < 500 && env.Count(Side::kModern, "customers") == 0; ++i) usleep(10000);
+  EXPECT_EQ(env.Query(Side::kModern, "SELECT status FROM customers"), "active\n");
+  EXPECT_EQ(env.Count(Side::kModern, "_tandem_parked"), 0);
+  kill(pid, SIGTERM);
+  EXPECT_EQ(testing::Wait(pid), 0);
+}
+
+TEST(CliTest, MissingDatabaseIsAClearError) {
+  TestEnv env;
+  std::string cfg = testing::ReadFile(env.config_path());
+  cfg.replace(cfg.find("data/modern.db"), 14, "data/nowhere.db");
+  std::ofstream(env.config_path()) << cfg;
+  std::string out;
+  EXPECT_EQ(RunCommand(Tandem("check -c " + env.config_path()), &out), 1);
+  EXPECT_NE(out.find("tandem.yaml:6:"), std::string::npos) << out;
+  EXPECT_NE(out.find("nowhere.db"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace tandem
