@@ -56,6 +56,9 @@ struct CapturedChange {
   Row key;                  // key after the change
   Row old_key;              // kKeyChange only: key before the change
   int64_t captured_at_ms = 0;
+  // Capture epoch. Rows of one source transaction always share an epoch;
+  // a batch may end only where the epoch changes (or at the snapshot's end).
+  int64_t epoch = 0;
 };
 
 // Maximum number of key columns a captured table may have.
@@ -121,6 +124,13 @@ class Connector {
   // Blocks up to `timeout` until another session commits to this database.
   // Returns true if a commit was seen. Cheap to call often.
   virtual Result<bool> WaitForCommit(std::chrono::milliseconds timeout) = 0;
+
+  // Starts a new capture epoch (a tiny write transaction). Called by the
+  // EpochTicker on its own connection after source commits.
+  virtual Status BumpEpoch() = 0;
+  // false: commits need not survive power loss (used for the epoch ticker,
+  // whose commits carry no data).
+  virtual Status SetDurable(bool durable) = 0;
 };
 
 // Opens a connector for a resolved database URL ("sqlite:/abs/path.db").

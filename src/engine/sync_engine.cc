@@ -752,6 +752,9 @@ Status SyncEngine::Init(const Config& config) {
       dir->sql.push_back(std::move(sql));
     }
     spdlog::info("{}: resuming after change {}", dir->name, dir->position);
+    if (config_.sync.epoch_ticker)
+      tickers_[source == Side::kLegacy ? 0 : 1] = std::make_unique<EpochTicker>(
+          config_.system(source).resolved, config_.sync.busy_timeout_ms, config_.sync.poll_interval_ms);
     directions_.push_back(std::move(dir));
   }
   return Status::Ok();
@@ -829,6 +832,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     }
     Batch batch(*this, dir, careful);
     int64_t pos = dir.position, consumed = 0, source_at_ms = 0;
+    bool ended_early = false;  // the target transaction ended at an epoch boundary before the snapshot's end
     std::vector<CapturedChange> changes;
     std::vector<WorkItem> items;
     auto fail = [&](const Status& s) {
@@ -880,8 +884,22 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       pos = changes.back().seq;
       source_at_ms = changes.back().captured_at_ms;
       consumed += static_cast<int64_t>(changes.size());
+      if (consumed >= config_.sync.batch_size && pos < upto) {
+        // Keep target transactions short: end this one where the capture
+        // epoch changes, which is never inside a source transaction.
+        auto next = src.QueryOne("SELECT epoch FROM _tandem_log WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT 1",
+                                 {Value::Integer(pos), Value::Integer(upto)});
+        if (!next.ok()) {
+          st = next.status();
+          break;
+        }
+        if (*next && !(*next)->at(0).SameAs(Value::Integer(changes.back().epoch))) {
+          ended_early = true;
+          break;
+        }
+      }
     }
-    if (st.ok()) pos = std::max(pos, upto);
+    if (st.ok() && !ended_early) pos = std::max(pos, upto);
     if (st.ok() && dir.has_waiting) st = RetryWaiting(dir, batch);
     if (!st.ok()) {
       fail(st);

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "connectors/connector.h"
+#include "engine/epoch_ticker.h"
 #include "engine/record_store.h"
 #include "mapping/config.h"
 #include "mapping/entity_mapping.h"
@@ -108,6 +109,7 @@ class SyncEngine {
   DirectionStats stats_[2];
   AppliedCallback applied_callback_;
   int lock_fd_ = -1;
+  std::unique_ptr<EpochTicker> tickers_[2];  // keep capture epochs short on each source
 };
 
 // Direction names used in control tables and output.

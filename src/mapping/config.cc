@@ -35,7 +35,7 @@ constexpr std::string_view kTopLevelKeys[] = {"version", "systems", "primary", "
 constexpr std::string_view kSystemsKeys[] = {"legacy", "modern"};
 constexpr std::string_view kSystemKeys[] = {"database"};
 constexpr std::string_view kSyncKeys[] = {"poll_interval_ms", "batch_size", "busy_timeout_ms",
-                                          "purge_interval_ms"};
+                                          "purge_interval_ms", "epoch_ticker"};
 constexpr std::string_view kEntityKeys[] = {"direction", "legacy",    "modern",
                                             "fields",    "to_modern", "to_legacy"};
 constexpr std::string_view kSideKeys[] = {"table", "key", "new_keys"};
@@ -506,6 +506,14 @@ int& SyncOption(SyncOptions& sync, std::string_view name) {
 
 void Parser::ReadSync(const Section& section, SyncOptions& sync) {
   for (const Entry& entry : section.entries) {
+    if (entry.name == "epoch_ticker") {
+      bool on = true;
+      if (!YAML::convert<bool>::decode(entry.value, on))
+        Report(Where(entry), In("sync", "'epoch_ticker' must be true or false, got " + Describe(entry.value)));
+      else
+        sync.epoch_ticker = on;
+      continue;
+    }
     int value = 0;
     if (!YAML::convert<int>::decode(entry.value, value) || value <= 0) {
       Report(Where(entry),

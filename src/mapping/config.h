@@ -109,6 +109,7 @@ struct SyncOptions {
   int batch_size = 5000;         // changes read per chunk
   int busy_timeout_ms = 5000;    // SQLite busy timeout for Tandem's connections
   int purge_interval_ms = 1000;  // how often applied changes are purged from the source log
+  bool epoch_ticker = true;      // bump capture epochs after source commits (keeps batches short)
 };
 
 struct Config {
