@@ -1,0 +1,391 @@
+// tandem_bench: the core issue's performance figures, SQLite to SQLite, with
+// the example customer mapping (5 mapped columns, computed ones included).
+//
+//   1. sustained one-way throughput (first write to last applied), and its
+//      ratio to the raw rate of inserting the same rows into the target;
+//   2. commit-to-commit latency at 1,000 single-row transactions/s;
+//   3. capture overhead on single-row autocommit transactions;
+//   4. peak resident memory of `tandem run --once` draining a backlog.
+// While (1) and (2) run, an "application" writes the target file with a 5 s
+// busy timeout and counts SQLITE_BUSY errors (guarantee 7).
+//
+// Usage: tandem_bench [--rows N] [--backlog N] [--latency-seconds S] [--only NAME]
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "connectors/sqlite/sqlite_handle.h"
+#include "core/clock.h"
+#include "engine/installer.h"
+#include "engine/sync_engine.h"
+
+namespace tandem::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+const char* kConfig = R"YAML(version: 1
+systems:
+  legacy: { database: "sqlite:data/legacy.db" }
+  modern: { database: "sqlite:data/modern.db" }
+primary: legacy
+entities:
+  customer:
+    legacy: { table: CUSTMAST, key: CUSTNO, new_keys: database }
+    modern: { table: customers, key: id, new_keys: uuid }
+    fields:
+      email: EMAIL
+      status: { legacy: STAT, map: { A: active, I: inactive } }
+      balance: { legacy: BAL_CENTS, to_modern: "BAL_CENTS / 100.0", to_legacy: "CAST(round(balance * 100) AS INTEGER)" }
+    to_modern:
+      first_name: "trim(substr(CNAME, instr(CNAME, ',') + 1))"
+      last_name:  "trim(substr(CNAME, 1, instr(CNAME, ',') - 1))"
+    to_legacy:
+      CNAME: "last_name || ', ' || first_name"
+)YAML";
+
+std::unique_ptr<SqliteHandle> Open(const std::string& path, int busy_ms = 5000) {
+  return std::move(SqliteHandle::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, busy_ms)).value();
+}
+
+void Check(const Status& st, const char* what) {
+  if (!st.ok()) {
+    fmt::print(stderr, "benchmark failed at {}: {}\n", what, st.ToString());
+    std::exit(1);
+  }
+}
+
+// A fresh folder with the example schemas, the customer config, capture installed.
+struct Env {
+  std::string dir;
+  std::string config_path;
+  std::string legacy() const { return dir + "/data/legacy.db"; }
+  std::string modern() const { return dir + "/data/modern.db"; }
+
+  explicit Env(const std::string& name, bool install = true) {
+    dir = std::filesystem::temp_directory_path() / ("tandem-bench-" + name + "-" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir + "/data");
+    config_path = dir + "/tandem.yaml";
+    std::ofstream(config_path) << kConfig;
+    Check(Open(legacy())->ExecScript(ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/legacy_schema.sql") +
+                                     "PRAGMA journal_mode=WAL;"),
+          "legacy schema");
+    Check(Open(modern())->ExecScript(ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/modern_schema.sql") +
+                                     "PRAGMA journal_mode=WAL;"),
+          "modern schema");
+    if (install) Install();
+  }
+  ~Env() { std::filesystem::remove_all(dir); }
+
+  Config LoadConfig() const {
+    ParseOutcome p = ParseConfigFile(config_path);
+    if (!p.ok()) {
+      fmt::print(stderr, "{}\n", p.problems[0].ToString());
+      std::exit(1);
+    }
+    return p.config;
+  }
+  void Install() {
+    Config c = LoadConfig();
+    auto l = OpenConnector(c.legacy.resolved, {});
+    auto m = OpenConnector(c.modern.resolved, {});
+    auto expr = OpenExpressionDatabase();
+    CompileOutcome compiled = CompileMapping(c, **l, **m, **expr);
+    auto plan = PlanInstall(*compiled.mapping, **l, **m);
+    Check(ExecutePlan(*plan, **l, **m), "install");
+  }
+};
+
+// Inserts `rows` customers into the legacy table in transactions of `per_tx`.
+double WriteLegacyRows(SqliteHandle& db, int64_t first, int64_t rows, int per_tx) {
+  auto start = Clock::now();
+  for (int64_t done = 0; done < rows;) {
+    Check(db.Run("BEGIN", {}), "begin");
+    for (int i = 0; i < per_tx && done < rows; ++i, ++done) {
+      int64_t n = first + done;
+      Check(db.Run("INSERT INTO CUSTMAST(CNAME, EMAIL, STAT, BAL_CENTS) VALUES (?, ?, ?, ?)",
+                   {Value::Text(fmt::format("LAST{}, FIRST{}", n, n)), Value::Text(fmt::format("u{}@example.com", n)),
+                    Value::Text(n % 7 ? "A" : "I"), Value::Integer(n)}),
+            "insert");
+    }
+    Check(db.Run("COMMIT", {}), "commit");
+  }
+  return Seconds(Clock::now() - start);
+}
+
+// An application writing the target file while Tandem applies: one small
+// autocommit transaction every 5 ms with a 5 s busy timeout.
+struct TargetApp {
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> busy_errors{0}, writes{0};
+  std::atomic<int64_t> max_wait_us{0};
+  std::thread thread;
+  explicit TargetApp(const std::string& path) {
+    thread = std::thread([this, path] {
+      auto db = Open(path, 5000);
+      db->ExecScript("CREATE TABLE IF NOT EXISTS app_heartbeat(n INTEGER)");
+      while (!stop.load()) {
+        auto t0 = Clock::now();
+        Status st = db->Run("INSERT INTO app_heartbeat VALUES (1)", {});
+        int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0).count();
+        if (!st.ok()) busy_errors++;
+        writes++;
+        max_wait_us = std::max<int64_t>(max_wait_us.load(), us);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    });
+  }
+  void Stop() {
+    stop = true;
+    thread.join();
+  }
+};
+
+nlohmann::json RawInsertBaseline(int64_t rows) {
+  Env env("raw", /*install=*/false);
+  auto db = Open(env.modern());
+  Check(db->ExecScript("PRAGMA synchronous=FULL"), "pragma");
+  auto start = Clock::now();
+  for (int64_t done = 0; done < rows;) {
+    Check(db->Run("BEGIN", {}), "begin");
+    for (int i = 0; i < 1000 && done < rows; ++i, ++done) {
+      Check(db->Run("INSERT INTO customers(id, email, status, balance, first_name, last_name) VALUES (?, ?, ?, ?, ?, ?)",
+                    {Value::Text(NewUuid()), Value::Text(fmt::format("u{}@example.com", done)), Value::Text("active"),
+                     Value::Real(done / 100.0), Value::Text(fmt::format("FIRST{}", done)),
+                     Value::Text(fmt::format("LAST{}", done))}),
+            "raw insert");
+    }
+    Check(db->Run("COMMIT", {}), "commit");
+  }
+  double s = Seconds(Clock::now() - start);
+  fmt::print("raw baseline: {} rows inserted directly into modern.customers (1,000-row transactions) in {:.2f} s = "
+             "{:.0f} rows/s\n",
+             rows, s, rows / s);
+  return {{"rows", rows}, {"seconds", s}, {"rows_per_s", rows / s}};
+}
+
+nlohmann::json Throughput(int64_t rows, double raw_rate) {
+  Env env("throughput");
+  auto engine = SyncEngine::Open(env.LoadConfig());
+  Check(engine.status(), "engine");
+  std::atomic<bool> stop{false};
+  std::thread runner([&] { Check((*engine)->Run(stop), "run"); });
+  TargetApp app(env.modern());
+  auto writer_db = Open(env.legacy());
+  auto start = Clock::now();
+  double write_s = WriteLegacyRows(*writer_db, 1, rows, 1000);
+  auto observer = Open(env.modern());
+  while (true) {  // last applied: the target holds every row
+    std::vector<Row> r;
+    Check(observer->Run("SELECT count(*) FROM customers", {}, &r), "observe");
+    if (r[0][0].as_integer() >= rows) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  double total_s = Seconds(Clock::now() - start);
+  stop = true;
+  runner.join();
+  app.Stop();
+  double rate = rows / total_s;
+  fmt::print("throughput legacy->modern: {} row changes, first write to last applied {:.2f} s = {:.0f} changes/s "
+             "({:.2f}x the raw insert rate; the source accepted the writes at {:.0f} rows/s)\n",
+             rows, total_s, rate, rate / raw_rate, rows / write_s);
+  fmt::print("  target-side application during the run: {} writes, {} SQLITE_BUSY, longest wait {:.1f} ms\n",
+             app.writes.load(), app.busy_errors.load(), app.max_wait_us.load() / 1000.0);
+  return {{"rows", rows},
+          {"seconds", total_s},
+          {"changes_per_s", rate},
+          {"ratio_to_raw_insert", rate / raw_rate},
+          {"source_write_rows_per_s", rows / write_s},
+          {"app_busy_errors", app.busy_errors.load()},
+          {"app_max_wait_ms", app.max_wait_us.load() / 1000.0}};
+}
+
+nlohmann::json Latency(double seconds, int rate_per_s) {
+  Env env("latency");
+  auto engine = SyncEngine::Open(env.LoadConfig());
+  Check(engine.status(), "engine");
+  std::atomic<bool> stop{false};
+  std::thread runner([&] { Check((*engine)->Run(stop), "run"); });
+  TargetApp app(env.modern());
+  const int64_t n = static_cast<int64_t>(seconds * rate_per_s);
+  std::vector<Clock::time_point> committed(n + 1), arrived(n + 1);
+  std::vector<char> seen(n + 1, 0);
+  std::atomic<bool> observing{true};
+  std::thread observer([&] {
+    auto db = Open(env.modern());
+    int64_t last_rowid = 0, version = -1, got = 0;
+    while (observing.load() && got < n) {
+      std::vector<Row> v;
+      db->Run("PRAGMA data_version", {}, &v);
+      if (!v.empty() && v[0][0].as_integer() != version) {
+        version = v[0][0].as_integer();
+        std::vector<Row> rows;
+        db->Run("SELECT rowid, balance FROM customers WHERE rowid > ? ORDER BY rowid", {Value::Integer(last_rowid)},
+                &rows);
+        auto now = Clock::now();
+        for (auto& r : rows) {
+          last_rowid = r[0].as_integer();
+          double b = r[1].type() == ValueType::kInteger ? static_cast<double>(r[1].as_integer()) : r[1].as_real();
+          int64_t i = std::llround(b * 100);
+          if (i >= 1 && i <= n && !seen[i]) {
+            seen[i] = 1;
+            arrived[i] = now;
+            ++got;
+          }
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  });
+  auto writer = Open(env.legacy());
+  auto start = Clock::now();
+  for (int64_t i = 1; i <= n; ++i) {
+    std::this_thread::sleep_until(start + std::chrono::microseconds(i * 1000000 / rate_per_s));
+    Check(writer->Run("INSERT INTO CUSTMAST(CNAME, EMAIL, STAT, BAL_CENTS) VALUES ('LAST, FIRST', 'x', 'A', ?)",
+                      {Value::Integer(i)}),
+          "insert");
+    committed[i] = Clock::now();
+  }
+  double write_s = Seconds(Clock::now() - start);
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < deadline) {
+    if (std::count(seen.begin() + 1, seen.end(), 1) == n) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  observing = false;
+  observer.join();
+  stop = true;
+  runner.join();
+  app.Stop();
+  std::vector<double> ms;
+  for (int64_t i = 1; i <= n; ++i)
+    if (seen[i]) ms.push_back(std::chrono::duration<double, std::milli>(arrived[i] - committed[i]).count());
+  std::sort(ms.begin(), ms.end());
+  auto pct = [&](double p) { return ms.empty() ? -1.0 : ms[std::min(ms.size() - 1, static_cast<size_t>(p * ms.size()))]; };
+  fmt::print("latency at {:.0f} single-row transactions/s ({} transactions): p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} "
+             "ms, commit to commit ({} arrived)\n",
+             n / write_s, n, pct(0.50), pct(0.99), ms.empty() ? -1.0 : ms.back(), ms.size());
+  fmt::print("  target-side application during the run: {} writes, {} SQLITE_BUSY, longest wait {:.1f} ms\n",
+             app.writes.load(), app.busy_errors.load(), app.max_wait_us.load() / 1000.0);
+  return {{"transactions", n},       {"rate_per_s", n / write_s}, {"p50_ms", pct(0.50)},
+          {"p99_ms", pct(0.99)},     {"max_ms", ms.empty() ? -1.0 : ms.back()},
+          {"arrived", ms.size()},    {"app_busy_errors", app.busy_errors.load()}};
+}
+
+nlohmann::json CaptureOverhead(int64_t per_round, int rounds) {
+  nlohmann::json out;
+  for (const char* sync : {"FULL", "NORMAL"}) {
+    Env plain("plain", /*install=*/false), captured("captured", /*install=*/true);
+    auto a = Open(plain.legacy()), b = Open(captured.legacy());
+    Check(a->ExecScript(fmt::format("PRAGMA synchronous={}", sync)), "pragma");
+    Check(b->ExecScript(fmt::format("PRAGMA synchronous={}", sync)), "pragma");
+    double t[2] = {0, 0};
+    int64_t n = 0;
+    for (int r = 0; r < rounds; ++r) {
+      for (int which = 0; which < 2; ++which) {  // alternate to share any machine noise
+        SqliteHandle& db = which ? *b : *a;
+        auto start = Clock::now();
+        for (int64_t i = 0; i < per_round; ++i) {
+          Check(db.Run("INSERT INTO CUSTMAST(CNAME, EMAIL, STAT, BAL_CENTS) VALUES ('LAST, FIRST', 'x@y', 'A', ?)",
+                       {Value::Integer(i)}),
+                "insert");
+          Check(db.Run("UPDATE CUSTMAST SET BAL_CENTS = BAL_CENTS + 1 WHERE CUSTNO = last_insert_rowid()", {}),
+                "update");
+        }
+        t[which] += Seconds(Clock::now() - start);
+      }
+      n += per_round * 2;
+    }
+    double ratio = t[1] / t[0];
+    fmt::print("capture overhead, single-row autocommit insert+update transactions, synchronous={}: {:.1f} us without "
+               "capture, {:.1f} us with = {:.2f}x\n",
+               sync, t[0] / n * 1e6, t[1] / n * 1e6, ratio);
+    out[sync] = {{"transactions", n}, {"us_without", t[0] / n * 1e6}, {"us_with", t[1] / n * 1e6}, {"ratio", ratio}};
+  }
+  return out;
+}
+
+nlohmann::json BacklogMemory(int64_t rows) {
+  Env env("backlog");
+  auto writer = Open(env.legacy());
+  double write_s = WriteLegacyRows(*writer, 1, rows, 10000);
+  writer.reset();
+  auto start = Clock::now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(TANDEM_BINARY, TANDEM_BINARY, "run", "--once", "-c", env.config_path.c_str(), "--log-level", "warn",
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  wait4(pid, &status, 0, &usage);
+  double s = Seconds(Clock::now() - start);
+  auto db = Open(env.modern());
+  std::vector<Row> r;
+  db->Run("SELECT count(*) FROM customers", {}, &r);
+  int64_t applied = r[0][0].as_integer();
+  double rss_mb = usage.ru_maxrss / 1024.0;
+  fmt::print("backlog: {} changes written while Tandem was stopped ({:.1f} s); `tandem run --once` drained them in "
+             "{:.1f} s = {:.0f} changes/s, peak resident memory {:.1f} MB (exit {}, {} rows on modern)\n",
+             rows, write_s, s, rows / s, rss_mb, WIFEXITED(status) ? WEXITSTATUS(status) : -1, applied);
+  return {{"rows", rows}, {"seconds", s}, {"changes_per_s", rows / s}, {"peak_rss_mb", rss_mb}, {"applied", applied}};
+}
+
+}  // namespace
+}  // namespace tandem::bench
+
+int main(int argc, char** argv) {
+  using namespace tandem::bench;
+  int64_t rows = 200000, backlog = 1000000;
+  double latency_s = 5;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
+    if (a == "--rows") rows = std::stoll(next());
+    else if (a == "--backlog") backlog = std::stoll(next());
+    else if (a == "--latency-seconds") latency_s = std::stod(next());
+    else if (a == "--only") only = next();
+    else {
+      fmt::print(stderr, "usage: tandem_bench [--rows N] [--backlog N] [--latency-seconds S] [--only "
+                         "throughput|latency|overhead|backlog]\n");
+      return 2;
+    }
+  }
+  spdlog::set_level(spdlog::level::warn);
+  fmt::print("Tandem core benchmark: SQLite -> SQLite, customer mapping (5 mapped columns, 2 computed), {} cores\n",
+             std::thread::hardware_concurrency());
+  nlohmann::json report;
+  if (only.empty() || only == "throughput") {
+    report["raw_insert"] = RawInsertBaseline(rows);
+    report["throughput"] = Throughput(rows, report["raw_insert"]["rows_per_s"]);
+  }
+  if (only.empty() || only == "latency") report["latency"] = Latency(latency_s, 1000);
+  if (only.empty() || only == "overhead") report["capture_overhead"] = CaptureOverhead(1000, 3);
+  if (only.empty() || only == "backlog") report["backlog"] = BacklogMemory(backlog);
+  fmt::print("\nJSON {}\n", report.dump());
+  return 0;
+}
