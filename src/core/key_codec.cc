@@ -34,7 +34,9 @@ void AppendEncoded(const Value& v, std::string* out) {
     case ValueType::kText: {
       out->push_back('t');
       const std::string& s = v.as_bytes();
-      if (s.find_first_of("\x1e\x1f") == std::string::npos) {
+      bool plain = true;
+      for (char c : s) plain &= (c != kSep && c != '\x1e');
+      if (plain) {
         out->append(s);
       } else {
         for (char c : s) {

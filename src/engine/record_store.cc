@@ -124,14 +124,20 @@ Result<std::optional<RecordEntry>> RecordStore::Find(const std::string& entity, 
 
 Status RecordStore::Put(Side into, RecordEntry* e) {
   e->version = ++version_;
-  Value lbase = e->lbase ? Value::Text(EncodeBase(*e->lbase)) : Value::Null();
-  Value mbase = e->mbase ? Value::Text(EncodeBase(*e->mbase)) : Value::Null();
+  Row params;
+  params.reserve(7);
+  params.push_back(Value::Text(e->entity));
+  params.push_back(Value::Text(e->lkey));
+  params.push_back(Value::Text(e->mkey));
+  params.push_back(Value::Integer(e->version));
+  params.push_back(Value::Integer(e->gone ? 1 : 0));
+  params.push_back(e->lbase ? Value::Text(EncodeBase(*e->lbase)) : Value::Null());
+  params.push_back(e->mbase ? Value::Text(EncodeBase(*e->mbase)) : Value::Null());
   return Db(into).Exec(
       "INSERT INTO _tandem_records(entity, lkey, mkey, version, gone, lbase, mbase) VALUES (?, ?, ?, ?, ?, ?, ?) "
       "ON CONFLICT(entity, lkey) DO UPDATE SET mkey = excluded.mkey, version = excluded.version, gone = "
       "excluded.gone, lbase = excluded.lbase, mbase = excluded.mbase",
-      {Value::Text(e->entity), Value::Text(e->lkey), Value::Text(e->mkey), Value::Integer(e->version),
-       Value::Integer(e->gone ? 1 : 0), lbase, mbase});
+      params);
 }
 
 }  // namespace tandem

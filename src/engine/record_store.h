@@ -17,13 +17,47 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "connectors/connector.h"
 #include "mapping/config.h"
 
 namespace tandem {
 
-using ColumnValues = std::unordered_map<std::string, Value>;
+// Column name -> value, for a handful of columns: a flat vector with linear
+// lookup, which beats a hash map at this size and allocates far less.
+class ColumnValues {
+ public:
+  using Entry = std::pair<std::string, Value>;
+  using const_iterator = std::vector<Entry>::const_iterator;
+  const_iterator find(const std::string& name) const {
+    for (auto it = cols_.begin(); it != cols_.end(); ++it)
+      if (it->first == name) return it;
+    return cols_.end();
+  }
+  const_iterator begin() const { return cols_.begin(); }
+  const_iterator end() const { return cols_.end(); }
+  size_t size() const { return cols_.size(); }
+  void reserve(size_t n) { cols_.reserve(n); }
+  Value& operator[](const std::string& name) {
+    for (auto& e : cols_)
+      if (e.first == name) return e.second;
+    cols_.emplace_back(name, Value());
+    return cols_.back().second;
+  }
+  // Same columns with the same values, in any order.
+  bool operator==(const ColumnValues& o) const {
+    if (cols_.size() != o.cols_.size()) return false;
+    for (auto& e : cols_) {
+      auto it = o.find(e.first);
+      if (it == o.end() || !it->second.SameAs(e.second)) return false;
+    }
+    return true;
+  }
+
+ private:
+  std::vector<Entry> cols_;
+};
 
 struct RecordEntry {
   std::string entity;

@@ -43,6 +43,8 @@ struct DirectionSql {
   std::string select_target;       // target key + rule target columns by target key
   std::string select_target_many;  // the same by up to kInListSize target keys
   std::string delete_target;
+  std::string insert_with_key;     // target key columns, then rule target columns
+  std::string insert_without_key;  // rule target columns only (the database assigns the key)
 };
 
 struct SyncEngine::Direction {
@@ -447,11 +449,14 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   const size_t tk = dm.target_key_columns.size();
   bool target_exists = trow && (!dm.target_row_shared || AnyNonNull(*trow, tk));
 
-  RecordEntry next;
+  RecordEntry next;  // what this record's entry becomes (bases are set below)
   next.entity = em.name;
-  if (entry) next = *entry;
-  const std::optional<ColumnValues> base_s = entry ? entry->base(S) : std::nullopt;
-  const std::optional<ColumnValues> base_t = entry ? entry->base(T) : std::nullopt;
+  if (entry) {
+    next.lkey = entry->lkey;
+    next.mkey = entry->mkey;
+  }
+  const ColumnValues* base_s = entry && entry->base(S) ? &*entry->base(S) : nullptr;
+  const ColumnValues* base_t = entry && entry->base(T) ? &*entry->base(T) : nullptr;
   const Side primary = e_.config_.primary;
   AppliedRecord applied{S, em.name, "", "", "", item.captured_at_ms};
 
@@ -507,9 +512,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   }
 
   // --- the record exists at the source ---
-  ColumnValues new_base_s;
-  for (size_t i = 0; i < dm.source_columns.size(); ++i) new_base_s[dm.source_columns[i]] = (*item.source_row)[i];
-  ColumnValues new_base_t = base_t.value_or(ColumnValues{});
+  ColumnValues new_base_t = base_t ? *base_t : ColumnValues{};
 
   if (!target_exists) {
     if (entry && base_t && primary == T && trow.has_value() == false && !dm.target_row_shared) {
@@ -537,20 +540,14 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
         for (size_t i = 0; i < tk; ++i) tkey.push_back(Value::Text(NewUuid()));
         tkey_known = true;
       }
-      if (tkey_known) {
-        cols = dm.target_key_columns;
-        params = tkey;
-      }
-      for (size_t i = 0; i < dm.rules.size(); ++i) cols.push_back(dm.rules[i].target_column);
+      params.reserve(tk + mapped.size());
+      if (tkey_known) params = tkey;
       params.insert(params.end(), mapped.begin(), mapped.end());
-      std::string placeholders;
-      for (size_t i = 0; i < cols.size(); ++i) placeholders += i ? ", ?" : "?";
-      std::string insert = "INSERT INTO " + dst.QuoteIdent(dm.target_table) + " (" + JoinQuoted(dst, cols, ", ") +
-                           ") VALUES (" + placeholders + ")";
       if (tkey_known) {
-        TANDEM_RETURN_IF_ERROR(dst.Exec(insert, params));
+        TANDEM_RETURN_IF_ERROR(dst.Exec(sql.insert_with_key, params));
       } else {
-        TANDEM_ASSIGN_OR_RETURN(Value assigned, dst.InsertReturningKey(insert, params, dm.target_key_columns[0]));
+        TANDEM_ASSIGN_OR_RETURN(Value assigned,
+                                dst.InsertReturningKey(sql.insert_without_key, params, dm.target_key_columns[0]));
         tkey = {assigned};
       }
     }
@@ -635,8 +632,8 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   next.mkey = S == Side::kLegacy ? tkey_enc : src_key;
   next.gone = false;
   // Merge the new bases over the old ones (other columns keep their base).
-  ColumnValues merged_s = base_s.value_or(ColumnValues{});
-  for (auto& [k, v] : new_base_s) merged_s[k] = v;
+  ColumnValues merged_s = base_s ? *base_s : ColumnValues{};
+  for (size_t i = 0; i < dm.source_columns.size(); ++i) merged_s[dm.source_columns[i]] = (*item.source_row)[i];
   bool unchanged = entry && !key_changed && applied.op.empty() && base_s && base_t && *base_s == merged_s &&
                    *base_t == new_base_t;
   if (!unchanged) {
@@ -748,6 +745,14 @@ Status SyncEngine::Init(const Config& config) {
       sql.select_target = "SELECT " + JoinQuoted(t, tcols, ", ") + " FROM " + t.QuoteIdent(dm.target_table) +
                           WhereKey(t, dm.target_key_columns);
       sql.select_target_many = SelectByKeysSql(t, dm.target_table, tcols, dm.target_key_columns);
+      auto insert_sql = [&](const std::vector<std::string>& cols) {
+        std::string placeholders;
+        for (size_t i = 0; i < cols.size(); ++i) placeholders += i ? ", ?" : "?";
+        return "INSERT INTO " + t.QuoteIdent(dm.target_table) + " (" + JoinQuoted(t, cols, ", ") + ") VALUES (" +
+               placeholders + ")";
+      };
+      sql.insert_with_key = insert_sql(tcols);
+      sql.insert_without_key = insert_sql(std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(), tcols.end()));
       sql.delete_target = "DELETE FROM " + t.QuoteIdent(dm.target_table) + WhereKey(t, dm.target_key_columns);
       dir->sql.push_back(std::move(sql));
     }

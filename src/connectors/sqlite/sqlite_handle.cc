@@ -1,11 +1,28 @@
 #include "connectors/sqlite/sqlite_handle.h"
 
+#include <mutex>
+
 #include <fmt/format.h>
 
 namespace tandem {
 
+namespace {
+// Process-wide SQLite settings, applied once before the first connection:
+// no global memory statistics (they take a mutex on every allocation), and
+// multi-thread mode (each connection is used by one thread at a time).
+void ConfigureSqliteOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+    sqlite3_initialize();
+  });
+}
+}  // namespace
+
 Result<std::unique_ptr<SqliteHandle>> SqliteHandle::Open(const std::string& path, int flags,
                                                          int busy_timeout_ms) {
+  ConfigureSqliteOnce();
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
