@@ -31,8 +31,23 @@ std::string NewUuid() {
   uint64_t hi = rng(), lo = rng();
   hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
-  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff,
-                     lo >> 48, lo & 0xffffffffffffULL);
+  // 8-4-4-4-12 hex digits, written directly (this runs once per inserted record).
+  static const char* hex = "0123456789abcdef";
+  char out[36];
+  int pos = 0;
+  auto put = [&](uint64_t v, int digits) {
+    for (int d = digits - 1; d >= 0; --d) out[pos++] = hex[(v >> (4 * d)) & 15];
+  };
+  put(hi >> 32, 8);
+  out[pos++] = '-';
+  put((hi >> 16) & 0xffff, 4);
+  out[pos++] = '-';
+  put(hi & 0xffff, 4);
+  out[pos++] = '-';
+  put(lo >> 48, 4);
+  out[pos++] = '-';
+  put(lo & 0xffffffffffffULL, 12);
+  return std::string(out, sizeof out);
 }
 
 }  // namespace tandem

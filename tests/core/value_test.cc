@@ -29,3 +29,19 @@ TEST(KeyCodecTest, IntegerAndTextKeysEncodeDifferently) {
 }
 
 }  // namespace tandem
+
+#include "core/clock.h"
+
+namespace tandem {
+TEST(UuidTest, CanonicalVersion4Form) {
+  std::string u = NewUuid();
+  ASSERT_EQ(u.size(), 36u);
+  EXPECT_EQ(u[8], '-');
+  EXPECT_EQ(u[13], '-');
+  EXPECT_EQ(u[14], '4');
+  EXPECT_EQ(u[18], '-');
+  EXPECT_TRUE(u[19] == '8' || u[19] == '9' || u[19] == 'a' || u[19] == 'b');
+  EXPECT_EQ(u[23], '-');
+  EXPECT_NE(NewUuid(), u);
+}
+}  // namespace tandem
