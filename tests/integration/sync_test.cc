@@ -122,6 +122,22 @@ TEST_F(SyncTest, LegacyKeyChangeKeepsTheModernRecord) {
   EXPECT_EQ(env_.Count(M, "customers"), 1);
 }
 
+TEST_F(SyncTest, ModernKeyChangeKeepsTheLegacyRecord) {
+  env_.Write(M, "INSERT INTO customers(id, email, status, balance, first_name, last_name) "
+                "VALUES ('old-id', 'a@b', 'active', 1, 'A', 'B')");
+  env_.SyncOnce();
+  ASSERT_EQ(env_.Query(L, "SELECT CUSTNO FROM CUSTMAST"), "1\n");
+  env_.Write(M, "UPDATE customers SET id = 'new-id', email = 'renamed@b' WHERE id = 'old-id'");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(L, "SELECT CUSTNO, EMAIL FROM CUSTMAST"), "1|renamed@b\n");
+  env_.Write(L, "UPDATE CUSTMAST SET BAL_CENTS = 300 WHERE CUSTNO = 1");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(M, "SELECT id, balance FROM customers"), "new-id|3\n");
+  env_.Write(M, "DELETE FROM customers WHERE id = 'new-id'");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Count(L, "CUSTMAST"), 0);
+}
+
 TEST_F(SyncTest, ConcurrentDisjointEditsBothSurvive) {
   env_.Write(L, "INSERT INTO CUSTMAST(CUSTNO, CNAME, EMAIL, STAT, BAL_CENTS) VALUES (1, 'A, B', 'a@b', 'A', 100)");
   env_.SyncOnce();
