@@ -34,6 +34,11 @@ std::string WhereKey(Connector& db, const std::vector<std::string>& key_cols) {
 
 // Marks a Status as "this record waits for its parent" (kNotFound).
 bool IsWaiting(const Status& st) { return st.code() == StatusCode::kNotFound; }
+// A foreign-key failure usually means ordering (a parent deleted before its
+// children, which arrive later in the same batch): wait and retry, not reject.
+bool IsForeignKeyFailure(const Status& st) {
+  return st.code() == StatusCode::kConstraint && st.message().find("FOREIGN KEY") != std::string::npos;
+}
 
 }  // namespace
 
@@ -71,6 +76,12 @@ struct SyncEngine::WorkItem {
   int64_t captured_at_ms = 0;
   std::optional<Row> source_row;  // current source row (source_columns), read in the batch's snapshot
   bool source_exists = false;
+  bool deleted = false;     // a delete of this key was seen in the chunk
+  bool is_new = false;      // inserted after a delete of the same key: a new record, whatever the key map says
+  bool superseded = false;  // deleted, or another record moved onto its key: this record is gone
+  // The record's key-map entry as it was before this chunk was applied
+  // (resolved by Prefetch, so entries written while applying cannot alias it).
+  std::optional<RecordEntry> entry_before;
 };
 
 static std::string ParkedKey(const std::string& entity, const std::string& key) { return entity + '\x1d' + key; }
@@ -88,6 +99,9 @@ class SyncEngine::Batch {
   // Applies one record; parks it when the target rejects it or it waits for a
   // parent. Returns non-ok only for failures that abort the batch.
   Status ApplyOrPark(const WorkItem& item);
+  // Applies a put-aside record again; true if applied (the caller removes its
+  // parked row), false if it was put aside again (reason and attempts updated).
+  Result<bool> Retry(const WorkItem& item);
   std::vector<AppliedRecord>& applied() { return applied_; }
   int64_t written() const { return written_; }
   bool needs_careful() const { return needs_careful_; }
@@ -127,6 +141,7 @@ class SyncEngine::Batch {
   // Per-chunk caches. A present key is authoritative (nullopt = known absent).
   std::unordered_map<std::string, std::optional<RecordEntry>> entries_;  // entity \x1d side \x1d key
   std::unordered_map<std::string, std::optional<Row>> target_rows_;      // entity index \x1d target key
+  std::unordered_set<std::string> claimed_lkeys_;  // entity \x1d legacy key written live in this chunk
 };
 
 namespace {
@@ -201,6 +216,9 @@ Result<std::optional<RecordEntry>> SyncEngine::Batch::FindEntry(const std::strin
 }
 
 Status SyncEngine::Batch::PutEntry(RecordEntry* entry) {
+  std::string claim = entry->entity + '\x1d' + entry->lkey;
+  if (entry->gone && claimed_lkeys_.count(claim)) return Status::Ok();  // another record owns this key now
+  if (!entry->gone) claimed_lkeys_.insert(claim);
   TANDEM_RETURN_IF_ERROR(e_.records_->Put(d_.target, entry));
   // Later records of this chunk only need the keys (lookups of this record
   // as a parent); each record itself is applied once per chunk.
@@ -225,6 +243,7 @@ Result<std::optional<Row>> SyncEngine::Batch::TargetRow(int entity, const Row& t
 Status SyncEngine::Batch::Prefetch(std::vector<WorkItem>& items) {
   entries_.clear();
   target_rows_.clear();
+  claimed_lkeys_.clear();
   const auto& entities = e_.mapping_->entities;
   std::vector<std::vector<WorkItem*>> by_entity(entities.size());
   for (WorkItem& w : items) by_entity[w.entity].push_back(&w);
@@ -245,7 +264,7 @@ Status SyncEngine::Batch::Prefetch(std::vector<WorkItem>& items) {
     for (WorkItem* w : by_entity[ei]) {
       auto it = rows.find(EncodeKey(w->key));
       w->source_row.reset();
-      if (it != rows.end()) w->source_row = std::move(it->second);
+      if (it != rows.end() && !w->superseded) w->source_row = it->second;
       w->source_exists = w->source_row.has_value();
       // A split entity exists in its parent's row while any of its own columns is set.
       if (w->source_exists && dm.source_row_shared) {
@@ -256,6 +275,10 @@ Status SyncEngine::Batch::Prefetch(std::vector<WorkItem>& items) {
     }
     // This entity's key-map entries, and those its foreign keys resolve through.
     TANDEM_RETURN_IF_ERROR(PrefetchEntries(em.name, d_.source, std::move(encoded)));
+    for (WorkItem* w : by_entity[ei]) {
+      auto& e = entries_[EntryCacheKey(em.name, d_.source, EncodeKey(w->old_key.empty() ? w->key : w->old_key))];
+      if (!w->is_new) w->entry_before = e;
+    }
     auto prefetch_lookup = [&](const ColumnRule& r) -> Status {
       std::vector<std::string> fk;
       for (WorkItem* w : by_entity[ei])
@@ -361,8 +384,7 @@ Status SyncEngine::Batch::Park(const WorkItem& item, const Status& why) {
   } else {
     spdlog::warn("{}: put aside {} {}: {}", d_.name, em.name, DisplayKey(item.key), why.message());
   }
-  d_.parked.insert(ParkedKey(em.name, key));
-  e_.stats_[d_.source == Side::kLegacy ? 0 : 1].parked++;
+  if (d_.parked.insert(ParkedKey(em.name, key)).second) e_.stats_[d_.source == Side::kLegacy ? 0 : 1].parked++;
   return d_.dst->Exec(
       "INSERT INTO _tandem_parked(direction, entity, source_key, kind, reason, first_seq, last_seq, parked_at_ms) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(direction, entity, source_key) DO UPDATE SET kind = excluded.kind, "
@@ -372,9 +394,34 @@ Status SyncEngine::Batch::Park(const WorkItem& item, const Status& why) {
        Value::Integer(Clock::Default()->NowMillis())});
 }
 
+Result<bool> SyncEngine::Batch::Retry(const WorkItem& item) {
+  const EntityMapping& em = e_.mapping_->entities[item.entity];
+  const std::string pk = ParkedKey(em.name, EncodeKey(item.key));
+  TANDEM_RETURN_IF_ERROR(d_.dst->Savepoint("tandem_retry"));
+  Status st = Apply(item);
+  if (st.ok()) {
+    d_.parked.erase(pk);
+    TANDEM_RETURN_IF_ERROR(d_.dst->ReleaseSavepoint("tandem_retry"));
+    return true;
+  }
+  if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kInternal) return st;
+  TANDEM_RETURN_IF_ERROR(d_.dst->RollbackToSavepoint("tandem_retry"));
+  TANDEM_RETURN_IF_ERROR(Park(item, IsForeignKeyFailure(st) ? Status::NotFound(st.message()) : st));
+  TANDEM_RETURN_IF_ERROR(d_.dst->Exec(
+      "UPDATE _tandem_parked SET retry_requested = 0, parked_at_ms = ? WHERE direction = ? AND entity = ? AND "
+      "source_key = ?",
+      {Value::Integer(Clock::Default()->NowMillis()), Value::Text(d_.name), Value::Text(em.name),
+       Value::Text(EncodeKey(item.key))}));
+  return false;
+}
+
 Status SyncEngine::Batch::ApplyOrPark(const WorkItem& item) {
   const EntityMapping& em = e_.mapping_->entities[item.entity];
   std::string pk = ParkedKey(em.name, EncodeKey(item.key));
+  if (!item.old_key.empty() && d_.parked.count(ParkedKey(em.name, EncodeKey(item.old_key)))) {
+    return Park(item, Status::Constraint("its key changed while an earlier change of it is put aside (old key " +
+                                         DisplayKey(item.old_key) + ")"));
+  }
   if (d_.parked.count(pk)) {
     // Later changes to a parked record wait behind it.
     return d_.dst->Exec("UPDATE _tandem_parked SET last_seq = max(last_seq, ?) WHERE direction = ? AND entity = ? AND "
@@ -391,6 +438,7 @@ Status SyncEngine::Batch::ApplyOrPark(const WorkItem& item) {
   if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kInternal) return st;
   if (careful_) {
     TANDEM_RETURN_IF_ERROR(d_.dst->RollbackToSavepoint("tandem_record"));
+    if (IsForeignKeyFailure(st)) return Park(item, Status::NotFound(st.message()));
   } else if (st.code() == StatusCode::kConstraint && !st.message().starts_with("field '")) {
     // The target rejected a write part-way through this record: redo the batch
     // with a savepoint per record so that only this record is put aside.
@@ -418,7 +466,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   const bool key_changed = !item.old_key.empty();
 
   // 1. What Tandem knows of this record.
-  TANDEM_ASSIGN_OR_RETURN(auto entry, FindEntry(em.name, S, key_changed ? EncodeKey(item.old_key) : src_key));
+  std::optional<RecordEntry> entry = item.entry_before;
   if (entry && entry->gone) entry.reset();
 
   // 2. Mapped source values (may wait for a parent, or be rejected).
@@ -448,6 +496,22 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   }
   const size_t tk = dm.target_key_columns.size();
   bool target_exists = trow && (!dm.target_row_shared || AnyNonNull(*trow, tk));
+  if (dm.target_row_shared && item.source_exists) {
+    // A split record lives in its parent's row: one per row, and it cannot move.
+    TANDEM_ASSIGN_OR_RETURN(Value parent_key, ResolveLookup(dm.shared_row_key,
+                                                            (*item.source_row)[dm.shared_row_key.source_index]));
+    if (entry && !Row{parent_key}.empty() && !(Row{parent_key} == tkey))
+      return Status::Constraint(fmt::format("{} moved to another {} ({} -> {}); moving a split record is not "
+                                            "supported: delete it and insert it again",
+                                            em.name, dm.shared_row_key.lookup_entity, DisplayKey(tkey),
+                                            parent_key.ToDisplay()));
+    if (!entry && target_exists) {
+      TANDEM_ASSIGN_OR_RETURN(auto owner, FindEntry(em.name, T, EncodeKey(tkey)));
+      if (owner && !owner->gone && owner->key(S) != src_key)
+        return Status::Constraint(fmt::format("the {} row {} already holds {} {}; it has room for one",
+                                              SideName(T), DisplayKey(tkey), em.name, owner->key(S)));
+    }
+  }
 
   RecordEntry next;  // what this record's entry becomes (bases are set below)
   next.entity = em.name;
@@ -514,14 +578,25 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   // --- the record exists at the source ---
   ColumnValues new_base_t = base_t ? *base_t : ColumnValues{};
 
-  if (!target_exists) {
-    if (entry && base_t && primary == T && trow.has_value() == false && !dm.target_row_shared) {
-      // Updated here, deleted there while neither was synced: the primary
-      // (target) side's delete wins and will flow back.
-      TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, "(row)", Value::Text("updated"), Value::Text("deleted"), T,
-                                            "update-delete"));
-      return Status::Ok();
+  if (!target_exists && entry && base_s && !trow.has_value() && !dm.target_row_shared) {
+    // Deleted on the target since the last sync (that delete is on its way
+    // back). Only a change of a mapped source column makes this a conflict.
+    bool source_changed = false;
+    for (size_t i = 0; i < dm.source_columns.size() && !source_changed; ++i) {
+      auto it = base_s->find(dm.source_columns[i]);
+      source_changed = it == base_s->end() || !it->second.SameAs((*item.source_row)[i]);
     }
+    if (!source_changed) return Status::Ok();
+    TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, "(row)", Value::Text("updated"), Value::Text("deleted"), primary,
+                                          "update-delete"));
+    if (primary == T) return Status::Ok();  // the target's delete wins and flows back
+    entry.reset();                           // the source's update wins: re-create the record
+    base_s = nullptr;
+    base_t = nullptr;
+    tkey_known = dm.target_new_keys == NewKeys::kSame;
+    if (tkey_known) tkey = item.key;
+  }
+  if (!target_exists) {
     std::vector<std::string> cols;
     Row params;
     if (dm.target_row_shared) {
@@ -620,7 +695,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     }
     std::string old_lkey = S == Side::kLegacy ? EncodeKey(item.old_key) : entry->lkey;
     std::string new_lkey = S == Side::kLegacy ? src_key : tkey_enc;
-    if (old_lkey != new_lkey) {
+    if (old_lkey != new_lkey && !claimed_lkeys_.count(em.name + '\x1d' + old_lkey)) {
       RecordEntry tomb = *entry;
       tomb.gone = true;
       tomb.lbase.reset();
@@ -765,13 +840,13 @@ Status SyncEngine::Init(const Config& config) {
   return Status::Ok();
 }
 
-Status SyncEngine::ReloadParkedIfChanged(Direction& dir) {
+Status SyncEngine::ReloadParkedIfChanged(Direction& dir, bool force) {
   // An operator may retry or discard put-aside changes from another process.
   TANDEM_ASSIGN_OR_RETURN(auto n, dir.dst->QueryOne("SELECT count(*), coalesce(sum(kind = 'waiting' OR retry_requested "
                                                     "<> 0), 0), coalesce(sum(retry_requested <> 0), 0) FROM "
                                                     "_tandem_parked WHERE direction = ?",
                                                     {Value::Text(dir.name)}));
-  if (static_cast<size_t>((*n)[0].as_integer()) == dir.parked.size() && (*n)[2].as_integer() == 0)
+  if (!force && static_cast<size_t>((*n)[0].as_integer()) == dir.parked.size() && (*n)[2].as_integer() == 0)
     return Status::Ok();
   std::vector<Row> rows;
   TANDEM_RETURN_IF_ERROR(
@@ -783,32 +858,113 @@ Status SyncEngine::ReloadParkedIfChanged(Direction& dir) {
 }
 
 Status SyncEngine::RetryWaiting(Direction& dir, Batch& batch) {
+  // Bounded per batch so that many orphans cannot make write transactions long;
+  // the least recently tried go first.
+  constexpr int kMaxRetriesPerBatch = 256;
   std::vector<Row> rows;
   TANDEM_RETURN_IF_ERROR(dir.dst->Query(
       "SELECT id, entity, source_key, last_seq FROM _tandem_parked WHERE direction = ? AND (kind = 'waiting' OR "
-      "retry_requested <> 0) ORDER BY id",
-      {Value::Text(dir.name)}, &rows));
-  dir.has_waiting = false;
-  // Parents first: retry in mapping order.
-  std::vector<std::pair<int, Row*>> ordered;
+      "retry_requested <> 0) ORDER BY retry_requested DESC, parked_at_ms, id LIMIT ?",
+      {Value::Text(dir.name), Value::Integer(kMaxRetriesPerBatch)}, &rows));
+  dir.has_waiting = rows.size() == static_cast<size_t>(kMaxRetriesPerBatch);  // more remain: keep going
+  std::vector<std::pair<int, Row*>> ordered;  // parents first
   for (auto& r : rows) {
     auto it = mapping_->index_by_name.find(r[1].as_bytes());
     if (it != mapping_->index_by_name.end()) ordered.emplace_back(it->second, &r);
   }
   std::stable_sort(ordered.begin(), ordered.end(), [](auto& a, auto& b) { return a.first < b.first; });
   std::vector<WorkItem> items;
+  std::vector<int64_t> ids;
   for (auto& [entity, row] : ordered) {
+    auto key = DecodeKey((*row)[2].as_bytes());
+    if (!key.ok()) continue;
     WorkItem item;
     item.entity = entity;
-    TANDEM_ASSIGN_OR_RETURN(item.key, DecodeKey((*row)[2].as_bytes()));
+    item.key = std::move(key).value();
     item.seq = (*row)[3].as_integer();
     items.push_back(std::move(item));
-    dir.parked.erase(ParkedKey((*row)[1].as_bytes(), (*row)[2].as_bytes()));
-    TANDEM_RETURN_IF_ERROR(dir.dst->Exec("DELETE FROM _tandem_parked WHERE id = ?", {(*row)[0]}));
+    ids.push_back((*row)[0].as_integer());
   }
   TANDEM_RETURN_IF_ERROR(batch.Prefetch(items));
-  for (const WorkItem& item : items) TANDEM_RETURN_IF_ERROR(batch.ApplyOrPark(item));
+  for (size_t i = 0; i < items.size(); ++i) {
+    TANDEM_ASSIGN_OR_RETURN(bool applied, batch.Retry(items[i]));
+    if (applied) TANDEM_RETURN_IF_ERROR(dir.dst->Exec("DELETE FROM _tandem_parked WHERE id = ?", {Value::Integer(ids[i])}));
+  }
   return Status::Ok();
+}
+
+// One work item per (entity, record) from a chunk of log rows, in log order.
+// A key change moves the record's item to its new key, so chains collapse
+// (1->5->6 is one move 1->6; 1->100->1 is no move at all) and later changes
+// under the new key join it. A delete followed by an insert of the same key
+// marks a new record reusing the key. A record whose key is taken over by a
+// moved record is gone.
+void SyncEngine::BuildWorkItems(const Direction& dir, const std::vector<CapturedChange>& changes,
+                                std::vector<WorkItem>* items) {
+  items->clear();
+  std::unordered_map<std::string, size_t> at;  // entity \x1d current key -> item
+  for (const CapturedChange& c : changes) {
+    auto it = dir.tables.find(c.table_id);
+    if (it == dir.tables.end()) continue;  // a table no longer mapped
+    const CapturedTableSpec& spec = *it->second;
+    const size_t nkeys = spec.key_columns.size();
+    Row key(c.key.begin(), c.key.begin() + nkeys);
+    for (int entity : spec.entities) {
+      const std::string prefix = std::to_string(entity) + '\x1d';
+      const std::string id = prefix + EncodeKey(key);
+      size_t idx;
+      if (c.op == ChangeOp::kKeyChange) {
+        Row old_key(c.old_key.begin(), c.old_key.begin() + nkeys);
+        auto from = at.find(prefix + EncodeKey(old_key));
+        if (from != at.end()) {
+          idx = from->second;
+          at.erase(from);
+          WorkItem& w = (*items)[idx];
+          if (w.old_key.empty()) w.old_key = old_key;
+        } else {
+          idx = items->size();
+          WorkItem w;
+          w.entity = entity;
+          w.old_key = old_key;
+          items->push_back(std::move(w));
+        }
+        WorkItem& w = (*items)[idx];
+        w.key = key;
+        if (w.old_key == key) w.old_key.clear();  // moved back where it started
+        auto taken = at.find(id);
+        if (taken != at.end() && taken->second != idx) (*items)[taken->second].superseded = true;
+        at[id] = idx;
+      } else {
+        auto found = at.find(id);
+        if (found == at.end()) {
+          idx = items->size();
+          WorkItem w;
+          w.entity = entity;
+          w.key = key;
+          items->push_back(std::move(w));
+          at[id] = idx;
+        } else {
+          idx = found->second;
+        }
+        if (c.op == ChangeOp::kDelete) (*items)[idx].deleted = true;
+        if (c.op == ChangeOp::kInsert && (*items)[idx].deleted) {
+          // Deleted, then inserted again under the same key: a different
+          // record. The old one is deleted (with the deletes, children first)
+          // and the new one synced as new (with the inserts, parents first).
+          (*items)[idx].superseded = true;
+          WorkItem fresh;
+          fresh.entity = entity;
+          fresh.key = key;
+          fresh.is_new = true;
+          idx = items->size();
+          items->push_back(std::move(fresh));
+          at[id] = idx;
+        }
+      }
+      (*items)[idx].seq = c.seq;
+      (*items)[idx].captured_at_ms = c.captured_at_ms;
+    }
+  }
 }
 
 Result<int64_t> SyncEngine::Drain(Direction& dir) {
@@ -822,7 +978,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       return upto_r.status();
     }
     int64_t upto = *upto_r;
-    if (Status rs = ReloadParkedIfChanged(dir); !rs.ok()) {
+    if (Status rs = ReloadParkedIfChanged(dir, /*force=*/careful); !rs.ok()) {
       src.EndRead();
       return rs;
     }
@@ -849,31 +1005,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       changes.clear();
       st = src.ReadChanges(pos, upto, static_cast<size_t>(config_.sync.batch_size), &changes);
       if (!st.ok() || changes.empty()) break;
-      // One work item per (entity, record); a key change keeps its own item.
-      items.clear();
-      std::unordered_map<std::string, size_t> last;
-      for (const CapturedChange& c : changes) {
-        auto it = dir.tables.find(c.table_id);
-        if (it == dir.tables.end()) continue;  // a table no longer mapped
-        const CapturedTableSpec& spec = *it->second;
-        for (int entity : spec.entities) {
-          WorkItem w;
-          w.entity = entity;
-          w.key.assign(c.key.begin(), c.key.begin() + spec.key_columns.size());
-          if (c.op == ChangeOp::kKeyChange) w.old_key.assign(c.old_key.begin(), c.old_key.begin() + spec.key_columns.size());
-          w.seq = c.seq;
-          w.captured_at_ms = c.captured_at_ms;
-          std::string id = std::to_string(entity) + '\x1d' + EncodeKey(w.key);
-          auto prev = last.find(id);
-          if (prev != last.end() && items[prev->second].old_key.empty() && w.old_key.empty()) {
-            items[prev->second].seq = w.seq;  // same record again: apply its latest state once
-            items[prev->second].captured_at_ms = w.captured_at_ms;
-            continue;
-          }
-          last[id] = items.size();
-          items.push_back(std::move(w));
-        }
-      }
+      BuildWorkItems(dir, changes, &items);
       st = batch.Prefetch(items);
       if (!st.ok()) break;
       // Parents before children for rows that exist; children before parents for deletes.
@@ -908,6 +1040,8 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     if (st.ok() && dir.has_waiting) st = RetryWaiting(dir, batch);
     if (!st.ok()) {
       fail(st);
+      // The in-memory parked set may hold changes of the rolled-back batch.
+      if (Status rs = ReloadParkedIfChanged(dir, /*force=*/true); !rs.ok()) return rs;
       if (batch.needs_careful() && !careful) {
         spdlog::info("{}: a record was rejected mid-write; re-running the batch record by record", dir.name);
         continue;
@@ -922,7 +1056,11 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
         {Value::Text(dir.name), Value::Integer(pos), Value::Integer(Clock::Default()->NowMillis()),
          Value::Integer(source_at_ms), Value::Integer(applied_total)});
     if (st.ok()) st = dst.CommitApply();
-    if (!st.ok()) return fail(st);
+    if (!st.ok()) {
+      fail(st);
+      (void)ReloadParkedIfChanged(dir, /*force=*/true);
+      return st;
+    }
     src.EndRead();
     dir.position = pos;
     dir.applied_total = applied_total;
@@ -1015,6 +1153,11 @@ Status SyncEngine::RetryParked(Side stored_in, int64_t id) {
   WorkItem item;
   item.entity = it->second;
   auto key = DecodeKey((*row)[1].as_bytes());
+  if (!key.ok()) {
+    dir->dst->RollbackApply();
+    dir->src->EndRead();
+    return key.status();
+  }
   item.key = *key;
   item.seq = (*row)[2].as_integer();
   std::vector<WorkItem> one{item};

@@ -97,7 +97,9 @@ class SyncEngine {
   Status Init(const Config& config);
   Result<int64_t> Drain(Direction& dir);
   Status RetryWaiting(Direction& dir, Batch& batch);
-  Status ReloadParkedIfChanged(Direction& dir);
+  static void BuildWorkItems(const Direction& dir, const std::vector<CapturedChange>& changes,
+                             std::vector<WorkItem>* items);
+  Status ReloadParkedIfChanged(Direction& dir, bool force = false);
 
   Config config_;
   std::unique_ptr<SqliteHandle> expr_db_;

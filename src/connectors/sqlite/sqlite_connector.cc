@@ -137,7 +137,11 @@ void SqliteConnector::RollbackApply() {
 }
 
 Status SqliteConnector::BeginWrite() { return handle_->Run("BEGIN IMMEDIATE", {}); }
-Status SqliteConnector::Commit() { return handle_->Run("COMMIT", {}); }
+Status SqliteConnector::Commit() {
+  Status st = handle_->Run("COMMIT", {});
+  if (!st.ok()) RollbackApply();
+  return st;
+}
 Status SqliteConnector::Savepoint(const std::string& name) { return handle_->Run("SAVEPOINT " + name, {}); }
 Status SqliteConnector::ReleaseSavepoint(const std::string& name) { return handle_->Run("RELEASE " + name, {}); }
 Status SqliteConnector::RollbackToSavepoint(const std::string& name) {
@@ -202,12 +206,17 @@ std::vector<std::string> SqliteConnector::CaptureSql(const CaptureTable& t) cons
     if (i) same_key += " AND ";
     same_key += fmt::format("OLD.{0} IS NEW.{0}", q);
   }
+  auto literal = [](const std::string& text) {  // a SQL string literal
+    std::string out = "'";
+    for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
+    return out + "'";
+  };
   std::string keys_csv;
   for (size_t i = 0; i < t.key_columns.size(); ++i) keys_csv += (i ? "," : "") + t.key_columns[i];
   out.push_back(fmt::format(
-      "INSERT INTO _tandem_capture(table_id, table_name, key_columns) VALUES ({}, '{}', '{}') ON CONFLICT(table_id) "
+      "INSERT INTO _tandem_capture(table_id, table_name, key_columns) VALUES ({}, {}, {}) ON CONFLICT(table_id) "
       "DO UPDATE SET table_name = excluded.table_name, key_columns = excluded.key_columns",
-      t.id, t.table, keys_csv));
+      t.id, literal(t.table), literal(keys_csv)));
   out.push_back(fmt::format(
       "CREATE TRIGGER {} AFTER INSERT ON {} WHEN {} BEGIN INSERT INTO _tandem_log(table_id, op{}, at_ms, epoch) VALUES ({}, "
       "1{}, {}); END",
@@ -294,7 +303,10 @@ Status SqliteConnector::PurgeChanges(int64_t before) {
       handle_->Run("ROLLBACK", {});
       return st;
     }
-    TANDEM_RETURN_IF_ERROR(handle_->Run("COMMIT", {}));
+    if (Status cs = handle_->Run("COMMIT", {}); !cs.ok()) {
+      RollbackApply();
+      return cs;
+    }
     if (changed < kChunk) return Status::Ok();
   }
 }
@@ -302,8 +314,8 @@ Status SqliteConnector::PurgeChanges(int64_t before) {
 Status SqliteConnector::BumpEpoch() {
   TANDEM_RETURN_IF_ERROR(handle_->Run("BEGIN IMMEDIATE", {}));
   Status st = handle_->Run("UPDATE _tandem_epoch SET n = n + 1", {});
-  if (st.ok()) return handle_->Run("COMMIT", {});
-  handle_->Run("ROLLBACK", {});
+  if (st.ok()) st = handle_->Run("COMMIT", {});
+  if (!st.ok()) RollbackApply();  // never leave a transaction (and the write lock) open
   return st;
 }
 
