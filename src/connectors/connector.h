@@ -56,9 +56,6 @@ struct CapturedChange {
   Row key;                  // key after the change
   Row old_key;              // kKeyChange only: key before the change
   int64_t captured_at_ms = 0;
-  // Capture epoch. Rows of one source transaction always share an epoch;
-  // a batch may end only where the epoch changes (or at the snapshot's end).
-  int64_t epoch = 0;
 };
 
 // Maximum number of key columns a captured table may have.
@@ -114,6 +111,8 @@ class Connector {
   virtual Result<bool> IsInstalled() = 0;
 
   // Highest change-log seq visible now (0 if none). Inside BeginRead: the snapshot's.
+  // Outside a transaction it is a commit boundary: every log row up to it
+  // belongs to a transaction that committed, and no later row does.
   virtual Result<int64_t> MaxChangeSeq() = 0;
   // Changes with after < seq <= upto, in seq order, at most `limit`.
   virtual Status ReadChanges(int64_t after, int64_t upto, size_t limit, std::vector<CapturedChange>* out) = 0;
@@ -125,12 +124,6 @@ class Connector {
   // Returns true if a commit was seen. Cheap to call often.
   virtual Result<bool> WaitForCommit(std::chrono::milliseconds timeout) = 0;
 
-  // Starts a new capture epoch (a tiny write transaction). Called by the
-  // EpochTicker on its own connection after source commits.
-  virtual Status BumpEpoch() = 0;
-  // false: commits need not survive power loss (used for the epoch ticker,
-  // whose commits carry no data).
-  virtual Status SetDurable(bool durable) = 0;
 };
 
 // Opens a connector for a resolved database URL ("sqlite:/abs/path.db").

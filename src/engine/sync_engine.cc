@@ -832,9 +832,9 @@ Status SyncEngine::Init(const Config& config) {
       dir->sql.push_back(std::move(sql));
     }
     spdlog::info("{}: resuming after change {}", dir->name, dir->position);
-    if (config_.sync.epoch_ticker)
-      tickers_[source == Side::kLegacy ? 0 : 1] = std::make_unique<EpochTicker>(
-          config_.system(source).resolved, config_.sync.busy_timeout_ms, config_.sync.poll_interval_ms);
+    boundaries_[source == Side::kLegacy ? 0 : 1] = std::make_unique<CommitBoundaries>(
+        config_.sync.sample_commit_boundaries ? config_.system(source).resolved : "", config_.sync.busy_timeout_ms,
+        config_.sync.poll_interval_ms);
     directions_.push_back(std::move(dir));
   }
   return Status::Ok();
@@ -993,7 +993,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     }
     Batch batch(*this, dir, careful);
     int64_t pos = dir.position, consumed = 0, source_at_ms = 0;
-    bool ended_early = false;  // the target transaction ended at an epoch boundary before the snapshot's end
+    bool ended_early = false;  // this target transaction ends at a commit boundary before the snapshot end
     std::vector<CapturedChange> changes;
     std::vector<WorkItem> items;
     auto fail = [&](const Status& s) {
@@ -1001,9 +1001,12 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       src.EndRead();
       return s;
     };
-    while (pos < upto && st.ok()) {
+    CommitBoundaries& boundaries = *boundaries_[dir.source == Side::kLegacy ? 0 : 1];
+    boundaries.Note(upto);  // this snapshot's end is a commit boundary too
+    int64_t read_upto = upto;
+    while (pos < read_upto && st.ok()) {
       changes.clear();
-      st = src.ReadChanges(pos, upto, static_cast<size_t>(config_.sync.batch_size), &changes);
+      st = src.ReadChanges(pos, read_upto, static_cast<size_t>(config_.sync.batch_size), &changes);
       if (!st.ok() || changes.empty()) break;
       BuildWorkItems(dir, changes, &items);
       st = batch.Prefetch(items);
@@ -1021,22 +1024,19 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       pos = changes.back().seq;
       source_at_ms = changes.back().captured_at_ms;
       consumed += static_cast<int64_t>(changes.size());
-      if (consumed >= config_.sync.batch_size && pos < upto) {
-        // Keep target transactions short: end this one where the capture
-        // epoch changes, which is never inside a source transaction.
-        auto next = src.QueryOne("SELECT epoch FROM _tandem_log WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT 1",
-                                 {Value::Integer(pos), Value::Integer(upto)});
-        if (!next.ok()) {
-          st = next.status();
-          break;
-        }
-        if (*next && !(*next)->at(0).SameAs(Value::Integer(changes.back().epoch))) {
+      if (consumed >= config_.sync.batch_size && pos < read_upto) {
+        // Keep target transactions short: end this one at the next known
+        // commit boundary, which is never inside a source transaction.
+        auto boundary = boundaries.NextAtOrAfter(pos, upto);
+        if (boundary && *boundary == pos) {
           ended_early = true;
           break;
         }
+        if (boundary) read_upto = *boundary;
       }
     }
-    if (st.ok() && !ended_early) pos = std::max(pos, upto);
+    if (st.ok() && !ended_early) pos = std::max(pos, read_upto);
+    ended_early = pos < upto;
     if (st.ok() && dir.has_waiting) st = RetryWaiting(dir, batch);
     if (!st.ok()) {
       fail(st);
@@ -1064,6 +1064,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     src.EndRead();
     dir.position = pos;
     dir.applied_total = applied_total;
+    boundaries.ForgetBelow(pos);
     DirectionStats& stats = stats_[dir.source == Side::kLegacy ? 0 : 1];
     stats.batches++;
     stats.changes_read += consumed;

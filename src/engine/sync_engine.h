@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "connectors/connector.h"
-#include "engine/epoch_ticker.h"
+#include "engine/commit_boundaries.h"
 #include "engine/record_store.h"
 #include "mapping/config.h"
 #include "mapping/entity_mapping.h"
@@ -83,6 +83,10 @@ class SyncEngine {
   // Re-applies every parked record of both directions; returns how many applied.
   Result<int> RetryAllParked();
 
+  // Records a known commit boundary of `source`'s change log (the sampler
+  // does this itself; exposed for tests and tools).
+  void NoteCommitBoundary(Side source, int64_t seq) { boundaries_[source == Side::kLegacy ? 0 : 1]->Note(seq); }
+
   void set_applied_callback(AppliedCallback cb) { applied_callback_ = std::move(cb); }
   const DirectionStats& stats(Side source) const { return stats_[source == Side::kLegacy ? 0 : 1]; }
   Connector& db(Side s) { return s == Side::kLegacy ? *legacy_ : *modern_; }
@@ -111,7 +115,7 @@ class SyncEngine {
   DirectionStats stats_[2];
   AppliedCallback applied_callback_;
   int lock_fd_ = -1;
-  std::unique_ptr<EpochTicker> tickers_[2];  // keep capture epochs short on each source
+  std::unique_ptr<CommitBoundaries> boundaries_[2];  // where source transactions end, per source side
 };
 
 // Direction names used in control tables and output.

@@ -35,7 +35,7 @@ constexpr std::string_view kTopLevelKeys[] = {"version", "systems", "primary", "
 constexpr std::string_view kSystemsKeys[] = {"legacy", "modern"};
 constexpr std::string_view kSystemKeys[] = {"database"};
 constexpr std::string_view kSyncKeys[] = {"poll_interval_ms", "batch_size", "busy_timeout_ms",
-                                          "purge_interval_ms", "epoch_ticker"};
+                                          "purge_interval_ms", "sample_commit_boundaries"};
 constexpr std::string_view kEntityKeys[] = {"direction", "legacy",    "modern",
                                             "fields",    "to_modern", "to_legacy"};
 constexpr std::string_view kSideKeys[] = {"table", "key", "new_keys"};
@@ -506,12 +506,12 @@ int& SyncOption(SyncOptions& sync, std::string_view name) {
 
 void Parser::ReadSync(const Section& section, SyncOptions& sync) {
   for (const Entry& entry : section.entries) {
-    if (entry.name == "epoch_ticker") {
+    if (entry.name == "sample_commit_boundaries") {
       bool on = true;
       if (!YAML::convert<bool>::decode(entry.value, on))
-        Report(Where(entry), In("sync", "'epoch_ticker' must be true or false, got " + Describe(entry.value)));
+        Report(Where(entry), In("sync", "'sample_commit_boundaries' must be true or false, got " + Describe(entry.value)));
       else
-        sync.epoch_ticker = on;
+        sync.sample_commit_boundaries = on;
       continue;
     }
     int value = 0;

@@ -109,7 +109,7 @@ struct SyncOptions {
   int batch_size = 5000;         // changes read per chunk
   int busy_timeout_ms = 5000;    // SQLite busy timeout for Tandem's connections
   int purge_interval_ms = 1000;  // how often applied changes are purged from the source log
-  bool epoch_ticker = true;      // bump capture epochs after source commits (keeps batches short)
+  bool sample_commit_boundaries = true;  // sample where source transactions end (keeps batches short)
 };
 
 struct Config {

@@ -274,28 +274,46 @@ TEST_F(SyncTest, SourceTransactionIsNeverSplitOnTheTarget) {
 }
 
 TEST_F(SyncTest, TargetTransactionsEndOnlyBetweenSourceTransactions) {
-  // 20 source transactions of 100 rows, with a capture epoch between each (as
-  // the epoch ticker does after commits), applied with a batch size of 150.
-  auto legacy = OpenConnector("sqlite:" + env_.legacy_path(), {});
-  ASSERT_TRUE(legacy.ok());
+  // 20 source transactions of 100 rows, applied with a batch size of 150. The
+  // engine learns where each transaction ended (as its sampler does after
+  // commits) and may end a target transaction only there.
+  std::vector<int64_t> boundaries;
   for (int t = 0; t < 20; ++t) {
     std::string sql = "BEGIN;";
     for (int i = 0; i < 100; ++i)
       sql += "INSERT INTO CUSTMAST(CNAME, EMAIL, STAT, BAL_CENTS) VALUES ('L, F', 'e', 'A', " + std::to_string(t) + ");";
     env_.Write(L, sql + "COMMIT;");
-    ASSERT_TRUE((*legacy)->BumpEpoch().ok());
+    boundaries.push_back(std::stoll(env_.Query(L, "SELECT max(seq) FROM _tandem_log")));
   }
   // Record the target's row count at every commit of a Tandem batch.
   env_.Write(M, "CREATE TABLE seen(n INTEGER);"
                 "CREATE TRIGGER seen_i AFTER INSERT ON _tandem_position BEGIN INSERT INTO seen SELECT count(*) FROM customers; END;"
                 "CREATE TRIGGER seen_u AFTER UPDATE ON _tandem_position BEGIN INSERT INTO seen SELECT count(*) FROM customers; END;");
-  std::string cfg = testing::ReadFile(env_.config_path()) + "sync: { batch_size: 150, epoch_ticker: false }\n";
+  std::string cfg = testing::ReadFile(env_.config_path()) + "sync: { batch_size: 150, sample_commit_boundaries: false }\n";
   std::ofstream(env_.config_path()) << cfg;
-  env_.SyncOnce();
+  auto engine = SyncEngine::Open(env_.LoadConfig());
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  for (int64_t b : boundaries) (*engine)->NoteCommitBoundary(L, b);
+  ASSERT_TRUE((*engine)->RunUntilIdle().ok());
   EXPECT_EQ(env_.Count(M, "customers"), 2000);
   EXPECT_EQ(env_.Count(M, "seen WHERE n % 100 <> 0"), 0) << env_.Query(M, "SELECT n FROM seen");
-  // Batches were bounded: more than one target transaction, each at most ~3 source transactions.
-  EXPECT_GE(env_.Count(M, "seen"), 6) << env_.Query(M, "SELECT n FROM seen");
+  // Batches were bounded: more than one target transaction, each of 2 source transactions.
+  EXPECT_EQ(env_.Count(M, "seen"), 10) << env_.Query(M, "SELECT n FROM seen");
+}
+
+TEST_F(SyncTest, WithoutKnownBoundariesTheWholeSnapshotIsOneTransaction) {
+  for (int t = 0; t < 5; ++t) {
+    std::string sql = "BEGIN;";
+    for (int i = 0; i < 100; ++i) sql += "INSERT INTO CUSTMAST(CNAME, EMAIL, STAT, BAL_CENTS) VALUES ('L, F', 'e', 'A', 1);";
+    env_.Write(L, sql + "COMMIT;");
+  }
+  env_.Write(M, "CREATE TABLE seen(n INTEGER);"
+                "CREATE TRIGGER seen_i AFTER INSERT ON _tandem_position BEGIN INSERT INTO seen SELECT count(*) FROM customers; END;"
+                "CREATE TRIGGER seen_u AFTER UPDATE ON _tandem_position BEGIN INSERT INTO seen SELECT count(*) FROM customers; END;");
+  std::string cfg = testing::ReadFile(env_.config_path()) + "sync: { batch_size: 150, sample_commit_boundaries: false }\n";
+  std::ofstream(env_.config_path()) << cfg;
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(M, "SELECT n FROM seen"), "500\n");
 }
 
 TEST_F(SyncTest, ChangesFromTheSqliteShellProcessAreCaptured) {

@@ -157,11 +157,7 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
       "key_columns TEXT NOT NULL)",
       // The change log: what changed, in commit order. k* = key after, o* = key before (key changes).
       "CREATE TABLE IF NOT EXISTS _tandem_log(seq INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, op INTEGER NOT "
-      "NULL, k1, k2, k3, k4, o1, o2, o3, o4, at_ms INTEGER, epoch INTEGER)",
-      // The capture epoch: bumped by Tandem after source commits, stamped on every log row, so that
-      // batches can end between transactions (SQLite exposes no transaction id to triggers).
-      "CREATE TABLE IF NOT EXISTS _tandem_epoch(n INTEGER NOT NULL)",
-      "INSERT INTO _tandem_epoch(n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM _tandem_epoch)",
+      "NULL, k1, k2, k3, k4, o1, o2, o3, o4, at_ms INTEGER)",
       // Present (one row) only inside Tandem's own apply transactions.
       "CREATE TABLE IF NOT EXISTS _tandem_applying(x INTEGER)",
       // Per direction applied INTO this database: the source position, stored with the data.
@@ -193,8 +189,8 @@ std::string TriggerName(const CaptureTable& t, const char* kind) { return fmt::f
 std::vector<std::string> SqliteConnector::CaptureSql(const CaptureTable& t) const {
   std::vector<std::string> out = DropCaptureSql(t);
   const std::string tbl = QuoteIdent(t.table);
-  // Capture time (ms) and epoch, appended to every log row.
-  const std::string now = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), (SELECT n FROM _tandem_epoch)";
+  // Capture time (ms), appended to every log row.
+  const std::string now = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
   const std::string not_applying = "NOT EXISTS (SELECT 1 FROM _tandem_applying)";
   std::string kcols, newk, oldk, ocols, same_key;
   for (size_t i = 0; i < t.key_columns.size(); ++i) {
@@ -218,19 +214,19 @@ std::vector<std::string> SqliteConnector::CaptureSql(const CaptureTable& t) cons
       "DO UPDATE SET table_name = excluded.table_name, key_columns = excluded.key_columns",
       t.id, literal(t.table), literal(keys_csv)));
   out.push_back(fmt::format(
-      "CREATE TRIGGER {} AFTER INSERT ON {} WHEN {} BEGIN INSERT INTO _tandem_log(table_id, op{}, at_ms, epoch) VALUES ({}, "
+      "CREATE TRIGGER {} AFTER INSERT ON {} WHEN {} BEGIN INSERT INTO _tandem_log(table_id, op{}, at_ms) VALUES ({}, "
       "1{}, {}); END",
       TriggerName(t, "ins"), tbl, not_applying, kcols, t.id, newk, now));
   out.push_back(fmt::format(
-      "CREATE TRIGGER {} AFTER UPDATE ON {} WHEN ({}) AND {} BEGIN INSERT INTO _tandem_log(table_id, op{}, at_ms, epoch) "
+      "CREATE TRIGGER {} AFTER UPDATE ON {} WHEN ({}) AND {} BEGIN INSERT INTO _tandem_log(table_id, op{}, at_ms) "
       "VALUES ({}, 2{}, {}); END",
       TriggerName(t, "upd"), tbl, same_key, not_applying, kcols, t.id, newk, now));
   out.push_back(fmt::format(
       "CREATE TRIGGER {} AFTER UPDATE ON {} WHEN NOT ({}) AND {} BEGIN INSERT INTO _tandem_log(table_id, op{}{}, "
-      "at_ms, epoch) VALUES ({}, 4{}{}, {}); END",
+      "at_ms) VALUES ({}, 4{}{}, {}); END",
       TriggerName(t, "key"), tbl, same_key, not_applying, kcols, ocols, t.id, newk, oldk, now));
   out.push_back(fmt::format(
-      "CREATE TRIGGER {} AFTER DELETE ON {} WHEN {} BEGIN INSERT INTO _tandem_log(table_id, op{}, at_ms, epoch) VALUES ({}, "
+      "CREATE TRIGGER {} AFTER DELETE ON {} WHEN {} BEGIN INSERT INTO _tandem_log(table_id, op{}, at_ms) VALUES ({}, "
       "3{}, {}); END",
       TriggerName(t, "del"), tbl, not_applying, kcols, t.id, oldk, now));
   return out;
@@ -245,7 +241,7 @@ std::vector<std::string> SqliteConnector::DropCaptureSql(const CaptureTable& t) 
 
 std::vector<std::string> SqliteConnector::DropControlTablesSql() const {
   return {"DROP TABLE IF EXISTS _tandem_log",      "DROP TABLE IF EXISTS _tandem_applying",
-          "DROP TABLE IF EXISTS _tandem_epoch",
+          "DROP TABLE IF EXISTS _tandem_epoch",  // from early versions
           "DROP TABLE IF EXISTS _tandem_position", "DROP TABLE IF EXISTS _tandem_records",
           "DROP TABLE IF EXISTS _tandem_parked",   "DROP TABLE IF EXISTS _tandem_conflicts",
           "DROP TABLE IF EXISTS _tandem_audit",    "DROP TABLE IF EXISTS _tandem_capture"};
@@ -266,7 +262,7 @@ Result<int64_t> SqliteConnector::MaxChangeSeq() {
 
 Status SqliteConnector::ReadChanges(int64_t after, int64_t upto, size_t limit, std::vector<CapturedChange>* out) {
   TANDEM_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
-                          handle_->Prepare("SELECT seq, table_id, op, k1, k2, k3, k4, o1, o2, o3, o4, at_ms, epoch FROM "
+                          handle_->Prepare("SELECT seq, table_id, op, k1, k2, k3, k4, o1, o2, o3, o4, at_ms FROM "
                                            "_tandem_log WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3"));
   sqlite3_bind_int64(stmt, 1, after);
   sqlite3_bind_int64(stmt, 2, upto);
@@ -282,7 +278,6 @@ Status SqliteConnector::ReadChanges(int64_t after, int64_t upto, size_t limit, s
     if (c.op == ChangeOp::kKeyChange)
       for (int i = 0; i < kMaxKeyColumns; ++i) c.old_key.push_back(SqliteHandle::ColumnValue(stmt, 7 + i));
     c.captured_at_ms = sqlite3_column_int64(stmt, 11);
-    c.epoch = sqlite3_column_int64(stmt, 12);
     out->push_back(std::move(c));
   }
   Status st = rc == SQLITE_DONE ? Status::Ok() : handle_->LastError("reading _tandem_log");
@@ -311,18 +306,6 @@ Status SqliteConnector::PurgeChanges(int64_t before) {
   }
 }
 
-Status SqliteConnector::BumpEpoch() {
-  TANDEM_RETURN_IF_ERROR(handle_->Run("BEGIN IMMEDIATE", {}));
-  Status st = handle_->Run("UPDATE _tandem_epoch SET n = n + 1", {});
-  if (st.ok()) st = handle_->Run("COMMIT", {});
-  if (!st.ok()) RollbackApply();  // never leave a transaction (and the write lock) open
-  return st;
-}
-
-Status SqliteConnector::SetDurable(bool durable) {
-  return handle_->ExecScript(durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-}
-
 Result<int64_t> SqliteConnector::DataVersion() {
   TANDEM_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, handle_->Prepare("PRAGMA data_version"));
   int rc = sqlite3_step(stmt);
@@ -348,7 +331,7 @@ Result<bool> SqliteConnector::WaitForCommit(std::chrono::milliseconds timeout) {
     if (std::chrono::steady_clock::now() >= deadline) return false;
     // A sub-millisecond nap: data_version is a shared-memory read, so a tight
     // cadence costs little and keeps detection latency well under 1 ms.
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    std::this_thread::sleep_for(std::chrono::microseconds(250));
   }
 }
 

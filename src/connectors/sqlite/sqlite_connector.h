@@ -58,8 +58,7 @@ class SqliteConnector : public Connector {
   Status ReadChanges(int64_t after, int64_t upto, size_t limit, std::vector<CapturedChange>* out) override;
   Status PurgeChanges(int64_t before) override;
   Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
-  Status BumpEpoch() override;
-  Status SetDurable(bool durable) override;
+
 
   SqliteHandle& handle() { return *handle_; }
 
