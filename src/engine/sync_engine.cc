@@ -1078,8 +1078,11 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     if (pos > dir.purged_before && now - dir.last_purge_ms >= config_.sync.purge_interval_ms) {
       Status ps = src.PurgeChanges(pos);
       if (ps.ok()) dir.purged_before = pos;
-      else spdlog::warn("{}: purging applied changes from the {} log failed (will retry): {}", dir.name,
-                        SideName(dir.source), ps.message());
+      else if (ps.code() == StatusCode::kUnavailable)
+        spdlog::debug("{}: {} log busy, purge postponed", dir.name, SideName(dir.source));
+      else
+        spdlog::warn("{}: purging applied changes from the {} log failed (will retry): {}", dir.name,
+                     SideName(dir.source), ps.message());
       dir.last_purge_ms = now;
     }
     return consumed;

@@ -31,6 +31,7 @@ Result<std::unique_ptr<SqliteConnector>> SqliteConnector::Open(const std::string
   if (options.create_if_missing) flags |= SQLITE_OPEN_CREATE;
   TANDEM_ASSIGN_OR_RETURN(auto handle, SqliteHandle::Open(path, flags, options.busy_timeout_ms));
   auto conn = std::unique_ptr<SqliteConnector>(new SqliteConnector(std::move(handle)));
+  conn->busy_timeout_ms_ = options.busy_timeout_ms;
   // Tandem's own session settings; journal_mode is set by install (it is persistent).
   TANDEM_RETURN_IF_ERROR(conn->handle_->ExecScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32000;"));
   return conn;
@@ -286,8 +287,16 @@ Status SqliteConnector::ReadChanges(int64_t after, int64_t upto, size_t limit, s
 }
 
 Status SqliteConnector::PurgeChanges(int64_t before) {
-  // Chunks keep each write transaction short: the application shares the writer lock.
+  // Chunks keep each write transaction short: the application shares the
+  // writer lock. Purging is housekeeping: if the lock is busy, give up at once
+  // (it is retried later) rather than stall the sync loop in the busy handler.
   constexpr int64_t kChunk = 5000;
+  struct ShortBusyTimeout {
+    sqlite3* db;
+    int restore;
+    ~ShortBusyTimeout() { sqlite3_busy_timeout(db, restore); }
+  } guard{handle_->db(), busy_timeout_ms_};
+  sqlite3_busy_timeout(handle_->db(), 2);
   while (true) {
     TANDEM_RETURN_IF_ERROR(handle_->Run("BEGIN IMMEDIATE", {}));
     int64_t changed = 0;

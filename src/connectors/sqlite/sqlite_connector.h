@@ -68,6 +68,7 @@ class SqliteConnector : public Connector {
 
   std::unique_ptr<SqliteHandle> handle_;
   int64_t last_data_version_ = -1;
+  int busy_timeout_ms_ = 5000;
   bool in_read_ = false;
 };
 
