@@ -58,6 +58,9 @@ void CommitBoundaries::Sample() {
     if (!max_seq.ok() || *max_seq == last) continue;
     last = *max_seq;
     Note(last);
+    // One boundary every few milliseconds is plenty (batches hold thousands of
+    // changes); sampling more often would only take CPU from the engine.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * poll_interval_ms_));
   }
 }
 
