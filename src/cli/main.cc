@@ -16,6 +16,7 @@
 #include "engine/status_report.h"
 #include "engine/sync_engine.h"
 #include "mapping/entity_mapping.h"
+#include "mapping/lens_check.h"
 
 namespace tandem {
 
@@ -54,7 +55,7 @@ std::optional<Databases> OpenDatabases(const Config& config) {
   return dbs;
 }
 
-int CmdCheck(const std::string& path) {
+int CmdCheck(const std::string& path, int sample_rows) {
   auto config = LoadConfig(path);
   if (!config) return 1;
   auto dbs = OpenDatabases(*config);
@@ -65,6 +66,13 @@ int CmdCheck(const std::string& path) {
   if (!compiled.problems.empty()) {
     fmt::print(stderr, "{} problem(s) in {}\n", compiled.problems.size(), path);
     return 1;
+  }
+  // The mapping as a lens: sample rows there and back, name what does not return.
+  auto lens = CheckLensRoundTrip(*compiled.mapping, *dbs->legacy, *dbs->modern, sample_rows);
+  if (!lens.ok()) {
+    fmt::print(stderr, "warning: could not sample rows for the round-trip check: {}\n", lens.status().message());
+  } else {
+    for (auto& f : *lens) fmt::print(stderr, "warning: {}\n", f.ToString());
   }
   for (Side s : {Side::kLegacy, Side::kModern}) {
     auto installed = (s == Side::kLegacy ? dbs->legacy : dbs->modern)->IsInstalled();
@@ -267,6 +275,9 @@ int main(int argc, char** argv) {
   };
   auto* check = app.add_subcommand("check", "validate the config against both databases");
   add_config(check);
+  int sample_rows = 1000;
+  check->add_option("--sample", sample_rows, "rows per table sampled for the round-trip check (0: skip)")
+      ->capture_default_str();
   bool dry_run = false;
   auto* install = app.add_subcommand("install", "create control tables and capture triggers on both sides");
   add_config(install);
@@ -308,7 +319,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
 
-  if (*check) return CmdCheck(config_path);
+  if (*check) return CmdCheck(config_path, sample_rows);
   if (*install) return CmdInstall(config_path, dry_run, false);
   if (*uninstall) return CmdInstall(config_path, dry_run, true);
   if (*run) return CmdRun(config_path, once);
