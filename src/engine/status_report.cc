@@ -81,6 +81,11 @@ Result<nlohmann::json> BuildStatusReport(const Config& config, Connector& legacy
                                                            "AND entity = ?",
                                                            {Value::Text(name), Value::Text(e.name)}));
       je["conflicts"] = (*conflicts)[0].as_integer();
+      TANDEM_ASSIGN_OR_RETURN(auto es, dst.QueryOne("SELECT last_applied_at_ms, applied_total FROM "
+                                                    "_tandem_entity_stats WHERE direction = ? AND entity = ?",
+                                                    {Value::Text(name), Value::Text(e.name)}));
+      je["last_applied_at_ms"] = es && !(*es)[0].is_null() ? json((*es)[0].as_integer()) : json(nullptr);
+      je["records_written"] = es ? (*es)[1].as_integer() : 0;
       entities.push_back(je);
     }
     d["entities"] = entities;
@@ -137,16 +142,20 @@ std::string RenderStatusText(const nlohmann::json& report) {
       last = fmt::format("{:.1f} s ago", (now - d["last_applied_at_ms"].get<int64_t>()) / 1000.0);
     out += fmt::format("{}  (position {}, {} changes applied in all, last batch {})\n", d["direction"].get<std::string>(),
                        d["position"].get<int64_t>(), d["applied_total"].get<int64_t>(), last);
-    out += fmt::format("  {:<16} {:>8} {:>10} {:>10} {:>8} {:>10}\n", "entity", "pending", "lag", "put-aside",
-                       "waiting", "conflicts");
+    out += fmt::format("  {:<16} {:>8} {:>10} {:>10} {:>8} {:>10} {:>10}  {}\n", "entity", "pending", "lag",
+                       "put-aside", "waiting", "conflicts", "written", "last applied");
     for (auto& e : d["entities"]) {
       if (!e["enabled"].get<bool>()) {
         out += fmt::format("  {:<16} {:>8}\n", e["entity"].get<std::string>(), "off");
         continue;
       }
-      out += fmt::format("  {:<16} {:>8} {:>8}ms {:>10} {:>8} {:>10}\n", e["entity"].get<std::string>(),
+      std::string when = "never";
+      if (!e["last_applied_at_ms"].is_null())
+        when = fmt::format("{:.1f} s ago", (now - e["last_applied_at_ms"].get<int64_t>()) / 1000.0);
+      out += fmt::format("  {:<16} {:>8} {:>8}ms {:>10} {:>8} {:>10} {:>10}  {}\n", e["entity"].get<std::string>(),
                          e["pending"].get<int64_t>(), e["lag_ms"].get<int64_t>(), e["put_aside"].get<int64_t>(),
-                         e["waiting"].get<int64_t>(), e["conflicts"].get<int64_t>());
+                         e["waiting"].get<int64_t>(), e["conflicts"].get<int64_t>(),
+                         e["records_written"].get<int64_t>(), when);
     }
   }
   if (!report["put_aside"].empty()) {

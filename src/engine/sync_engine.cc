@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -104,6 +105,7 @@ class SyncEngine::Batch {
   Result<bool> Retry(const WorkItem& item);
   std::vector<AppliedRecord>& applied() { return applied_; }
   int64_t written() const { return written_; }
+  const std::map<std::string, int64_t>& written_by_entity() const { return written_by_entity_; }
   bool needs_careful() const { return needs_careful_; }
 
  private:
@@ -115,6 +117,7 @@ class SyncEngine::Batch {
   // Counts a written record; keeps its details only when someone will read them.
   void Report(AppliedRecord applied, const Row& source_key, const Row& target_key) {
     ++written_;
+    ++written_by_entity_[applied.entity];
     bool debug = spdlog::should_log(spdlog::level::debug);
     if (!e_.applied_callback_ && !debug) return;
     applied.source_key = DisplayKey(source_key);
@@ -137,6 +140,7 @@ class SyncEngine::Batch {
   bool needs_careful_ = false;
   std::vector<AppliedRecord> applied_;
   int64_t written_ = 0;
+  std::map<std::string, int64_t> written_by_entity_;
   Row expr_out_;
   // Per-chunk caches. A present key is authoritative (nullopt = known absent).
   std::unordered_map<std::string, std::optional<RecordEntry>> entries_;  // entity \x1d side \x1d key
@@ -1055,6 +1059,14 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
         "source_at_ms = excluded.source_at_ms, applied_total = excluded.applied_total",
         {Value::Text(dir.name), Value::Integer(pos), Value::Integer(Clock::Default()->NowMillis()),
          Value::Integer(source_at_ms), Value::Integer(applied_total)});
+    for (auto& [entity, n] : batch.written_by_entity()) {
+      if (!st.ok()) break;
+      st = dst.Exec(
+          "INSERT INTO _tandem_entity_stats(direction, entity, last_applied_at_ms, applied_total) VALUES (?, ?, ?, ?) "
+          "ON CONFLICT(direction, entity) DO UPDATE SET last_applied_at_ms = excluded.last_applied_at_ms, "
+          "applied_total = applied_total + excluded.applied_total",
+          {Value::Text(dir.name), Value::Text(entity), Value::Integer(Clock::Default()->NowMillis()), Value::Integer(n)});
+    }
     if (st.ok()) st = dst.CommitApply();
     if (!st.ok()) {
       fail(st);

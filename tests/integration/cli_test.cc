@@ -90,6 +90,9 @@ TEST(CliTest, InstallRunStatusUninstallRoundTrip) {
   auto after = nlohmann::json::parse(out);
   EXPECT_EQ(after["directions"][0]["entities"][0]["pending"], 0);
   EXPECT_EQ(after["directions"][0]["entities"][0]["put_aside"], 1);
+  EXPECT_EQ(after["directions"][0]["entities"][0]["records_written"], 1);
+  EXPECT_FALSE(after["directions"][0]["entities"][0]["last_applied_at_ms"].is_null());
+  EXPECT_TRUE(after["directions"][0]["entities"][2]["last_applied_at_ms"].is_null()) << "no order was written";
   std::string id = after["put_aside"][0]["id"];
   out.clear();
   EXPECT_EQ(RunCommand(Tandem("retry " + id + " -c " + env.config_path()), &out), 1) << "still unmapped: " << out;

@@ -164,6 +164,9 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
       // Per direction applied INTO this database: the source position, stored with the data.
       "CREATE TABLE IF NOT EXISTS _tandem_position(direction TEXT PRIMARY KEY, seq INTEGER NOT NULL, applied_at_ms "
       "INTEGER, source_at_ms INTEGER, applied_total INTEGER NOT NULL DEFAULT 0)",
+      // Per direction and entity: when a record was last written, and how many in all.
+      "CREATE TABLE IF NOT EXISTS _tandem_entity_stats(direction TEXT NOT NULL, entity TEXT NOT NULL, "
+      "last_applied_at_ms INTEGER, applied_total INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(direction, entity))",
       // Key map + last agreed version, per record; the newest version across both databases wins.
       "CREATE TABLE IF NOT EXISTS _tandem_records(entity TEXT NOT NULL, lkey TEXT NOT NULL, mkey TEXT NOT NULL, "
       "version INTEGER NOT NULL, gone INTEGER NOT NULL DEFAULT 0, lbase TEXT, mbase TEXT, UNIQUE(entity, lkey))",
@@ -243,6 +246,7 @@ std::vector<std::string> SqliteConnector::DropCaptureSql(const CaptureTable& t) 
 std::vector<std::string> SqliteConnector::DropControlTablesSql() const {
   return {"DROP TABLE IF EXISTS _tandem_log",      "DROP TABLE IF EXISTS _tandem_applying",
           "DROP TABLE IF EXISTS _tandem_epoch",  // from early versions
+          "DROP TABLE IF EXISTS _tandem_entity_stats",
           "DROP TABLE IF EXISTS _tandem_position", "DROP TABLE IF EXISTS _tandem_records",
           "DROP TABLE IF EXISTS _tandem_parked",   "DROP TABLE IF EXISTS _tandem_conflicts",
           "DROP TABLE IF EXISTS _tandem_audit",    "DROP TABLE IF EXISTS _tandem_capture"};
