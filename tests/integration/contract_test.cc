@@ -1,0 +1,90 @@
+// Other shapes the configuration contract allows: composite keys with
+// `new_keys: same`, text keys, one-way and switched-off entities.
+#include <gtest/gtest.h>
+
+#include "support/test_env.h"
+
+namespace tandem {
+namespace {
+
+using testing::TestEnv;
+constexpr Side L = Side::kLegacy;
+constexpr Side M = Side::kModern;
+
+const char* kConfig = R"YAML(version: 1
+systems:
+  legacy: { database: "sqlite:data/legacy.db" }
+  modern: { database: "sqlite:data/modern.db" }
+primary: legacy
+entities:
+  stock:
+    legacy: { table: ITEMS, key: [WH, SKU], new_keys: same }
+    modern: { table: stock, key: [warehouse, sku], new_keys: same }
+    fields:
+      quantity: QTY
+      description: { legacy: DESCR, to_modern: "lower(DESCR)", to_legacy: "upper(description)" }
+  note:
+    direction: legacy-to-modern
+    legacy: { table: NOTES, key: CODE }
+    modern: { table: notes, key: code }
+    fields:
+      body: TXT
+  audit:
+    direction: off
+    legacy: { table: AUDIT, key: ID }
+    modern: { table: audit, key: id }
+    fields:
+      what: WHAT
+)YAML";
+
+class ContractTest : public ::testing::Test {
+ protected:
+  ContractTest() : env_(kConfig) {}
+  void SetUp() override {
+    env_.Write(L, "CREATE TABLE ITEMS(WH TEXT, SKU INTEGER, QTY INTEGER, DESCR TEXT, PRIMARY KEY (WH, SKU));"
+                  "CREATE TABLE NOTES(CODE TEXT PRIMARY KEY, TXT TEXT);"
+                  "CREATE TABLE AUDIT(ID INTEGER PRIMARY KEY, WHAT TEXT);");
+    env_.Write(M, "CREATE TABLE stock(warehouse TEXT, sku INTEGER, quantity INTEGER, description TEXT, "
+                  "PRIMARY KEY (warehouse, sku));"
+                  "CREATE TABLE notes(code TEXT PRIMARY KEY, body TEXT);"
+                  "CREATE TABLE audit(id INTEGER PRIMARY KEY, what TEXT);");
+    env_.Install();
+  }
+  TestEnv env_;
+};
+
+TEST_F(ContractTest, CompositeEqualKeysSyncBothWays) {
+  env_.Write(L, "INSERT INTO ITEMS VALUES ('north', 1, 10, 'BOLT'), ('south', 1, 20, 'NUT')");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(M, "SELECT warehouse, sku, quantity, description FROM stock ORDER BY 1"),
+            "north|1|10|bolt\nsouth|1|20|nut\n");
+  env_.Write(M, "UPDATE stock SET quantity = 11 WHERE warehouse = 'north' AND sku = 1;"
+                "INSERT INTO stock VALUES ('east', 7, 70, 'washer')");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(L, "SELECT WH, SKU, QTY, DESCR FROM ITEMS ORDER BY 1"),
+            "east|7|70|WASHER\nnorth|1|11|BOLT\nsouth|1|20|NUT\n");
+  // A composite key change moves the row on the other side too.
+  env_.Write(L, "UPDATE ITEMS SET WH = 'west' WHERE WH = 'south'");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(M, "SELECT warehouse, sku, quantity FROM stock ORDER BY 1"),
+            "east|7|70\nnorth|1|11\nwest|1|20\n");
+  env_.Write(M, "DELETE FROM stock WHERE warehouse = 'east'");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Count(L, "ITEMS"), 2);
+}
+
+TEST_F(ContractTest, OneWayEntityIgnoresChangesOnTheOtherSideAndOffEntityIsNotSynced) {
+  env_.Write(L, "INSERT INTO NOTES VALUES ('a', 'from legacy'); INSERT INTO AUDIT VALUES (1, 'legacy only')");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(M, "SELECT code, body FROM notes"), "a|from legacy\n");
+  EXPECT_EQ(env_.Count(M, "audit"), 0);
+  env_.Write(M, "UPDATE notes SET body = 'edited on modern'; INSERT INTO notes VALUES ('b', 'modern only')");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(L, "SELECT CODE, TXT FROM NOTES"), "a|from legacy\n");
+  // Capture is installed only where a direction needs it.
+  EXPECT_EQ(env_.Count(M, "sqlite_master WHERE type = 'trigger' AND tbl_name = 'notes'"), 0);
+  EXPECT_EQ(env_.Count(L, "sqlite_master WHERE type = 'trigger' AND tbl_name = 'AUDIT'"), 0);
+}
+
+}  // namespace
+}  // namespace tandem
