@@ -121,7 +121,8 @@ class Connector {
   virtual Status PurgeChanges(int64_t before) = 0;
 
   // Blocks up to `timeout` until another session commits to this database.
-  // Returns true if a commit was seen. Cheap to call often.
+  // Returns true if a commit was seen (always true on the first call, which
+  // cannot know what happened before it). Cheap to call often.
   virtual Result<bool> WaitForCommit(std::chrono::milliseconds timeout) = 0;
 
 };

@@ -1108,8 +1108,12 @@ Result<int64_t> SyncEngine::DrainOnce() {
     bool enabled = false;
     for (auto& em : mapping_->entities) enabled |= em.from(dir->source).enabled;
     if (!enabled) continue;
-    TANDEM_ASSIGN_OR_RETURN(int64_t n, Drain(*dir));
-    total += n;
+    auto n = Drain(*dir);
+    if (!n.ok())
+      return n.status().WithContext(fmt::format("{} (from the {} database {} to the {} database {})", dir->name,
+                                                SideName(dir->source), dir->src->Describe(), SideName(dir->target),
+                                                dir->dst->Describe()));
+    total += *n;
   }
   return total;
 }

@@ -159,6 +159,28 @@ TEST(CliTest, CheckNamesColumnsThatDoNotRoundTrip) {
   EXPECT_EQ(out.find("'email'"), std::string::npos) << "email round-trips: " << out;
 }
 
+TEST(CliTest, TargetUnavailableForAWhileIsRetriedAndNothingIsLost) {
+  TestEnv env;
+  std::ofstream(env.config_path(), std::ios::app) << "sync: { busy_timeout_ms: 50 }\n";
+  env.Install();
+  std::string log = env.dir() + "/run.log";
+  pid_t pid = testing::Spawn({TANDEM_BINARY, "run", "-c", env.config_path()}, log);
+  // Another process takes the modern database's write lock and keeps it (the fault).
+  env.Write(Side::kModern, "BEGIN EXCLUSIVE");
+  env.Sh(Side::kLegacy, "INSERT INTO CUSTMAST(CNAME, EMAIL, STAT, BAL_CENTS) VALUES ('A, B', 'a@b', 'A', 1), "
+                        "('C, D', 'c@d', 'A', 2);");
+  for (int i = 0; i < 500 && testing::ReadFile(log).find("retrying in") == std::string::npos; ++i) usleep(10000);
+  std::string during = testing::ReadFile(log);
+  EXPECT_NE(during.find("retrying in"), std::string::npos) << during;
+  EXPECT_NE(during.find("modern.db"), std::string::npos) << "the message names the database: " << during;
+  env.Write(Side::kModern, "COMMIT");  // the database is back
+  for (int i = 0; i < 500 && env.Count(Side::kModern, "customers") < 2; ++i) usleep(10000);
+  EXPECT_EQ(env.Count(Side::kModern, "customers"), 2);
+  kill(pid, SIGTERM);
+  EXPECT_EQ(testing::Wait(pid), 0) << testing::ReadFile(log);
+  EXPECT_NE(testing::ReadFile(log).find("recovered"), std::string::npos);
+}
+
 TEST(CliTest, MissingDatabaseIsAClearError) {
   TestEnv env;
   std::string cfg = testing::ReadFile(env.config_path());

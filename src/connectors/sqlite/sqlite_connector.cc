@@ -337,9 +337,10 @@ Result<bool> SqliteConnector::WaitForCommit(std::chrono::milliseconds timeout) {
   while (true) {
     TANDEM_ASSIGN_OR_RETURN(int64_t v, DataVersion());
     if (v != last_data_version_) {
-      bool first = last_data_version_ < 0;
+      // The first check reports a change too: a commit may have landed since
+      // the caller last looked, and a spurious wake-up costs one empty pass.
       last_data_version_ = v;
-      if (!first) return true;
+      return true;
     }
     if (std::chrono::steady_clock::now() >= deadline) return false;
     // A sub-millisecond nap: data_version is a shared-memory read, so a tight
