@@ -141,3 +141,37 @@ Status RecordStore::Put(Side into, RecordEntry* e) {
 }
 
 }  // namespace tandem
+
+namespace tandem {
+
+Result<int> RecordStore::PurgeGoneEntries(Side side, int limit) {
+  Connector& here = Db(side);
+  Connector& there = Db(Other(side));
+  std::vector<Row> gone;
+  TANDEM_RETURN_IF_ERROR(here.Query(
+      "SELECT entity, lkey, mkey, version FROM _tandem_records WHERE gone = 1 ORDER BY version LIMIT ?",
+      {Value::Integer(limit)}, &gone));
+  if (gone.empty()) return 0;
+  // First the older copies the gone entries hide, then the gone entries.
+  auto in_write = [](Connector& db, const std::vector<Row>& rows, const std::string& sql,
+                     auto params_of) -> Status {
+    TANDEM_RETURN_IF_ERROR(db.BeginApply());
+    for (const Row& r : rows) {
+      Status st = db.Exec(sql, params_of(r));
+      if (!st.ok()) {
+        db.RollbackApply();
+        return st;
+      }
+    }
+    return db.CommitApply();
+  };
+  TANDEM_RETURN_IF_ERROR(in_write(
+      there, gone, "DELETE FROM _tandem_records WHERE entity = ? AND (lkey = ? OR mkey = ?) AND version < ?",
+      [](const Row& r) { return Row{r[0], r[1], r[2], r[3]}; }));
+  TANDEM_RETURN_IF_ERROR(in_write(
+      here, gone, "DELETE FROM _tandem_records WHERE entity = ? AND lkey = ? AND gone = 1 AND version = ?",
+      [](const Row& r) { return Row{r[0], r[1], r[3]}; }));
+  return static_cast<int>(gone.size());
+}
+
+}  // namespace tandem

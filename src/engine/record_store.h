@@ -91,6 +91,13 @@ class RecordStore {
   // REQUIRES: inside an apply transaction on that database.
   Status Put(Side into, RecordEntry* entry);
 
+  // Housekeeping: removes up to `limit` gone entries stored in `side`'s
+  // database, each after removing the older entries it hides in the other
+  // database (so nothing stale can resurface). Short transactions; safe to
+  // interrupt at any point. REQUIRES: no apply transaction open. Returns how
+  // many were removed.
+  Result<int> PurgeGoneEntries(Side side, int limit);
+
   static std::string EncodeBase(const ColumnValues& base);
   static std::optional<ColumnValues> DecodeBase(const Value& stored);
 

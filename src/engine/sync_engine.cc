@@ -1096,6 +1096,10 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
         spdlog::warn("{}: purging applied changes from the {} log failed (will retry): {}", dir.name,
                      SideName(dir.source), ps.message());
       dir.last_purge_ms = now;
+      // Gone key-map entries written into this direction's target, once what they hide is removed.
+      auto purged = records_->PurgeGoneEntries(dir.target, 500);
+      if (!purged.ok())
+        spdlog::debug("{}: purging gone key-map entries postponed: {}", dir.name, purged.status().message());
     }
     return consumed;
   }

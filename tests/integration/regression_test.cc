@@ -152,5 +152,29 @@ TEST_F(RegressionTest, ChangePutAsideDuringARerunBatchIsNotDropped) {
             "customer|i4|rejected\norder|i50|rejected\n");
 }
 
+TEST_F(RegressionTest, KeyMapDoesNotGrowWithDeletedRecords) {
+  // Jane was born on legacy (entry stored on modern); a record born on modern has its entry on legacy.
+  env_.Write(M, "INSERT INTO customers(id, email, status, balance, first_name, last_name) "
+                "VALUES ('m1', 'm@x', 'active', 1, 'M', 'ONE')");
+  env_.SyncOnce();
+  env_.Write(L, "DELETE FROM CUSTMAST WHERE CUSTNO = 2");
+  env_.Write(M, "DELETE FROM customers WHERE id = 'm1'");
+  env_.SyncOnce();  // applies the deletes (gone entries) ...
+  env_.SyncOnce();  // ... and a later pass removes them with what they hide
+  EXPECT_EQ(env_.Count(L, "_tandem_records WHERE gone = 1") + env_.Count(M, "_tandem_records WHERE gone = 1"), 0);
+  EXPECT_EQ(env_.Count(L, "_tandem_records WHERE entity = 'customer' AND lkey = 'i2'") +
+                env_.Count(M, "_tandem_records WHERE entity = 'customer' AND lkey = 'i2'"),
+            0);
+  EXPECT_EQ(env_.Count(L, "_tandem_records WHERE mkey = 'tm1'") + env_.Count(M, "_tandem_records WHERE mkey = 'tm1'"),
+            0);
+  // The keys can be used again by new records, which sync as new.
+  env_.Write(L, "INSERT INTO CUSTMAST(CUSTNO, CNAME, EMAIL, STAT, BAL_CENTS) VALUES (2, 'NEW, TWO', 'n2@x', 'A', 2)");
+  env_.Write(M, "INSERT INTO customers(id, email, status, balance, first_name, last_name) "
+                "VALUES ('m1', 'again@x', 'active', 3, 'A', 'GAIN')");
+  env_.SyncOnce();
+  ExpectConverged();
+  EXPECT_NE(env_.Query(M, "SELECT id FROM customers WHERE email = 'n2@x'"), jane_);
+}
+
 }  // namespace
 }  // namespace tandem
