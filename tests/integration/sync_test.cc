@@ -286,9 +286,7 @@ TEST_F(SyncTest, TargetTransactionsEndOnlyBetweenSourceTransactions) {
     boundaries.push_back(std::stoll(env_.Query(L, "SELECT max(seq) FROM _tandem_log")));
   }
   // Record the target's row count at every commit of a Tandem batch.
-  env_.Write(M, "CREATE TABLE seen(n INTEGER);"
-                "CREATE TRIGGER seen_i AFTER INSERT ON _tandem_position BEGIN INSERT INTO seen SELECT count(*) FROM customers; END;"
-                "CREATE TRIGGER seen_u AFTER UPDATE ON _tandem_position BEGIN INSERT INTO seen SELECT count(*) FROM customers; END;");
+  env_.RecordAtEveryBatchCommit(M, "SELECT count(*) FROM customers");
   std::string cfg = testing::ReadFile(env_.config_path()) + "sync: { batch_size: 150, sample_commit_boundaries: false }\n";
   std::ofstream(env_.config_path()) << cfg;
   auto engine = SyncEngine::Open(env_.LoadConfig());
@@ -307,9 +305,7 @@ TEST_F(SyncTest, WithoutKnownBoundariesTheWholeSnapshotIsOneTransaction) {
     for (int i = 0; i < 100; ++i) sql += "INSERT INTO CUSTMAST(CNAME, EMAIL, STAT, BAL_CENTS) VALUES ('L, F', 'e', 'A', 1);";
     env_.Write(L, sql + "COMMIT;");
   }
-  env_.Write(M, "CREATE TABLE seen(n INTEGER);"
-                "CREATE TRIGGER seen_i AFTER INSERT ON _tandem_position BEGIN INSERT INTO seen SELECT count(*) FROM customers; END;"
-                "CREATE TRIGGER seen_u AFTER UPDATE ON _tandem_position BEGIN INSERT INTO seen SELECT count(*) FROM customers; END;");
+  env_.RecordAtEveryBatchCommit(M, "SELECT count(*) FROM customers");
   std::string cfg = testing::ReadFile(env_.config_path()) + "sync: { batch_size: 150, sample_commit_boundaries: false }\n";
   std::ofstream(env_.config_path()) << cfg;
   env_.SyncOnce();

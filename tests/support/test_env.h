@@ -107,6 +107,15 @@ class TestEnv {
     EXPECT_TRUE(App(side).Run("SELECT count(*) FROM " + table_and_where, {}, &rows).ok());
     return rows.empty() ? -1 : rows[0][0].as_integer();
   }
+  // Records `count_sql`'s result into table `seen` at every commit of a Tandem
+  // batch into `side` (a trigger on its position row), to observe what readers
+  // of that database can see between Tandem's transactions.
+  void RecordAtEveryBatchCommit(Side side, const std::string& count_sql) {
+    Write(side, "CREATE TABLE seen(n INTEGER);"
+                "CREATE TRIGGER seen_i AFTER INSERT ON _tandem_position BEGIN INSERT INTO seen " + count_sql + "; END;"
+                "CREATE TRIGGER seen_u AFTER UPDATE ON _tandem_position BEGIN INSERT INTO seen " + count_sql + "; END;");
+  }
+
   // The sqlite3 shell as a separate writer process.
   void Sh(Side side, const std::string& sql) {
     std::string file = dir_ + "/sh.sql";
