@@ -198,8 +198,10 @@ nlohmann::json Throughput(int64_t rows, double raw_rate) {
   double write_s = WriteLegacyRows(*writer_db, 1, rows, 1000);
   auto observer = Open(env.modern());
   while (true) {  // last applied: the target holds every row
+    // max(rowid) is one B-tree descent (rows are only inserted here); a
+    // count(*) every 2 ms would read the whole table and steal a core.
     std::vector<Row> r;
-    Check(observer->Run("SELECT count(*) FROM customers", {}, &r), "observe");
+    Check(observer->Run("SELECT coalesce(max(rowid), 0) FROM customers", {}, &r), "observe");
     if (r[0][0].as_integer() >= rows) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }

@@ -101,6 +101,9 @@ class Connector {
   // --- capture ---
   // DDL creating Tandem's control tables (idempotent).
   virtual std::vector<std::string> ControlTablesSql() const = 0;
+  // DDL bringing control tables made by an older Tandem up to date, to run
+  // before ControlTablesSql(); empty when they are current or absent.
+  virtual Result<std::vector<std::string>> UpgradeControlTablesSql() = 0;
   // DDL (re)creating capture for `table` (idempotent: drops and recreates its triggers).
   virtual std::vector<std::string> CaptureSql(const CaptureTable& table) const = 0;
   // DDL removing capture for `table`.

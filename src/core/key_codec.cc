@@ -117,4 +117,18 @@ std::string DisplayKey(const Row& key) {
   return out + ")";
 }
 
+int64_t KeyHash(std::string_view entity, std::string_view encoded_key) {
+  uint64_t h = 14695981039346656037ull;
+  auto mix = [&h](std::string_view bytes) {
+    for (unsigned char c : bytes) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+  };
+  mix(entity);
+  mix(std::string_view("\x1d", 1));
+  mix(encoded_key);
+  return static_cast<int64_t>(h);
+}
+
 }  // namespace tandem

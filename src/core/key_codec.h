@@ -6,7 +6,9 @@
 // stay integers. Values are separated by \x1f.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 #include "core/value.h"
@@ -20,6 +22,11 @@ void AppendEncodedValue(const Value& v, std::string* out);
 inline constexpr char kKeySeparator = '\x1f';
 // "5" or "(5, 'x')" for messages.
 std::string DisplayKey(const Row& key);
+
+// A stable 64-bit hash (FNV-1a) of an entity name and an encoded key, for
+// compact key-map indexes. Equal inputs hash equal on every platform and
+// version; different inputs may collide, so a hit must be confirmed.
+int64_t KeyHash(std::string_view entity, std::string_view encoded_key);
 
 // The same codec for a whole list of values (used for base versions).
 inline std::string EncodeValues(const Row& values) { return EncodeKey(values); }

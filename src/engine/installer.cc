@@ -30,7 +30,8 @@ Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, Connector& legac
   for (Side side : {Side::kLegacy, Side::kModern}) {
     Connector& db = side == Side::kLegacy ? legacy : modern;
     auto& out = plan.statements[side == Side::kLegacy ? 0 : 1];
-    out = db.ControlTablesSql();
+    TANDEM_ASSIGN_OR_RETURN(out, db.UpgradeControlTablesSql());
+    for (auto& sql : db.ControlTablesSql()) out.push_back(sql);
     TANDEM_ASSIGN_OR_RETURN(auto installed, InstalledTables(db));
     int next_id = 1;
     for (auto& t : installed) next_id = std::max(next_id, t.id + 1);

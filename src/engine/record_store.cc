@@ -1,5 +1,7 @@
 #include "engine/record_store.h"
 
+#include <unordered_set>
+
 #include "core/key_codec.h"
 
 namespace tandem {
@@ -54,24 +56,37 @@ RecordEntry EntryFromRow(const std::string& entity, const Row& r) {
 
 Status RecordStore::FindManyRaw(const std::string& entity, Side side, const std::vector<std::string>& keys,
                                 std::unordered_map<std::string, RecordEntry>* out) {
-  std::string sql = std::string("SELECT lkey, mkey, version, gone, lbase, mbase FROM _tandem_records WHERE entity = ? "
-                                "AND ") + (side == Side::kLegacy ? "lkey" : "mkey") + " IN (";
+  // By legacy key: the unique (entity, lkey) index. By modern key: the mhash
+  // index; rows of colliding hashes are dropped below.
+  std::string sql = "SELECT lkey, mkey, version, gone, lbase, mbase FROM _tandem_records WHERE ";
+  sql += side == Side::kLegacy ? "entity = ? AND lkey IN (" : "mhash IN (";
   for (size_t i = 0; i < kInListSize; ++i) sql += i ? ", ?" : "?";
   sql += ")";
+  if (side == Side::kModern) sql += " AND entity = ?";
   Row params;
   std::vector<Row> rows;
+  std::unordered_set<std::string_view> wanted;
   for (size_t start = 0; start < keys.size(); start += kInListSize) {
-    params.assign(1, Value::Text(entity));
-    for (size_t i = 0; i < kInListSize; ++i)
-      params.push_back(Value::Text(keys[std::min(start + i, keys.size() - 1)]));
+    params.clear();
+    wanted.clear();
+    if (side == Side::kLegacy) params.push_back(Value::Text(entity));
+    for (size_t i = 0; i < kInListSize; ++i) {
+      const std::string& k = keys[std::min(start + i, keys.size() - 1)];
+      wanted.insert(k);
+      params.push_back(side == Side::kLegacy ? Value::Text(k) : Value::Integer(KeyHash(entity, k)));
+    }
+    if (side == Side::kModern) params.push_back(Value::Text(entity));
     for (Side db : {Side::kLegacy, Side::kModern}) {
       rows.clear();
       TANDEM_RETURN_IF_ERROR(Db(db).Query(sql, params, &rows));
       for (auto& r : rows) {
-        RecordEntry e = EntryFromRow(entity, r);
-        const std::string& k = e.key(side);
+        const std::string& k = r[side == Side::kLegacy ? 0 : 1].as_bytes();
+        if (!wanted.count(k)) continue;  // a hash collision
         auto it = out->find(k);
-        if (it == out->end() || e.version > it->second.version) (*out)[k] = std::move(e);
+        if (it != out->end() && r[2].as_integer() <= it->second.version) continue;
+        RecordEntry e = EntryFromRow(entity, r);
+        std::string key = e.key(side);
+        (*out)[key] = std::move(e);
       }
     }
   }
@@ -101,10 +116,12 @@ Result<std::optional<RecordEntry>> RecordStore::FindIn(Side db, const std::strin
   static const std::string by_lkey =
       "SELECT lkey, mkey, version, gone, lbase, mbase FROM _tandem_records WHERE entity = ? AND lkey = ?";
   static const std::string by_mkey =
-      "SELECT lkey, mkey, version, gone, lbase, mbase FROM _tandem_records WHERE entity = ? AND mkey = ? ORDER BY "
-      "version DESC LIMIT 1";
-  TANDEM_ASSIGN_OR_RETURN(auto row, Db(db).QueryOne(side == Side::kLegacy ? by_lkey : by_mkey,
-                                                    {Value::Text(entity), Value::Text(key)}));
+      "SELECT lkey, mkey, version, gone, lbase, mbase FROM _tandem_records WHERE mhash = ? AND entity = ? AND mkey = ? "
+      "ORDER BY version DESC LIMIT 1";
+  auto row_r = side == Side::kLegacy
+                   ? Db(db).QueryOne(by_lkey, {Value::Text(entity), Value::Text(key)})
+                   : Db(db).QueryOne(by_mkey, {Value::Integer(KeyHash(entity, key)), Value::Text(entity), Value::Text(key)});
+  TANDEM_ASSIGN_OR_RETURN(auto row, std::move(row_r));
   if (!row) return std::optional<RecordEntry>();
   return std::optional<RecordEntry>(EntryFromRow(entity, *row));
 }
@@ -125,17 +142,18 @@ Result<std::optional<RecordEntry>> RecordStore::Find(const std::string& entity, 
 Status RecordStore::Put(Side into, RecordEntry* e) {
   e->version = ++version_;
   Row params;
-  params.reserve(7);
+  params.reserve(8);
   params.push_back(Value::Text(e->entity));
   params.push_back(Value::Text(e->lkey));
   params.push_back(Value::Text(e->mkey));
+  params.push_back(Value::Integer(KeyHash(e->entity, e->mkey)));
   params.push_back(Value::Integer(e->version));
   params.push_back(Value::Integer(e->gone ? 1 : 0));
   params.push_back(e->lbase ? Value::Text(EncodeBase(*e->lbase)) : Value::Null());
   params.push_back(e->mbase ? Value::Text(EncodeBase(*e->mbase)) : Value::Null());
   return Db(into).Exec(
-      "INSERT INTO _tandem_records(entity, lkey, mkey, version, gone, lbase, mbase) VALUES (?, ?, ?, ?, ?, ?, ?) "
-      "ON CONFLICT(entity, lkey) DO UPDATE SET mkey = excluded.mkey, version = excluded.version, gone = "
+      "INSERT INTO _tandem_records(entity, lkey, mkey, mhash, version, gone, lbase, mbase) VALUES (?, ?, ?, ?, ?, ?, "
+      "?, ?) ON CONFLICT(entity, lkey) DO UPDATE SET mkey = excluded.mkey, mhash = excluded.mhash, version = excluded.version, gone = "
       "excluded.gone, lbase = excluded.lbase, mbase = excluded.mbase",
       params);
 }
@@ -166,8 +184,12 @@ Result<int> RecordStore::PurgeGoneEntries(Side side, int limit) {
     return db.CommitApply();
   };
   TANDEM_RETURN_IF_ERROR(in_write(
-      there, gone, "DELETE FROM _tandem_records WHERE entity = ? AND (lkey = ? OR mkey = ?) AND version < ?",
-      [](const Row& r) { return Row{r[0], r[1], r[2], r[3]}; }));
+      there, gone,
+      "DELETE FROM _tandem_records WHERE ((entity = ? AND lkey = ?) OR (mhash = ? AND entity = ? AND mkey = ?)) AND "
+      "version < ?",
+      [](const Row& r) {
+        return Row{r[0], r[1], Value::Integer(KeyHash(r[0].as_bytes(), r[2].as_bytes())), r[0], r[2], r[3]};
+      }));
   TANDEM_RETURN_IF_ERROR(in_write(
       here, gone, "DELETE FROM _tandem_records WHERE entity = ? AND lkey = ? AND gone = 1 AND version = ?",
       [](const Row& r) { return Row{r[0], r[1], r[3]}; }));

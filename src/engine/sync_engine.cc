@@ -763,6 +763,12 @@ Status SyncEngine::Init(const Config& config) {
       return Status::InvalidArgument(fmt::format("capture is not installed on the {} database ({}): run 'tandem "
                                                  "install -c {}' first",
                                                  SideName(s), db(s).Describe(), config_.path));
+    TANDEM_ASSIGN_OR_RETURN(auto upgrade, db(s).UpgradeControlTablesSql());
+    if (!upgrade.empty())
+      return Status::InvalidArgument(fmt::format("Tandem's control tables on the {} database ({}) were made by an older "
+                                                 "version: run 'tandem install -c {}' to upgrade them (key maps and "
+                                                 "pending changes are kept)",
+                                                 SideName(s), db(s).Describe(), config_.path));
   }
   TANDEM_ASSIGN_OR_RETURN(expr_db_, OpenExpressionDatabase());
   CompileOutcome compiled = CompileMapping(config_, *legacy_, *modern_, *expr_db_);

@@ -23,6 +23,14 @@ TEST(KeyCodecTest, RoundTripsEveryTypeAndSeparatorBytes) {
   EXPECT_EQ((*back)[1].as_bytes(), "a\x1f" "b\x1e");
 }
 
+// Key-map indexes store this hash: it must never change between versions or
+// platforms. Expected values computed independently (FNV-1a 64 in Python).
+TEST(KeyCodecTest, KeyHashIsStableFnv1a) {
+  EXPECT_EQ(KeyHash("customer", "i1"), INT64_C(-6217035180830965302));
+  EXPECT_EQ(KeyHash("", ""), INT64_C(-5808570067293448152));
+  EXPECT_NE(KeyHash("customer", "i1"), KeyHash("customers", "i1"));
+}
+
 TEST(KeyCodecTest, IntegerAndTextKeysEncodeDifferently) {
   EXPECT_NE(EncodeKey({Value::Integer(1)}), EncodeKey({Value::Text("1")}));
   EXPECT_EQ(EncodeKey({Value::Integer(7)}), EncodeKey({Value::Integer(7)}));

@@ -176,5 +176,29 @@ TEST_F(RegressionTest, KeyMapDoesNotGrowWithDeletedRecords) {
   EXPECT_NE(env_.Query(M, "SELECT id FROM customers WHERE email = 'n2@x'"), jane_);
 }
 
+// Key maps written before the hashed modern-key index: the engine refuses
+// to run on them with a clear message; `tandem install` upgrades them in
+// place and every mapping still resolves by modern key.
+TEST_F(RegressionTest, KeyMapFromAnOlderVersionIsUpgradedByInstall) {
+  for (Side s : {L, M})
+    env_.Write(s, "CREATE TABLE old AS SELECT entity, lkey, mkey, version, gone, lbase, mbase FROM _tandem_records;"
+                  "DROP TABLE _tandem_records;"
+                  "CREATE TABLE _tandem_records(entity TEXT NOT NULL, lkey TEXT NOT NULL, mkey TEXT NOT NULL, version "
+                  "INTEGER NOT NULL, gone INTEGER NOT NULL DEFAULT 0, lbase TEXT, mbase TEXT, UNIQUE(entity, lkey));"
+                  "CREATE INDEX _tandem_records_by_mkey ON _tandem_records(entity, mkey);"
+                  "INSERT INTO _tandem_records SELECT * FROM old; DROP TABLE old;");
+  auto engine = SyncEngine::Open(env_.LoadConfig());
+  ASSERT_FALSE(engine.ok());
+  EXPECT_NE(engine.status().message().find("made by an older version: run 'tandem install"), std::string::npos)
+      << engine.status().ToString();
+  env_.Install();
+  EXPECT_EQ(env_.Count(M, "_tandem_records WHERE mhash = 0") + env_.Count(L, "_tandem_records WHERE mhash = 0"), 0);
+  env_.Write(M, "UPDATE customers SET email = 'john@new' WHERE email = 'j@x'");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(L, "SELECT CUSTNO FROM CUSTMAST WHERE EMAIL = 'john@new'"), "1\n");
+  EXPECT_EQ(env_.Count(L, "CUSTMAST"), 2);
+  ExpectConverged();
+}
+
 }  // namespace
 }  // namespace tandem

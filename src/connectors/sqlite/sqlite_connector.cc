@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "core/key_codec.h"
+
 namespace tandem {
 
 int TableInfo::Find(const std::string& column) const {
@@ -34,6 +36,18 @@ Result<std::unique_ptr<SqliteConnector>> SqliteConnector::Open(const std::string
   conn->busy_timeout_ms_ = options.busy_timeout_ms;
   // Tandem's own session settings; journal_mode is set by install (it is persistent).
   TANDEM_RETURN_IF_ERROR(conn->handle_->ExecScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32000;"));
+  // tandem_key_hash(entity, key) = KeyHash(), for upgrading key maps in SQL.
+  int rc = sqlite3_create_function(
+      conn->handle_->db(), "tandem_key_hash", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nullptr,
+      [](sqlite3_context* ctx, int, sqlite3_value** argv) {
+        auto text = [](sqlite3_value* v) {
+          const char* p = reinterpret_cast<const char*>(sqlite3_value_text(v));
+          return std::string_view(p ? p : "", static_cast<size_t>(sqlite3_value_bytes(v)));
+        };
+        sqlite3_result_int64(ctx, KeyHash(text(argv[0]), text(argv[1])));
+      },
+      nullptr, nullptr);
+  if (rc != SQLITE_OK) return Status::Internal(fmt::format("cannot register tandem_key_hash on {}: {}", path, sqlite3_errstr(rc)));
   return conn;
 }
 
@@ -168,9 +182,13 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
       "CREATE TABLE IF NOT EXISTS _tandem_entity_stats(direction TEXT NOT NULL, entity TEXT NOT NULL, "
       "last_applied_at_ms INTEGER, applied_total INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(direction, entity))",
       // Key map + last agreed version, per record; the newest version across both databases wins.
+      // Lookups by modern key go through mhash = KeyHash(entity, mkey): an
+      // 8-byte index entry instead of a long (often random) key.
       "CREATE TABLE IF NOT EXISTS _tandem_records(entity TEXT NOT NULL, lkey TEXT NOT NULL, mkey TEXT NOT NULL, "
-      "version INTEGER NOT NULL, gone INTEGER NOT NULL DEFAULT 0, lbase TEXT, mbase TEXT, UNIQUE(entity, lkey))",
-      "CREATE INDEX IF NOT EXISTS _tandem_records_by_mkey ON _tandem_records(entity, mkey)",
+      "mhash INTEGER NOT NULL, version INTEGER NOT NULL, gone INTEGER NOT NULL DEFAULT 0, lbase TEXT, mbase TEXT, "
+      "UNIQUE(entity, lkey))",
+      "CREATE INDEX IF NOT EXISTS _tandem_records_by_mhash ON _tandem_records(mhash)",
+      "CREATE INDEX IF NOT EXISTS _tandem_records_gone ON _tandem_records(version) WHERE gone = 1",
       // Changes put aside (rejected by this database, or waiting for a parent).
       "CREATE TABLE IF NOT EXISTS _tandem_parked(id INTEGER PRIMARY KEY, direction TEXT NOT NULL, entity TEXT NOT "
       "NULL, source_key TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL, first_seq INTEGER, last_seq "
@@ -184,6 +202,17 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
       "CREATE TABLE IF NOT EXISTS _tandem_audit(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, action TEXT NOT "
       "NULL, detail TEXT NOT NULL)",
   };
+}
+
+Result<std::vector<std::string>> SqliteConnector::UpgradeControlTablesSql() {
+  std::vector<std::string> out;
+  TANDEM_ASSIGN_OR_RETURN(auto records, DescribeTable("_tandem_records"));
+  if (records && records->Find("mhash") < 0) {  // before the hashed modern-key index
+    out.push_back("ALTER TABLE _tandem_records ADD COLUMN mhash INTEGER NOT NULL DEFAULT 0");
+    out.push_back("UPDATE _tandem_records SET mhash = tandem_key_hash(entity, mkey)");
+    out.push_back("DROP INDEX IF EXISTS _tandem_records_by_mkey");
+  }
+  return out;
 }
 
 namespace {

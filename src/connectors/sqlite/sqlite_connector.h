@@ -49,6 +49,7 @@ class SqliteConnector : public Connector {
   Status RollbackToSavepoint(const std::string& name) override;
 
   std::vector<std::string> ControlTablesSql() const override;
+  Result<std::vector<std::string>> UpgradeControlTablesSql() override;
   std::vector<std::string> CaptureSql(const CaptureTable& table) const override;
   std::vector<std::string> DropCaptureSql(const CaptureTable& table) const override;
   std::vector<std::string> DropControlTablesSql() const override;
