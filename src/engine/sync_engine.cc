@@ -53,6 +53,10 @@ struct DirectionSql {
   std::string insert_without_key;  // rule target columns only (the database assigns the key)
 };
 
+namespace {
+constexpr int kChunkChanges = 5000;  // changes read, prefetched and applied at a time
+}  // namespace
+
 struct SyncEngine::Direction {
   Side source = Side::kLegacy;
   Side target = Side::kModern;
@@ -1016,7 +1020,10 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     int64_t read_upto = upto;
     while (pos < read_upto && st.ok()) {
       changes.clear();
-      st = src.ReadChanges(pos, read_upto, static_cast<size_t>(config_.sync.batch_size), &changes);
+      // Read and prefetch in chunks of at most kChunkChanges, so memory stays
+      // bounded whatever batch_size (changes per target transaction) is.
+      st = src.ReadChanges(pos, read_upto, static_cast<size_t>(std::min(config_.sync.batch_size, kChunkChanges)),
+                           &changes);
       if (!st.ok() || changes.empty()) break;
       BuildWorkItems(dir, changes, &items);
       st = batch.Prefetch(items);

@@ -106,7 +106,7 @@ struct EntityConfig {
 // Engine tuning (`sync:` section, all optional).
 struct SyncOptions {
   int poll_interval_ms = 1;      // how often to check for new commits
-  int batch_size = 5000;         // changes read per chunk
+  int batch_size = 10000;        // changes per target transaction (it ends at the next commit boundary)
   int busy_timeout_ms = 5000;    // SQLite busy timeout for Tandem's connections
   int purge_interval_ms = 1000;  // how often applied changes are purged from the source log
   bool sample_commit_boundaries = true;  // sample where source transactions end (keeps batches short)

@@ -202,7 +202,7 @@ TEST(ConfigParseTest, AppliesDefaultsWhenOptionalKeysAreOmitted) {
   const Config& config = outcome.config;
   EXPECT_EQ(config.primary, Side::kLegacy);
   EXPECT_EQ(config.sync.poll_interval_ms, 1);
-  EXPECT_EQ(config.sync.batch_size, 5000);
+  EXPECT_EQ(config.sync.batch_size, 10000);
   EXPECT_EQ(config.sync.busy_timeout_ms, 5000);
   EXPECT_EQ(config.sync.purge_interval_ms, 1000);
   const EntityConfig& item = config.entities.at(0);
