@@ -55,6 +55,9 @@ struct DirectionSql {
 
 namespace {
 constexpr int kChunkChanges = 5000;  // changes read, prefetched and applied at a time
+// A pinned snapshot further than this many batches ahead is not used: the
+// target transaction would hold the write lock too long.
+constexpr int64_t kMaxPinnedSpanBatches = 4;
 }  // namespace
 
 struct SyncEngine::Direction {
@@ -847,8 +850,8 @@ Status SyncEngine::Init(const Config& config) {
     }
     spdlog::info("{}: resuming after change {}", dir->name, dir->position);
     boundaries_[source == Side::kLegacy ? 0 : 1] = std::make_unique<CommitBoundaries>(
-        config_.sync.sample_commit_boundaries ? config_.system(source).resolved : "", config_.sync.busy_timeout_ms,
-        config_.sync.poll_interval_ms);
+        config_.system(source).resolved, config_.sync.sample_commit_boundaries, config_.sync.busy_timeout_ms,
+        config_.sync.poll_interval_ms, config_.sync.batch_size);
     directions_.push_back(std::move(dir));
   }
   return Status::Ok();
@@ -982,27 +985,60 @@ void SyncEngine::BuildWorkItems(const Direction& dir, const std::vector<Captured
 }
 
 Result<int64_t> SyncEngine::Drain(Direction& dir) {
-  for (bool careful : {false, true}) {
-    Connector& src = *dir.src;
-    Connector& dst = *dir.dst;
-    TANDEM_RETURN_IF_ERROR(src.BeginRead());
-    auto upto_r = src.MaxChangeSeq();
-    if (!upto_r.ok()) {
-      src.EndRead();
-      return upto_r.status();
+  CommitBoundaries& boundaries = *boundaries_[dir.source == Side::kLegacy ? 0 : 1];
+  // More than a batch behind: apply up to a pinned snapshot's boundary, read
+  // in that snapshot (see commit_boundaries.h). The batch reads the source
+  // through dir.src, so it points at the pinned connection until we return.
+  std::optional<CommitBoundaries::Snapshot> pinned;
+  Connector* own_src = dir.src;
+  struct RestoreSource {
+    Direction& dir;
+    Connector* own;
+    std::optional<CommitBoundaries::Snapshot>& pinned;
+    ~RestoreSource() {
+      dir.src = own;
+      if (pinned) pinned->db->EndRead();
     }
-    int64_t upto = *upto_r;
+  } restore{dir, own_src, pinned};
+  for (bool careful : {false, true}) {
+    Connector& dst = *dir.dst;
+    int64_t upto = 0;
+    if (pinned) {
+      upto = pinned->seq;  // still inside its read transaction (a careful re-run)
+    } else {
+      TANDEM_RETURN_IF_ERROR(own_src->BeginRead());
+      auto upto_r = own_src->MaxChangeSeq();
+      if (!upto_r.ok()) {
+        own_src->EndRead();
+        return upto_r.status();
+      }
+      upto = *upto_r;
+      if (upto - dir.position > config_.sync.batch_size) {
+        pinned = boundaries.TakeSnapshot(dir.position, upto, config_.sync.batch_size,
+                                         kMaxPinnedSpanBatches * config_.sync.batch_size);
+        if (pinned) {
+          own_src->EndRead();
+          dir.src = pinned->db.get();
+          upto = pinned->seq;
+        }
+      }
+    }
+    Connector& src = *dir.src;
+    // A pinned snapshot's read transaction lasts until this drain returns.
+    auto end_read = [&] {
+      if (!pinned) src.EndRead();
+    };
     if (Status rs = ReloadParkedIfChanged(dir, /*force=*/careful); !rs.ok()) {
-      src.EndRead();
+      end_read();
       return rs;
     }
     if (upto <= dir.position && !dir.has_waiting) {
-      src.EndRead();
+      end_read();
       return int64_t{0};
     }
     Status st = dst.BeginApply();
     if (!st.ok()) {
-      src.EndRead();
+      end_read();
       return st;
     }
     Batch batch(*this, dir, careful);
@@ -1012,10 +1048,9 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     std::vector<WorkItem> items;
     auto fail = [&](const Status& s) {
       dst.RollbackApply();
-      src.EndRead();
+      end_read();
       return s;
     };
-    CommitBoundaries& boundaries = *boundaries_[dir.source == Side::kLegacy ? 0 : 1];
     boundaries.Note(upto);  // this snapshot's end is a commit boundary too
     int64_t read_upto = upto;
     while (pos < read_upto && st.ok()) {
@@ -1041,7 +1076,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       pos = changes.back().seq;
       source_at_ms = changes.back().captured_at_ms;
       consumed += static_cast<int64_t>(changes.size());
-      if (consumed >= config_.sync.batch_size && pos < read_upto) {
+      if (!pinned && consumed >= config_.sync.batch_size && pos < read_upto) {
         // Keep target transactions short: end this one at the next known
         // commit boundary, which is never inside a source transaction.
         auto boundary = boundaries.NextAtOrAfter(pos, upto);
@@ -1086,7 +1121,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       (void)ReloadParkedIfChanged(dir, /*force=*/true);
       return st;
     }
-    src.EndRead();
+    end_read();
     dir.position = pos;
     dir.applied_total = applied_total;
     boundaries.ForgetBelow(pos);
@@ -1101,7 +1136,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     // Purge what is applied from the source log, now and then, in short transactions.
     int64_t now = Clock::Default()->NowMillis();
     if (pos > dir.purged_before && now - dir.last_purge_ms >= config_.sync.purge_interval_ms) {
-      Status ps = src.PurgeChanges(pos);
+      Status ps = own_src->PurgeChanges(pos);
       if (ps.ok()) dir.purged_before = pos;
       else if (ps.code() == StatusCode::kUnavailable)
         spdlog::debug("{}: {} log busy, purge postponed", dir.name, SideName(dir.source));

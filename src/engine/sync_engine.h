@@ -86,6 +86,9 @@ class SyncEngine {
   // Records a known commit boundary of `source`'s change log (the sampler
   // does this itself; exposed for tests and tools).
   void NoteCommitBoundary(Side source, int64_t seq) { boundaries_[source == Side::kLegacy ? 0 : 1]->Note(seq); }
+  // Pins a snapshot of `source` as it is now (the sampler does this every
+  // batch_size changes; exposed for tests). Returns its commit boundary.
+  Result<int64_t> PinSourceSnapshot(Side source) { return boundaries_[source == Side::kLegacy ? 0 : 1]->PinNow(); }
 
   void set_applied_callback(AppliedCallback cb) { applied_callback_ = std::move(cb); }
   const DirectionStats& stats(Side source) const { return stats_[source == Side::kLegacy ? 0 : 1]; }

@@ -299,6 +299,40 @@ TEST_F(SyncTest, TargetTransactionsEndOnlyBetweenSourceTransactions) {
   EXPECT_EQ(env_.Count(M, "seen"), 10) << env_.Query(M, "SELECT n FROM seen");
 }
 
+// Capture is key-only and rows are read when applied, so a target
+// transaction that ends at a boundary before the snapshot's end must read the
+// source as of that boundary: here the third source transaction changes
+// customer 1 (written by the first) and adds customer 201, and no reader of
+// the target may ever see one of those changes without the other.
+TEST_F(SyncTest, EarlyEndingBatchReadsTheSourceAsOfItsBoundary) {
+  std::string cfg = testing::ReadFile(env_.config_path()) + "sync: { batch_size: 150, sample_commit_boundaries: false }\n";
+  std::ofstream(env_.config_path()) << cfg;
+  auto engine = SyncEngine::Open(env_.LoadConfig());
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  auto insert_tx = [&](int from, int to) {
+    std::string sql = "BEGIN;";
+    for (int i = from; i <= to; ++i)
+      sql += "INSERT INTO CUSTMAST(CUSTNO, CNAME, EMAIL, STAT, BAL_CENTS) VALUES (" + std::to_string(i) +
+             ", 'L, F', 'e', 'A', 1);";
+    env_.Write(L, sql + "COMMIT;");
+  };
+  insert_tx(1, 100);
+  auto p1 = (*engine)->PinSourceSnapshot(L);
+  insert_tx(101, 200);
+  auto p2 = (*engine)->PinSourceSnapshot(L);
+  env_.Write(L, "BEGIN; UPDATE CUSTMAST SET EMAIL = 't3' WHERE CUSTNO = 1;"
+                "INSERT INTO CUSTMAST(CUSTNO, CNAME, EMAIL, STAT, BAL_CENTS) VALUES (201, 'L, F', 't3', 'A', 1); COMMIT;");
+  ASSERT_TRUE(p1.ok() && p2.ok());
+  EXPECT_EQ(*p1, 100);
+  EXPECT_EQ(*p2, 200);
+  env_.RecordAtEveryBatchCommit(M, "SELECT count(*) FROM customers WHERE email = 't3'");
+  ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  EXPECT_EQ(env_.Count(M, "customers"), 201);
+  EXPECT_EQ(env_.Count(M, "seen WHERE n = 1"), 0) << "a batch carried half of a later source transaction: "
+                                                  << env_.Query(M, "SELECT n FROM seen");
+  EXPECT_GE(env_.Count(M, "seen"), 2) << "the backlog should have taken more than one target transaction";
+}
+
 TEST_F(SyncTest, WithoutKnownBoundariesTheWholeSnapshotIsOneTransaction) {
   for (int t = 0; t < 5; ++t) {
     std::string sql = "BEGIN;";
