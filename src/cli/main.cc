@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "connectors/connector.h"
+#include "engine/conflict_queue.h"
 #include "engine/installer.h"
 #include "engine/status_report.h"
 #include "engine/sync_engine.h"
@@ -168,6 +169,25 @@ int CmdStatus(const std::string& path, bool json) {
   return 0;
 }
 
+int CmdConflictsList(const std::string& path, const ConflictFilter& filter, bool json) {
+  auto config = LoadConfig(path);
+  if (!config) return 1;
+  if (!filter.entity.empty() && !config->FindEntity(filter.entity)) {
+    fmt::print(stderr, "no entity '{}' in {}\n", filter.entity, path);
+    return 2;
+  }
+  auto dbs = OpenDatabases(*config);
+  if (!dbs) return 1;
+  auto list = ListConflicts(*dbs->legacy, *dbs->modern, filter);
+  if (!list.ok()) {
+    fmt::print(stderr, "{}\n", list.status().message());
+    return 1;
+  }
+  if (json) fmt::print("{}\n", list->dump(2));
+  else fmt::print("{}", RenderConflictsText(*list, filter.all));
+  return 0;
+}
+
 // "legacy:12" -> (legacy, 12)
 bool ParseParkedId(const std::string& id, Side* side, int64_t* n) {
   auto colon = id.find(':');
@@ -302,6 +322,14 @@ int main(int argc, char** argv) {
   auto* discard = app.add_subcommand("discard", "drop a put-aside change for good (audited)");
   add_config(discard);
   discard->add_option("id", parked_id, "id as shown by 'tandem status'")->required();
+  auto* conflicts = app.add_subcommand("conflicts", "the conflict queue: list, show and settle concurrent edits");
+  conflicts->require_subcommand(1);
+  ConflictFilter conflict_filter;
+  auto* conflicts_list = conflicts->add_subcommand("list", "open conflicts (--all: settled ones too), newest first");
+  add_config(conflicts_list);
+  conflicts_list->add_option("--entity", conflict_filter.entity, "only this entity");
+  conflicts_list->add_flag("--all", conflict_filter.all, "include conflicts settled by a policy or by hand");
+  conflicts_list->add_flag("--json", json, "machine-readable output");
   DemoOptions demo_opts;
   auto* demo = app.add_subcommand("demo", "create example databases and watch changes sync both ways");
   demo->add_option("--dir", demo_opts.directory, "folder for the example databases and config")->capture_default_str();
@@ -332,6 +360,7 @@ int main(int argc, char** argv) {
     return CmdRetry(config_path, parked_id, all);
   }
   if (*discard) return CmdDiscard(config_path, parked_id);
+  if (*conflicts_list) return CmdConflictsList(config_path, conflict_filter, json);
   if (*demo) {
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);

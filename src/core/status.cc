@@ -10,6 +10,7 @@ std::string Status::ToString() const {
     case StatusCode::kConstraint: return "rejected: " + message_;
     case StatusCode::kUnavailable: return "unavailable: " + message_;
     case StatusCode::kBusy: return "busy: " + message_;
+    case StatusCode::kConflict: return "conflict: " + message_;
     case StatusCode::kInternal: return "internal error: " + message_;
   }
   return message_;

@@ -19,6 +19,7 @@ enum class StatusCode {
   kConstraint,       // the target rejected a row (constraint, type, unmapped code)
   kUnavailable,      // database unreachable / busy: retryable
   kBusy,             // another process holds what we need (e.g. another tandem is running)
+  kConflict,         // both sides changed a record and its policy leaves the decision to a person
   kInternal,
 };
 
@@ -31,6 +32,7 @@ class Status {
   static Status Constraint(std::string msg) { return Status(StatusCode::kConstraint, std::move(msg)); }
   static Status Unavailable(std::string msg) { return Status(StatusCode::kUnavailable, std::move(msg), true); }
   static Status Busy(std::string msg) { return Status(StatusCode::kBusy, std::move(msg)); }
+  static Status Conflict(std::string msg) { return Status(StatusCode::kConflict, std::move(msg)); }
   static Status Internal(std::string msg) { return Status(StatusCode::kInternal, std::move(msg)); }
 
   bool ok() const { return code_ == StatusCode::kOk; }

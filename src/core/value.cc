@@ -49,4 +49,28 @@ bool Value::SameAs(const Value& o) const {
   return s_ == o.s_;
 }
 
+int Value::Compare(const Value& o) const {
+  auto rank = [](ValueType t) {
+    switch (t) {
+      case ValueType::kNull: return 0;
+      case ValueType::kInteger:
+      case ValueType::kReal: return 1;
+      case ValueType::kText: return 2;
+      case ValueType::kBlob: return 3;
+    }
+    return 4;
+  };
+  int ra = rank(type_), rb = rank(o.type_);
+  if (ra != rb) return ra < rb ? -1 : 1;
+  if (ra == 0) return 0;
+  if (ra == 1) {
+    if (type_ == ValueType::kInteger && o.type_ == ValueType::kInteger) return i_ < o.i_ ? -1 : i_ > o.i_ ? 1 : 0;
+    double a = type_ == ValueType::kInteger ? static_cast<double>(i_) : d_;
+    double b = o.type_ == ValueType::kInteger ? static_cast<double>(o.i_) : o.d_;
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
+  int c = s_.compare(o.s_);
+  return c < 0 ? -1 : c > 0 ? 1 : 0;
+}
+
 }  // namespace tandem

@@ -39,6 +39,9 @@ class Value {
   // text and blob bytewise, NULL equals NULL (IS semantics).
   bool SameAs(const Value& other) const;
   bool operator==(const Value& other) const { return SameAs(other); }
+  // Order as SQLite sorts: NULL < numbers (by value) < text < blob (bytewise).
+  // Returns <0, 0 or >0.
+  int Compare(const Value& other) const;
 
  private:
   ValueType type_ = ValueType::kNull;

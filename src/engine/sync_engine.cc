@@ -138,8 +138,20 @@ class SyncEngine::Batch {
   Status PrefetchEntries(const std::string& entity, Side side, std::vector<std::string> keys);
   Status MapRow(const DirectionMapping& dm, const Row& srow, Row* out);
   Status Park(const WorkItem& item, const Status& why);
-  Status RecordConflict(const EntityMapping& em, const RecordEntry& entry, const std::string& field,
-                        const Value& source_value, const Value& target_value, Side winner, const char* kind);
+  // A field (or the whole row, "(row)") changed on both sides.
+  struct Conflict {
+    std::string field;
+    Value source_value;
+    Value target_value;
+    std::optional<Value> base;   // in the target side's terms
+    std::optional<Side> winner;  // nullopt: open, waiting for `tandem conflicts resolve`
+    const char* kind;            // update-update, delete-update, update-delete
+    const char* policy;
+  };
+  Status RecordConflict(const EntityMapping& em, const RecordEntry& entry, const Conflict& c);
+  // The side whose change is newer, by the entity's newest_by columns or else
+  // capture time; ties go to the primary side.
+  Result<Side> NewestSide(const EntityMapping& em, const WorkItem& item, const Row& tkey);
 
   SyncEngine& e_;
   Direction& d_;
@@ -369,20 +381,74 @@ Status SyncEngine::Batch::MapRow(const DirectionMapping& dm, const Row& srow, Ro
   return Status::Ok();
 }
 
-Status SyncEngine::Batch::RecordConflict(const EntityMapping& em, const RecordEntry& entry, const std::string& field,
-                                         const Value& source_value, const Value& target_value, Side winner,
-                                         const char* kind) {
-  const Value& lv = d_.source == Side::kLegacy ? source_value : target_value;
-  const Value& mv = d_.source == Side::kLegacy ? target_value : source_value;
-  spdlog::info("conflict: {} {} field '{}' changed on both sides (legacy {}, modern {}); {} wins", em.name,
-               entry.lkey.empty() ? entry.mkey : entry.lkey, field, lv.ToDisplay(), mv.ToDisplay(), SideName(winner));
+Status SyncEngine::Batch::RecordConflict(const EntityMapping& em, const RecordEntry& entry, const Conflict& c) {
+  const Value& lv = d_.source == Side::kLegacy ? c.source_value : c.target_value;
+  const Value& mv = d_.source == Side::kLegacy ? c.target_value : c.source_value;
+  const std::string& key = entry.lkey.empty() ? entry.mkey : entry.lkey;
+  int64_t now = Clock::Default()->NowMillis();
+  if (!c.winner) {
+    // Open (manual): one row per record and field, however often and from
+    // whichever direction it is seen.
+    for (Side db : {Side::kLegacy, Side::kModern}) {
+      TANDEM_ASSIGN_OR_RETURN(auto open, e_.db(db).QueryOne("SELECT id FROM _tandem_conflicts WHERE status = 'open' "
+                                                            "AND entity = ? AND lkey IS ? AND mkey IS ? AND field = ?",
+                                                            {Value::Text(em.name), Value::Text(entry.lkey),
+                                                             Value::Text(entry.mkey), Value::Text(c.field)}));
+      if (open) return Status::Ok();
+    }
+    spdlog::warn("conflict: {} {} field '{}' changed on both sides (legacy {}, modern {}); policy {}: waiting for "
+                 "'tandem conflicts resolve'",
+                 em.name, key, c.field, lv.ToDisplay(), mv.ToDisplay(), c.policy);
+  } else {
+    spdlog::info("conflict: {} {} field '{}' changed on both sides (legacy {}, modern {}); {} wins ({})", em.name, key,
+                 c.field, lv.ToDisplay(), mv.ToDisplay(), SideName(*c.winner), c.policy);
+  }
   e_.stats_[d_.source == Side::kLegacy ? 0 : 1].conflicts++;
   return d_.dst->Exec(
       "INSERT INTO _tandem_conflicts(at_ms, direction, entity, lkey, mkey, field, legacy_value, modern_value, winner, "
-      "kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-      {Value::Integer(Clock::Default()->NowMillis()), Value::Text(d_.name), Value::Text(em.name),
-       Value::Text(entry.lkey), Value::Text(entry.mkey), Value::Text(field), Value::Text(lv.ToDisplay()),
-       Value::Text(mv.ToDisplay()), Value::Text(SideName(winner)), Value::Text(kind)});
+      "kind, policy, base_value, status, settled_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      {Value::Integer(now), Value::Text(d_.name), Value::Text(em.name), Value::Text(entry.lkey),
+       Value::Text(entry.mkey), Value::Text(c.field), Value::Text(lv.ToDisplay()), Value::Text(mv.ToDisplay()),
+       Value::Text(c.winner ? SideName(*c.winner) : ""), Value::Text(c.kind), Value::Text(c.policy),
+       c.base ? Value::Text(c.base->ToDisplay()) : Value::Null(), Value::Text(c.winner ? "settled" : "open"),
+       c.winner ? Value::Integer(now) : Value::Null()});
+}
+
+Result<Side> SyncEngine::Batch::NewestSide(const EntityMapping& em, const WorkItem& item, const Row& tkey) {
+  const Side S = d_.source, T = d_.target;
+  const DirectionMapping& dm = em.from(S);
+  Value ts_s, ts_t;
+  auto one = [](Connector& db, const std::string& sql, const Row& params) -> Result<Value> {
+    TANDEM_ASSIGN_OR_RETURN(auto row, db.QueryOne(sql, params));
+    return row ? (*row)[0] : Value::Null();
+  };
+  if (!em.newest_column(S).empty() && !em.newest_column(T).empty()) {
+    // The rows' own timestamps (the source read in the batch's snapshot).
+    auto select = [](Connector& db, const std::string& column, const std::string& table,
+                     const std::vector<std::string>& key) {
+      return "SELECT " + db.QuoteIdent(column) + " FROM " + db.QuoteIdent(table) + WhereKey(db, key);
+    };
+    std::vector<std::string> source_key(dm.source_columns.begin(), dm.source_columns.begin() + dm.source_key_count);
+    TANDEM_ASSIGN_OR_RETURN(ts_s, one(*d_.src, select(*d_.src, em.newest_column(S), dm.source_table, source_key),
+                                      item.key));
+    TANDEM_ASSIGN_OR_RETURN(ts_t, one(*d_.dst, select(*d_.dst, em.newest_column(T), dm.target_table,
+                                                      dm.target_key_columns),
+                                      tkey));
+  } else {
+    // Capture times: this change's, and the target's newest captured change of the row.
+    ts_s = Value::Integer(item.captured_at_ms);
+    std::string sql = "SELECT max(l.at_ms) FROM _tandem_log l JOIN _tandem_capture c ON c.table_id = l.table_id WHERE "
+                      "c.table_name = ? COLLATE NOCASE";
+    Row params{Value::Text(dm.target_table)};
+    for (size_t i = 0; i < tkey.size(); ++i) {
+      sql += fmt::format(" AND l.k{} IS ?", i + 1);
+      params.push_back(tkey[i]);
+    }
+    TANDEM_ASSIGN_OR_RETURN(ts_t, one(*d_.dst, sql, params));
+  }
+  int c = ts_s.Compare(ts_t);
+  if (ts_s.is_null() || ts_t.is_null() || c == 0) return e_.config_.primary;
+  return c > 0 ? S : T;
 }
 
 Status SyncEngine::Batch::Park(const WorkItem& item, const Status& why) {
@@ -400,7 +466,9 @@ Status SyncEngine::Batch::Park(const WorkItem& item, const Status& why) {
       "INSERT INTO _tandem_parked(direction, entity, source_key, kind, reason, first_seq, last_seq, parked_at_ms) "
       "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(direction, entity, source_key) DO UPDATE SET kind = excluded.kind, "
       "reason = excluded.reason, last_seq = max(last_seq, excluded.last_seq), attempts = attempts + 1",
-      {Value::Text(d_.name), Value::Text(em.name), Value::Text(key), Value::Text(waiting ? "waiting" : "rejected"),
+      {Value::Text(d_.name), Value::Text(em.name), Value::Text(key), Value::Text(waiting                                    ? "waiting"
+                   : why.code() == StatusCode::kConflict ? "conflict"
+                                                         : "rejected"),
        Value::Text(why.message()), Value::Integer(item.seq), Value::Integer(item.seq),
        Value::Integer(Clock::Default()->NowMillis())});
 }
@@ -416,7 +484,8 @@ Result<bool> SyncEngine::Batch::Retry(const WorkItem& item) {
     return true;
   }
   if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kInternal) return st;
-  TANDEM_RETURN_IF_ERROR(d_.dst->RollbackToSavepoint("tandem_retry"));
+  TANDEM_RETURN_IF_ERROR(st.code() == StatusCode::kConflict ? d_.dst->ReleaseSavepoint("tandem_retry")
+                                                             : d_.dst->RollbackToSavepoint("tandem_retry"));
   TANDEM_RETURN_IF_ERROR(Park(item, IsForeignKeyFailure(st) ? Status::NotFound(st.message()) : st));
   TANDEM_RETURN_IF_ERROR(d_.dst->Exec(
       "UPDATE _tandem_parked SET retry_requested = 0, parked_at_ms = ? WHERE direction = ? AND entity = ? AND "
@@ -448,7 +517,9 @@ Status SyncEngine::Batch::ApplyOrPark(const WorkItem& item) {
   }
   if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kInternal) return st;
   if (careful_) {
-    TANDEM_RETURN_IF_ERROR(d_.dst->RollbackToSavepoint("tandem_record"));
+    // A conflict wrote only its conflict-queue row: keep that.
+    TANDEM_RETURN_IF_ERROR(st.code() == StatusCode::kConflict ? d_.dst->ReleaseSavepoint("tandem_record")
+                                                               : d_.dst->RollbackToSavepoint("tandem_record"));
     if (IsForeignKeyFailure(st)) return Park(item, Status::NotFound(st.message()));
   } else if (st.code() == StatusCode::kConstraint && !st.message().starts_with("field '")) {
     // The target rejected a write part-way through this record: redo the batch
@@ -549,15 +620,25 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   if (!item.source_exists) {
     if (!entry && !(dm.target_new_keys == NewKeys::kSame && target_exists)) return Status::Ok();
     if (target_exists) {
-      if (target_changed_since_base() && primary == T) {
-        // Delete here vs update there: the primary side's update wins; the
-        // record will be re-created at the source by the other direction.
-        TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, "(row)", Value::Text("deleted"), Value::Text("updated"), T,
-                                              "delete-update"));
+      // Delete here vs update there: on_delete decides (default: the primary side's action).
+      const bool conflict = target_changed_since_base();
+      Side winner = primary;
+      if (em.on_delete == DeletePolicy::kKeepUpdate) winner = T;
+      else if (em.on_delete == DeletePolicy::kDeleteWins) winner = S;
+      if (conflict && em.on_delete == DeletePolicy::kManual) {
+        TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {"(row)", Value::Text("deleted"), Value::Text("updated"),
+                                                         std::nullopt, std::nullopt, "delete-update", "manual"}));
+        return Status::Conflict("deleted here while updated on the other side (on_delete: manual): settle it with "
+                                "'tandem conflicts resolve'");
+      }
+      if (conflict && winner == T) {
+        // The update wins; the record will be re-created at the source by the other direction.
+        TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {"(row)", Value::Text("deleted"), Value::Text("updated"),
+                                                         std::nullopt, T, "delete-update", PolicyName(em.on_delete)}));
       } else {
-        if (target_changed_since_base())
-          TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, "(row)", Value::Text("deleted"), Value::Text("updated"), S,
-                                                "delete-update"));
+        if (conflict)
+          TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {"(row)", Value::Text("deleted"), Value::Text("updated"),
+                                                           std::nullopt, S, "delete-update", PolicyName(em.on_delete)}));
         if (dm.target_row_shared) {
           std::vector<std::string> cols;
           for (auto& r : dm.rules) cols.push_back(r.target_column);
@@ -598,9 +679,18 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       source_changed = it == base_s->end() || !it->second.SameAs((*item.source_row)[i]);
     }
     if (!source_changed) return Status::Ok();
-    TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, "(row)", Value::Text("updated"), Value::Text("deleted"), primary,
-                                          "update-delete"));
-    if (primary == T) return Status::Ok();  // the target's delete wins and flows back
+    if (em.on_delete == DeletePolicy::kManual) {
+      TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {"(row)", Value::Text("updated"), Value::Text("deleted"),
+                                                       std::nullopt, std::nullopt, "update-delete", "manual"}));
+      return Status::Conflict("updated here while deleted on the other side (on_delete: manual): settle it with "
+                              "'tandem conflicts resolve'");
+    }
+    Side winner = primary;
+    if (em.on_delete == DeletePolicy::kKeepUpdate) winner = S;
+    else if (em.on_delete == DeletePolicy::kDeleteWins) winner = T;
+    TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {"(row)", Value::Text("updated"), Value::Text("deleted"),
+                                                     std::nullopt, winner, "update-delete", PolicyName(em.on_delete)}));
+    if (winner == T) return Status::Ok();  // the target's delete wins and flows back
     entry.reset();                           // the source's update wins: re-create the record
     base_s = nullptr;
     base_t = nullptr;
@@ -640,37 +730,69 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     for (size_t i = 0; i < dm.rules.size(); ++i) new_base_t[dm.rules[i].target_column] = mapped[i];
     applied.op = "insert";
   } else {
-    // Three-way merge, column by column.
+    // Three-way merge, column by column: what changed on each side since
+    // the base, then each field changed on both sides settled by its policy.
     std::vector<std::string> set_cols;
     Row params;
+    std::vector<char> source_changed(dm.rules.size()), target_changed(dm.rules.size());
+    auto base_of = [&](const ColumnRule& r) -> std::optional<Value> {
+      if (!base_t) return std::nullopt;
+      auto it = base_t->find(r.target_column);
+      return it == base_t->end() ? std::nullopt : std::optional<Value>(it->second);
+    };
+    auto manual_conflict = [&](size_t i) {
+      return dm.rules[i].policy == ConflictPolicy::kManual && source_changed[i] && target_changed[i] &&
+             !mapped[i].SameAs((*trow)[tk + i]);
+    };
+    std::string manual_fields;
+    for (size_t i = 0; i < dm.rules.size(); ++i) {
+      const ColumnRule& r = dm.rules[i];
+      source_changed[i] = !base_s;
+      if (base_s) {
+        for (int dep : r.deps) {
+          auto it = base_s->find(dm.source_columns[dep]);
+          if (it == base_s->end() || !it->second.SameAs((*item.source_row)[dep])) source_changed[i] = true;
+        }
+      }
+      auto b = base_of(r);
+      target_changed[i] = b && !b->SameAs((*trow)[tk + i]);
+      if (manual_conflict(i)) manual_fields += (manual_fields.empty() ? "" : ", ") + r.field;
+    }
+    if (!manual_fields.empty()) {
+      // Neither version is applied: the record waits in the conflict queue.
+      for (size_t i = 0; i < dm.rules.size(); ++i)
+        if (manual_conflict(i))
+          TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {dm.rules[i].field, mapped[i], (*trow)[tk + i],
+                                                           base_of(dm.rules[i]), std::nullopt, "update-update",
+                                                           "manual"}));
+      return Status::Conflict(fmt::format("{} changed on both sides (policy manual): settle it with 'tandem conflicts "
+                                          "resolve'",
+                                          manual_fields));
+    }
     for (size_t i = 0; i < dm.rules.size(); ++i) {
       const ColumnRule& r = dm.rules[i];
       const Value& s = mapped[i];
       const Value& t = (*trow)[tk + i];
-      bool source_changed = !base_s;
-      if (base_s) {
-        for (int dep : r.deps) {
-          auto it = base_s->find(dm.source_columns[dep]);
-          if (it == base_s->end() || !it->second.SameAs((*item.source_row)[dep])) source_changed = true;
-        }
-      }
-      bool target_changed = false;
-      if (base_t) {
-        auto it = base_t->find(r.target_column);
-        target_changed = it != base_t->end() && !it->second.SameAs(t);
-      }
       bool take_source;
       if (s.SameAs(t)) {
         take_source = false;
         new_base_t[r.target_column] = s;
-      } else if (source_changed && !target_changed) {
+      } else if (source_changed[i] && !target_changed[i]) {
         take_source = true;
-      } else if (!source_changed) {
+      } else if (!source_changed[i]) {
         take_source = false;  // the target's own change; it flows the other way
       } else {
         Side winner = primary;
+        if (r.policy == ConflictPolicy::kLegacyWins) {
+          winner = Side::kLegacy;
+        } else if (r.policy == ConflictPolicy::kModernWins) {
+          winner = Side::kModern;
+        } else if (r.policy == ConflictPolicy::kNewest) {
+          TANDEM_ASSIGN_OR_RETURN(winner, NewestSide(em, item, tkey));
+        }
         take_source = winner == S;
-        TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, r.field, s, t, winner, "update-update"));
+        TANDEM_RETURN_IF_ERROR(
+            RecordConflict(em, next, {r.field, s, t, base_of(r), winner, "update-update", PolicyName(r.policy)}));
       }
       if (take_source) {
         set_cols.push_back(r.target_column);

@@ -36,10 +36,13 @@ constexpr std::string_view kSystemsKeys[] = {"legacy", "modern"};
 constexpr std::string_view kSystemKeys[] = {"database"};
 constexpr std::string_view kSyncKeys[] = {"poll_interval_ms", "batch_size", "busy_timeout_ms",
                                           "purge_interval_ms", "sample_commit_boundaries"};
-constexpr std::string_view kEntityKeys[] = {"direction", "legacy",    "modern",
-                                            "fields",    "to_modern", "to_legacy"};
+constexpr std::string_view kEntityKeys[] = {"direction", "legacy",    "modern",   "fields",
+                                            "to_modern", "to_legacy", "conflicts"};
 constexpr std::string_view kSideKeys[] = {"table", "key", "new_keys"};
 constexpr std::string_view kFieldKeys[] = {"legacy", "map", "to_modern", "to_legacy", "lookup"};
+constexpr std::string_view kConflictKeys[] = {"default", "fallback",  "newest_by",
+                                              "fields",  "on_delete", "read_only_edits"};
+constexpr std::string_view kNewestByKeys[] = {"legacy", "modern"};
 // Sections whose keys are user-chosen names (entities, columns).
 constexpr KeyNames kAnyKey{};
 
@@ -60,6 +63,29 @@ constexpr Choice<SyncDirection> kDirectionChoices[] = {
 };
 constexpr Choice<NewKeys> kNewKeysChoices[] = {
     {"uuid", NewKeys::kUuid}, {"database", NewKeys::kDatabase}, {"same", NewKeys::kSame}};
+// `conflicts: { default: ... }` and each `conflicts.fields` entry. As a field
+// override, merge means "follow the entity's default".
+constexpr Choice<ConflictPolicy> kConflictPolicyChoices[] = {
+    {"merge", ConflictPolicy::kMerge},
+    {"legacy-wins", ConflictPolicy::kLegacyWins},
+    {"modern-wins", ConflictPolicy::kModernWins},
+    {"newest", ConflictPolicy::kNewest},
+    {"manual", ConflictPolicy::kManual},
+};
+// `conflicts: { fallback: ... }`: never merge (it is what merge falls back to);
+// `legacy` / `modern` are accepted for legacy-wins / modern-wins, like `primary`.
+constexpr Choice<ConflictPolicy> kFallbackChoices[] = {
+    {"legacy-wins", ConflictPolicy::kLegacyWins}, {"modern-wins", ConflictPolicy::kModernWins},
+    {"newest", ConflictPolicy::kNewest},          {"manual", ConflictPolicy::kManual},
+    {"legacy", ConflictPolicy::kLegacyWins},      {"modern", ConflictPolicy::kModernWins},
+};
+constexpr Choice<DeletePolicy> kDeletePolicyChoices[] = {
+    {"keep-update", DeletePolicy::kKeepUpdate},
+    {"delete-wins", DeletePolicy::kDeleteWins},
+    {"manual", DeletePolicy::kManual},
+};
+constexpr Choice<ReadOnlyEditPolicy> kReadOnlyEditChoices[] = {
+    {"revert", ReadOnlyEditPolicy::kRevert}, {"park", ReadOnlyEditPolicy::kPark}};
 
 // Levenshtein distance, used to suggest the key a typo was meant to be.
 int EditDistance(std::string_view a, std::string_view b) {
@@ -273,6 +299,14 @@ class Parser {
                                                                const std::string& context);
   std::vector<ComputedColumnConfig> ReadComputed(const Entry& entry,
                                                  const std::string& entity_context);
+  ConflictConfig ReadConflicts(const Entry& entry, const Section& entity,
+                               const std::vector<FieldConfig>& fields);
+  void ReadConflictFallback(const Entry& entry, const std::string& context,
+                            ConflictConfig& conflicts);
+  void ReadNewestBy(const Entry& entry, const std::string& context, ConflictConfig& conflicts);
+  void ReadConflictFields(const Entry& entry, const Section& entity,
+                          const std::vector<FieldConfig>& fields, const std::string& context,
+                          ConflictConfig& conflicts);
 
   // Consistency checks.
   void CheckColumnsWrittenOnce(const EntityConfig& entity, const std::string& context);
@@ -555,6 +589,11 @@ EntityConfig Parser::ReadEntity(const Entry& entry) {
   if (const Entry* computed = section.Find("to_legacy")) {
     entity.to_legacy = ReadComputed(*computed, context);
   }
+  // Read after fields/to_modern/to_legacy, whatever the YAML order: its
+  // `fields:` names must be among theirs.
+  if (const Entry* conflicts = section.Find("conflicts")) {
+    entity.conflicts = ReadConflicts(*conflicts, section, entity.fields);
+  }
   CheckColumnsWrittenOnce(entity, context);
   return entity;
 }
@@ -746,6 +785,143 @@ std::vector<ComputedColumnConfig> Parser::ReadComputed(const Entry& entry,
     columns.push_back(ComputedColumnConfig{column.name, *expression, Where(column.key)});
   }
   return columns;
+}
+
+// The names `conflicts.fields` may use: the keys of the entity's `fields:`,
+// `to_modern:` and `to_legacy:` maps, in YAML order, each once. Read from the
+// YAML rather than the parsed fields so that a field with a problem of its own
+// is still a known name (and not reported a second time).
+std::vector<std::string> MappedFieldNames(const Section& entity) {
+  std::vector<std::string> names;
+  for (std::string_view key : {"fields", "to_modern", "to_legacy"}) {
+    const Entry* entry = entity.Find(key);
+    if (entry == nullptr || !entry->value.IsMap()) continue;
+    for (const auto& pair : entry->value) {
+      if (!pair.first.IsScalar()) continue;
+      const std::string& name = pair.first.Scalar();
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
+  }
+  return names;
+}
+
+// `conflicts: { default, fallback, newest_by, fields, on_delete, read_only_edits }`.
+ConflictConfig Parser::ReadConflicts(const Entry& entry, const Section& entity,
+                                     const std::vector<FieldConfig>& fields) {
+  ConflictConfig conflicts;
+  conflicts.given = true;
+  conflicts.where = Where(entry.key);
+  Section section = ReadSection(entry, entity.context + ", conflicts", kConflictKeys);
+  const std::string& context = section.context;
+  if (const Entry* value = section.Find("default")) {
+    conflicts.default_policy = ReadChoice<ConflictPolicy>(*value, context, kConflictPolicyChoices)
+                                   .value_or(ConflictPolicy::kMerge);
+  }
+  if (const Entry* value = section.Find("fallback")) {
+    ReadConflictFallback(*value, context, conflicts);
+  }
+  if (const Entry* value = section.Find("newest_by")) ReadNewestBy(*value, context, conflicts);
+  if (const Entry* value = section.Find("fields")) {
+    ReadConflictFields(*value, entity, fields, context, conflicts);
+  }
+  if (const Entry* value = section.Find("on_delete")) {
+    conflicts.on_delete = ReadChoice<DeletePolicy>(*value, context, kDeletePolicyChoices)
+                              .value_or(DeletePolicy::kPrimary);
+  }
+  if (const Entry* value = section.Find("read_only_edits")) {
+    conflicts.read_only_edits =
+        ReadChoice<ReadOnlyEditPolicy>(*value, context, kReadOnlyEditChoices)
+            .value_or(ReadOnlyEditPolicy::kRevert);
+  }
+  return conflicts;
+}
+
+// `fallback:` settles a field merge found changed on both sides, so it cannot
+// be merge itself. Left unset (fallback_given false) when absent or invalid.
+void Parser::ReadConflictFallback(const Entry& entry, const std::string& context,
+                                  ConflictConfig& conflicts) {
+  if (entry.value.IsScalar() && entry.value.Scalar() == "merge") {
+    Report(Where(entry),
+           In(context, "fallback 'merge' is not valid: merge cannot be its own fallback"),
+           "name what merge does for a field changed on both sides: " +
+               Join(Names<ConflictPolicy>(kFallbackChoices)) +
+               "; or remove fallback to use the primary side");
+    return;
+  }
+  std::optional<ConflictPolicy> fallback =
+      ReadChoice<ConflictPolicy>(entry, context, kFallbackChoices);
+  if (!fallback) return;
+  conflicts.fallback = *fallback;
+  conflicts.fallback_given = true;
+}
+
+// `newest_by: { legacy: UPDTS, modern: updated_at }`: both sides or neither
+// (then `newest` compares capture times).
+void Parser::ReadNewestBy(const Entry& entry, const std::string& context,
+                          ConflictConfig& conflicts) {
+  Section section = ReadSection(entry, context + ".newest_by", kNewestByKeys);
+  const Entry* legacy = section.Find("legacy");
+  const Entry* modern = section.Find("modern");
+  if (legacy != nullptr) {
+    conflicts.newest_by_legacy = ReadText(*legacy, section.context).value_or("");
+  }
+  if (modern != nullptr) {
+    conflicts.newest_by_modern = ReadText(*modern, section.context).value_or("");
+  }
+  if ((legacy == nullptr) != (modern == nullptr)) {
+    const std::string given = legacy != nullptr ? "legacy" : "modern";
+    const std::string missing = legacy != nullptr ? "modern" : "legacy";
+    Report(Where(entry.key),
+           In(context, "newest_by names a " + given + " column but no " + missing +
+                           " column: newest needs a timestamp column on both sides"),
+           "give both `legacy:` and `modern:` columns, or remove newest_by to compare capture "
+           "times");
+  }
+}
+
+// `fields: { email: modern-wins, ... }`: per-field overrides of the default.
+// A field named twice is reported by ReadSection ("appears twice").
+void Parser::ReadConflictFields(const Entry& entry, const Section& entity,
+                                const std::vector<FieldConfig>& fields, const std::string& context,
+                                ConflictConfig& conflicts) {
+  Section section = ReadSection(entry, context + ".fields", kAnyKey);
+  const std::vector<std::string> known = MappedFieldNames(entity);
+  for (const Entry& field : section.entries) {
+    bool is_known = std::find(known.begin(), known.end(), field.name) != known.end();
+    if (!is_known) {
+      std::string hint;
+      if (known.empty()) {
+        hint =
+            "the entity maps no fields; name fields from its `fields:`, `to_modern:` or "
+            "`to_legacy:`";
+      } else {
+        hint = SuggestionHint(field.name, known, "its fields");
+        // Names are matched exactly; point out a spelling that differs only in
+        // case, or a legacy column of `fields:` written instead of its field.
+        for (const std::string& name : known) {
+          if (FoldCase(name) == FoldCase(field.name)) hint = "did you mean '" + name + "'?";
+        }
+        for (const FieldConfig& mapped : fields) {
+          if (mapped.legacy_column.empty() ||
+              FoldCase(mapped.legacy_column) != FoldCase(field.name)) {
+            continue;
+          }
+          hint = "did you mean '" + mapped.modern_column + "'? (" + Quote(mapped.legacy_column) +
+                 " is its legacy column; name fields by their `fields:` key)";
+          break;
+        }
+      }
+      Report(Where(field.key),
+             In(section.context, "unknown field " + Quote(field.name) +
+                                     ": not a key of the entity's `fields:`, `to_modern:` or "
+                                     "`to_legacy:`"),
+             hint);
+    }
+    std::optional<ConflictPolicy> policy =
+        ReadChoice<ConflictPolicy>(field, section.context, kConflictPolicyChoices);
+    if (!is_known || !policy) continue;
+    conflicts.fields.push_back({field.name, *policy, Where(field.key)});
+  }
 }
 
 // Two mappings writing one column would race: the row would end up with

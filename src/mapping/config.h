@@ -90,6 +90,53 @@ struct ComputedColumnConfig {
   SourceLocation where;
 };
 
+// How a field changed on both sides since their last agreed version is settled.
+enum class ConflictPolicy {
+  kMerge,       // as `default`: per field, changed on one side -> kept; on both -> `fallback`.
+                // As a per-field override (`conflicts.fields`): follow the entity's default.
+  kLegacyWins,  // legacy's value ends on both sides
+  kModernWins,  // modern's value ends on both sides
+  kNewest,      // the later change wins, by `newest_by` columns or else capture time (ties: primary)
+  kManual,      // neither is applied; the record waits in the conflict queue for `tandem conflicts resolve`
+};
+// A delete on one side while the other side updated the record.
+enum class DeletePolicy {
+  kPrimary,     // (no `on_delete`) the primary side's action wins
+  kKeepUpdate,  // the update wins: the record is re-created where it was deleted
+  kDeleteWins,  // the delete wins on both sides
+  kManual,      // neither; the record waits in the conflict queue
+};
+// Edits of the read-only side of a one-way entity.
+enum class ReadOnlyEditPolicy {
+  kRevert,  // report a conflict and write the owning side's values back
+  kPark,    // report a conflict and put the edit aside for an operator
+};
+
+// `conflicts:` of an entity. Absent: merge with the primary side as fallback.
+struct ConflictConfig {
+  ConflictPolicy default_policy = ConflictPolicy::kMerge;
+  // What `merge` does for a field changed on both sides. Never kMerge.
+  // Unset (fallback_given false): the side named by `primary`.
+  ConflictPolicy fallback = ConflictPolicy::kLegacyWins;
+  bool fallback_given = false;
+  // Timestamp columns for `newest` (empty: capture time).
+  std::string newest_by_legacy;
+  std::string newest_by_modern;
+  // Per-field overrides, keyed by the field's name as written in `fields:`,
+  // `to_modern:` or `to_legacy:` (YAML order, each field once).
+  struct FieldOverride {
+    std::string field;
+    // kMerge: follow the entity's default (only when the YAML says `merge`).
+    ConflictPolicy policy = ConflictPolicy::kMerge;
+    SourceLocation where;
+  };
+  std::vector<FieldOverride> fields;
+  DeletePolicy on_delete = DeletePolicy::kPrimary;
+  ReadOnlyEditPolicy read_only_edits = ReadOnlyEditPolicy::kRevert;
+  bool given = false;  // the entity has a `conflicts:` block
+  SourceLocation where;
+};
+
 struct EntityConfig {
   std::string name;
   SyncDirection direction = SyncDirection::kBoth;
@@ -98,6 +145,7 @@ struct EntityConfig {
   std::vector<FieldConfig> fields;                  // YAML order
   std::vector<ComputedColumnConfig> to_modern;      // computed modern columns
   std::vector<ComputedColumnConfig> to_legacy;      // computed legacy columns
+  ConflictConfig conflicts;
   SourceLocation where;
 
   const SideTableConfig& side(Side s) const { return s == Side::kLegacy ? legacy : modern; }

@@ -10,6 +10,27 @@
 
 namespace tandem {
 
+const char* PolicyName(ConflictPolicy p) {
+  switch (p) {
+    case ConflictPolicy::kMerge: return "merge";
+    case ConflictPolicy::kLegacyWins: return "legacy-wins";
+    case ConflictPolicy::kModernWins: return "modern-wins";
+    case ConflictPolicy::kNewest: return "newest";
+    case ConflictPolicy::kManual: return "manual";
+  }
+  return "?";
+}
+
+const char* PolicyName(DeletePolicy p) {
+  switch (p) {
+    case DeletePolicy::kPrimary: return "primary";
+    case DeletePolicy::kKeepUpdate: return "keep-update";
+    case DeletePolicy::kDeleteWins: return "delete-wins";
+    case DeletePolicy::kManual: return "manual";
+  }
+  return "?";
+}
+
 Value CodeValue(const std::string& text) {
   if (!text.empty()) {
     size_t i = (text[0] == '-') ? 1 : 0;
@@ -292,6 +313,28 @@ CompileOutcome Compiler::Run() {
     size_t before = problems_.size();
     CompileDirection(e, Side::kLegacy, *lt, *mt, &em.to_modern);
     CompileDirection(e, Side::kModern, *mt, *lt, &em.to_legacy);
+    // Conflict policies, resolved per rule.
+    const ConflictConfig& cc = e.conflicts;
+    const ConflictPolicy primary_wins =
+        config_.primary == Side::kLegacy ? ConflictPolicy::kLegacyWins : ConflictPolicy::kModernWins;
+    const ConflictPolicy merge_fallback = cc.fallback_given ? cc.fallback : primary_wins;
+    for (DirectionMapping* d : {&em.to_modern, &em.to_legacy}) {
+      for (ColumnRule& r : d->rules) {
+        ConflictPolicy p = cc.default_policy;
+        for (auto& o : cc.fields)
+          if (o.field == r.field && o.policy != ConflictPolicy::kMerge) p = o.policy;
+        r.policy = p == ConflictPolicy::kMerge ? merge_fallback : p;
+      }
+    }
+    em.on_delete = cc.on_delete;
+    if (!cc.newest_by_legacy.empty())
+      ok &= CheckColumn(Side::kLegacy, *lt, cc.newest_by_legacy, cc.where,
+                        fmt::format("entity '{}', conflicts.newest_by", e.name));
+    if (!cc.newest_by_modern.empty())
+      ok &= CheckColumn(Side::kModern, *mt, cc.newest_by_modern, cc.where,
+                        fmt::format("entity '{}', conflicts.newest_by", e.name));
+    em.newest_by[0] = cc.newest_by_legacy;
+    em.newest_by[1] = cc.newest_by_modern;
     if (!ok || problems_.size() != before) continue;  // keep checking the rest, report everything
     mapping->index_by_name[e.name] = static_cast<int>(mapping->entities.size());
     mapping->entities.push_back(std::move(em));

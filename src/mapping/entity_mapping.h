@@ -32,6 +32,9 @@ struct ColumnRule {
   std::string lookup_entity;  // kLookup
   int lookup_entity_index = -1;
   std::vector<int> deps;  // source column indices this rule reads
+  // How a change of this field on both sides is settled (never kMerge: the
+  // entity default and merge's fallback are resolved at compile time).
+  ConflictPolicy policy = ConflictPolicy::kLegacyWins;
 };
 
 // One entity, one direction (source side -> target side).
@@ -64,6 +67,10 @@ struct EntityMapping {
   DirectionMapping to_modern;  // legacy -> modern
   DirectionMapping to_legacy;  // modern -> legacy
   bool shares_parent_row = false;  // legacy side is a split of another entity's row
+  // Conflict settings (see ConflictConfig); per-field policies are on the rules.
+  DeletePolicy on_delete = DeletePolicy::kPrimary;
+  std::string newest_by[2];  // [0] legacy, [1] modern timestamp column; empty = capture time
+  const std::string& newest_column(Side s) const { return newest_by[s == Side::kLegacy ? 0 : 1]; }
   const DirectionMapping& from(Side source) const { return source == Side::kLegacy ? to_modern : to_legacy; }
   DirectionMapping& from(Side source) { return source == Side::kLegacy ? to_modern : to_legacy; }
 };
@@ -90,6 +97,10 @@ struct CompileOutcome {
 // Compiles `config` against the two databases. Expressions are compiled in `expr_db`,
 // which must outlive the mapping.
 CompileOutcome CompileMapping(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db);
+
+// Name of a policy as written in the config ("legacy-wins", ...).
+const char* PolicyName(ConflictPolicy p);
+const char* PolicyName(DeletePolicy p);
 
 // Turns a code-table text into a typed value: "12" -> integer 12, else text.
 Value CodeValue(const std::string& text);

@@ -13,6 +13,16 @@ TEST(ValueTest, NumbersCompareByValueAcrossIntegerAndReal) {
   EXPECT_FALSE(Value::Null().SameAs(Value::Integer(0)));
 }
 
+TEST(ValueTest, CompareOrdersLikeSqlite) {
+  EXPECT_LT(Value::Null().Compare(Value::Integer(-5)), 0);
+  EXPECT_EQ(Value::Integer(2).Compare(Value::Real(2.0)), 0);
+  EXPECT_LT(Value::Real(1.5).Compare(Value::Integer(2)), 0);
+  EXPECT_GT(Value::Integer(10).Compare(Value::Integer(9)), 0);
+  EXPECT_LT(Value::Integer(1000).Compare(Value::Text("1")), 0) << "numbers sort before text";
+  EXPECT_LT(Value::Text("2026-01-02 10:00").Compare(Value::Text("2026-01-02 10:01")), 0);
+  EXPECT_LT(Value::Text("z").Compare(Value::Blob("a")), 0);
+}
+
 TEST(KeyCodecTest, RoundTripsEveryTypeAndSeparatorBytes) {
   Row key = {Value::Integer(-5), Value::Text("a\x1f" "b\x1e"), Value::Real(1.25), Value::Blob(std::string("\0\xff", 2)),
              Value::Null()};

@@ -764,6 +764,377 @@ TEST(ConfigParseTest, AllowsLookupOnLegacyKeyAndOneWayExpressionsReadingOneColum
   EXPECT_TRUE(outcome.ok()) << AllProblems(outcome);
 }
 
+// Conflicts.
+
+// An entity with every kind of mapped name: `fields:` keys (email, balance,
+// status), a `to_modern:` column (first_name) and a `to_legacy:` column (CNAME).
+// Its `conflicts:` key is on line 17; tests append the block's entries from line 18.
+constexpr char kConflictEntity[] =
+    "  customer:\n"                                         // 6
+    "    legacy: { table: CUSTMAST, key: CUSTNO }\n"        // 7
+    "    modern: { table: customers, key: id }\n"           // 8
+    "    fields:\n"                                         // 9
+    "      email: EMAIL\n"                                  // 10
+    "      balance: BAL\n"                                  // 11
+    "      status: { legacy: STAT, map: { A: active } }\n"  // 12
+    "    to_modern:\n"                                      // 13
+    "      first_name: \"trim(CNAME)\"\n"                   // 14
+    "    to_legacy:\n"                                      // 15
+    "      CNAME: \"first_name\"\n"                         // 16
+    "    conflicts:\n";                                     // 17
+constexpr int kConflictsLine = 17;
+
+ParseOutcome ParseConflicts(const std::string& block) {
+  return ParseEntities(kConflictEntity + block);
+}
+
+const ConflictConfig& FirstEntityConflicts(const ParseOutcome& outcome) {
+  return outcome.config.entities.at(0).conflicts;
+}
+
+TEST(ConfigConflictsTest, ReadsAFullBlockIntoTheStruct) {
+  ParseOutcome outcome = ParseConflicts(
+      "      default: newest\n"                                   // 18
+      "      fallback: modern-wins\n"                             // 19
+      "      newest_by: { legacy: UPDTS, modern: updated_at }\n"  // 20
+      "      fields:\n"                                           // 21
+      "        email: modern-wins\n"                              // 22
+      "        balance: legacy-wins\n"                            // 23
+      "        status: manual\n"                                  // 24
+      "        first_name: merge\n"                               // 25
+      "        CNAME: newest\n"                                   // 26
+      "      on_delete: delete-wins\n"                            // 27
+      "      read_only_edits: park\n");                           // 28
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  const ConflictConfig& conflicts = FirstEntityConflicts(outcome);
+  EXPECT_TRUE(conflicts.given);
+  EXPECT_EQ(conflicts.where.file, "tandem.yaml");
+  EXPECT_EQ(conflicts.where.line, kConflictsLine);
+  EXPECT_EQ(conflicts.default_policy, ConflictPolicy::kNewest);
+  EXPECT_EQ(conflicts.fallback, ConflictPolicy::kModernWins);
+  EXPECT_TRUE(conflicts.fallback_given);
+  EXPECT_EQ(conflicts.newest_by_legacy, "UPDTS");
+  EXPECT_EQ(conflicts.newest_by_modern, "updated_at");
+  ASSERT_EQ(conflicts.fields.size(), 5u);
+  EXPECT_EQ(conflicts.fields[0].field, "email");
+  EXPECT_EQ(conflicts.fields[0].policy, ConflictPolicy::kModernWins);
+  EXPECT_EQ(conflicts.fields[0].where.line, 22);
+  EXPECT_EQ(conflicts.fields[1].field, "balance");
+  EXPECT_EQ(conflicts.fields[1].policy, ConflictPolicy::kLegacyWins);
+  EXPECT_EQ(conflicts.fields[2].field, "status");
+  EXPECT_EQ(conflicts.fields[2].policy, ConflictPolicy::kManual);
+  // A per-field merge is kept as written; it means "follow the entity's default".
+  EXPECT_EQ(conflicts.fields[3].field, "first_name");
+  EXPECT_EQ(conflicts.fields[3].policy, ConflictPolicy::kMerge);
+  EXPECT_EQ(conflicts.fields[4].field, "CNAME");
+  EXPECT_EQ(conflicts.fields[4].policy, ConflictPolicy::kNewest);
+  EXPECT_EQ(conflicts.fields[4].where.line, 26);
+  EXPECT_EQ(conflicts.on_delete, DeletePolicy::kDeleteWins);
+  EXPECT_EQ(conflicts.read_only_edits, ReadOnlyEditPolicy::kPark);
+}
+
+TEST(ConfigConflictsTest, ReadsEveryValueOfEachChoice) {
+  struct Case {
+    std::string line;  // one entry of the block
+    ConflictPolicy default_policy = ConflictPolicy::kMerge;
+    DeletePolicy on_delete = DeletePolicy::kPrimary;
+    ReadOnlyEditPolicy read_only_edits = ReadOnlyEditPolicy::kRevert;
+  };
+  const Case cases[] = {
+      {.line = "default: merge", .default_policy = ConflictPolicy::kMerge},
+      {.line = "default: legacy-wins", .default_policy = ConflictPolicy::kLegacyWins},
+      {.line = "default: modern-wins", .default_policy = ConflictPolicy::kModernWins},
+      {.line = "default: newest", .default_policy = ConflictPolicy::kNewest},
+      {.line = "default: manual", .default_policy = ConflictPolicy::kManual},
+      {.line = "on_delete: keep-update", .on_delete = DeletePolicy::kKeepUpdate},
+      {.line = "on_delete: delete-wins", .on_delete = DeletePolicy::kDeleteWins},
+      {.line = "on_delete: manual", .on_delete = DeletePolicy::kManual},
+      {.line = "read_only_edits: revert", .read_only_edits = ReadOnlyEditPolicy::kRevert},
+      {.line = "read_only_edits: park", .read_only_edits = ReadOnlyEditPolicy::kPark},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.line);
+    ParseOutcome outcome = ParseConflicts("      " + c.line + "\n");
+    ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+    const ConflictConfig& conflicts = FirstEntityConflicts(outcome);
+    EXPECT_EQ(conflicts.default_policy, c.default_policy);
+    EXPECT_EQ(conflicts.on_delete, c.on_delete);
+    EXPECT_EQ(conflicts.read_only_edits, c.read_only_edits);
+  }
+}
+
+TEST(ConfigConflictsTest, AbsentBlockGivesDefaults) {
+  ParseOutcome outcome = ParseEntities(kItemEntity);
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  const ConflictConfig& conflicts = FirstEntityConflicts(outcome);
+  EXPECT_FALSE(conflicts.given);
+  EXPECT_EQ(conflicts.where.line, 0);
+  EXPECT_EQ(conflicts.default_policy, ConflictPolicy::kMerge);
+  EXPECT_FALSE(conflicts.fallback_given);
+  EXPECT_TRUE(conflicts.newest_by_legacy.empty());
+  EXPECT_TRUE(conflicts.newest_by_modern.empty());
+  EXPECT_TRUE(conflicts.fields.empty());
+  EXPECT_EQ(conflicts.on_delete, DeletePolicy::kPrimary);
+  EXPECT_EQ(conflicts.read_only_edits, ReadOnlyEditPolicy::kRevert);
+}
+
+TEST(ConfigConflictsTest, EmptyBlockIsGivenWithDefaults) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { table: I, key: ID }\n"
+      "    modern: { table: items, key: id }\n"
+      "    conflicts: {}\n");
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  const ConflictConfig& conflicts = FirstEntityConflicts(outcome);
+  EXPECT_TRUE(conflicts.given);
+  EXPECT_EQ(conflicts.where.line, kLine6 + 3);
+  EXPECT_EQ(conflicts.default_policy, ConflictPolicy::kMerge);
+  EXPECT_FALSE(conflicts.fallback_given);
+  EXPECT_EQ(conflicts.on_delete, DeletePolicy::kPrimary);
+  EXPECT_EQ(conflicts.read_only_edits, ReadOnlyEditPolicy::kRevert);
+}
+
+TEST(ConfigConflictsTest, ReportsBlockThatIsNotAMap) {
+  ParseOutcome outcome = ParseConflicts("      - merge\n");
+  ASSERT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+  EXPECT_TRUE(
+      HasProblem(outcome, kConflictsLine + 1, {"entity 'customer', conflicts must be a map"}));
+}
+
+TEST(ConfigConflictsTest, AcceptsLegacyAndModernAsFallbackSynonyms) {
+  ParseOutcome outcome = ParseEntities(
+      "  a:\n"
+      "    legacy: { table: A, key: ID }\n"
+      "    modern: { table: a, key: id }\n"
+      "    conflicts: { fallback: modern }\n"
+      "  b:\n"
+      "    legacy: { table: B, key: ID }\n"
+      "    modern: { table: b, key: id }\n"
+      "    conflicts: { fallback: legacy }\n"
+      "  c:\n"
+      "    legacy: { table: C, key: ID }\n"
+      "    modern: { table: c, key: id }\n"
+      "    conflicts: { fallback: manual }\n");
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  const ConflictConfig& a = outcome.config.FindEntity("a")->conflicts;
+  const ConflictConfig& b = outcome.config.FindEntity("b")->conflicts;
+  const ConflictConfig& c = outcome.config.FindEntity("c")->conflicts;
+  EXPECT_EQ(a.fallback, ConflictPolicy::kModernWins);
+  EXPECT_TRUE(a.fallback_given);
+  // kLegacyWins is also the struct's default, so fallback_given tells a written
+  // `legacy` from an absent fallback.
+  EXPECT_EQ(b.fallback, ConflictPolicy::kLegacyWins);
+  EXPECT_TRUE(b.fallback_given);
+  EXPECT_EQ(c.fallback, ConflictPolicy::kManual);
+  EXPECT_TRUE(c.fallback_given);
+}
+
+TEST(ConfigConflictsTest, ReportsMergeAsFallback) {
+  ParseOutcome outcome = ParseConflicts(
+      "      default: merge\n"     // 18
+      "      fallback: merge\n");  // 19
+  ASSERT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+  ASSERT_TRUE(HasProblem(
+      outcome, kConflictsLine + 2,
+      {"entity 'customer', conflicts", "fallback 'merge'", "merge cannot be its own fallback"}));
+  EXPECT_TRUE(
+      ContainsAll(outcome.problems[0].hint, {"legacy-wins", "modern-wins", "newest", "manual"}));
+  EXPECT_FALSE(FirstEntityConflicts(outcome).fallback_given);
+}
+
+TEST(ConfigConflictsTest, ReportsUnknownKeysInTheBlockAndInNewestByWithSuggestions) {
+  ParseOutcome outcome = ParseConflicts(
+      "      defualt: manual\n"                                              // 18
+      "      newest_by: { legacy: UPDTS, modern: updated_at, modren: x }\n"  // 19
+      "      strategy: manual\n");                                           // 20
+  ASSERT_EQ(outcome.problems.size(), 3u) << AllProblems(outcome);
+  const ConfigProblem* key =
+      FindProblem(outcome, {"entity 'customer', conflicts:", "unknown key 'defualt'"});
+  ASSERT_NE(key, nullptr) << AllProblems(outcome);
+  EXPECT_EQ(key->where.line, kConflictsLine + 1);
+  EXPECT_EQ(key->hint, "did you mean 'default'?");
+  const ConfigProblem* newest_by =
+      FindProblem(outcome, {"entity 'customer', conflicts.newest_by", "unknown key 'modren'"});
+  ASSERT_NE(newest_by, nullptr) << AllProblems(outcome);
+  EXPECT_EQ(newest_by->where.line, kConflictsLine + 2);
+  EXPECT_EQ(newest_by->hint, "did you mean 'modern'?");
+  const ConfigProblem* far =
+      FindProblem(outcome, {"entity 'customer', conflicts:", "unknown key 'strategy'"});
+  ASSERT_NE(far, nullptr) << AllProblems(outcome);
+  EXPECT_EQ(far->where.line, kConflictsLine + 3);
+  EXPECT_EQ(far->hint,
+            "valid keys: default, fallback, newest_by, fields, on_delete, read_only_edits");
+  // The misspelled default was not applied.
+  EXPECT_EQ(FirstEntityConflicts(outcome).default_policy, ConflictPolicy::kMerge);
+}
+
+TEST(ConfigConflictsTest, SuggestsConflictsForMisspelledEntityKey) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { table: I, key: ID }\n"
+      "    modern: { table: items, key: id }\n"
+      "    conflict: { default: manual }\n");
+  ASSERT_TRUE(HasProblem(outcome, kLine6 + 3, {"entity 'item'", "unknown key 'conflict'"}));
+  EXPECT_EQ(outcome.problems[0].hint, "did you mean 'conflicts'?");
+}
+
+TEST(ConfigConflictsTest, ReportsEveryBadValueListingTheValidOnes) {
+  ParseOutcome outcome = ParseConflicts(
+      "      default: newer\n"           // 18
+      "      fallback: primary\n"        // 19
+      "      fields:\n"                  // 20
+      "        email: always\n"          // 21
+      "        balance: legacy-wins\n"   // 22
+      "      on_delete: delete\n"        // 23
+      "      read_only_edits: ignore\n"  // 24
+  );
+  ASSERT_EQ(outcome.problems.size(), 5u) << AllProblems(outcome);
+  EXPECT_TRUE(
+      HasProblem(outcome, 18, {"entity 'customer', conflicts", "default 'newer' is not valid"}));
+  EXPECT_EQ(outcome.problems[0].hint,
+            "did you mean 'newest'? valid values: merge, legacy-wins, modern-wins, newest, manual");
+  EXPECT_TRUE(
+      HasProblem(outcome, 19, {"entity 'customer', conflicts", "fallback 'primary' is not valid"}));
+  EXPECT_EQ(outcome.problems[1].hint,
+            "valid values: legacy-wins, modern-wins, newest, manual, legacy, modern");
+  EXPECT_TRUE(HasProblem(outcome, 21,
+                         {"entity 'customer', conflicts.fields", "email 'always' is not valid"}));
+  EXPECT_EQ(outcome.problems[2].hint,
+            "valid values: merge, legacy-wins, modern-wins, newest, manual");
+  EXPECT_TRUE(
+      HasProblem(outcome, 23, {"entity 'customer', conflicts", "on_delete 'delete' is not valid"}));
+  EXPECT_TRUE(ContainsAll(outcome.problems[3].hint, {"keep-update, delete-wins, manual"}));
+  EXPECT_TRUE(HasProblem(
+      outcome, 24, {"entity 'customer', conflicts", "read_only_edits 'ignore' is not valid"}));
+  EXPECT_EQ(outcome.problems[4].hint, "valid values: revert, park");
+  // Only the valid override is kept; the others keep their defaults.
+  const ConflictConfig& conflicts = FirstEntityConflicts(outcome);
+  ASSERT_EQ(conflicts.fields.size(), 1u);
+  EXPECT_EQ(conflicts.fields[0].field, "balance");
+  EXPECT_EQ(conflicts.default_policy, ConflictPolicy::kMerge);
+  EXPECT_FALSE(conflicts.fallback_given);
+  EXPECT_EQ(conflicts.on_delete, DeletePolicy::kPrimary);
+  EXPECT_EQ(conflicts.read_only_edits, ReadOnlyEditPolicy::kRevert);
+}
+
+TEST(ConfigConflictsTest, ReportsFieldOverrideNamingNoFieldOfTheEntity) {
+  ParseOutcome outcome = ParseConflicts(
+      "      fields:\n"               // 18
+      "        emial: modern-wins\n"  // 19: typo of a `fields:` key
+      "        EMAIL: modern-wins\n"  // 20: a legacy column of `fields:`, not a name
+      "        cname: legacy-wins\n"  // 21: a `to_legacy:` key in the wrong case
+      "        phone: manual\n"       // 22: nothing close
+      "        first_name: manual\n"  // 23: a `to_modern:` key, fine
+      "        CNAME: manual\n");     // 24: a `to_legacy:` key, fine
+  ASSERT_EQ(outcome.problems.size(), 4u) << AllProblems(outcome);
+  EXPECT_TRUE(
+      HasProblem(outcome, 19, {"entity 'customer', conflicts.fields", "unknown field 'emial'"}));
+  EXPECT_EQ(outcome.problems[0].hint, "did you mean 'email'?");
+  EXPECT_TRUE(
+      HasProblem(outcome, 20, {"entity 'customer', conflicts.fields", "unknown field 'EMAIL'"}));
+  EXPECT_EQ(
+      outcome.problems[1].hint,
+      "did you mean 'email'? ('EMAIL' is its legacy column; name fields by their `fields:` key)");
+  EXPECT_TRUE(
+      HasProblem(outcome, 21, {"entity 'customer', conflicts.fields", "unknown field 'cname'"}));
+  EXPECT_EQ(outcome.problems[2].hint, "did you mean 'CNAME'?");
+  EXPECT_TRUE(
+      HasProblem(outcome, 22, {"entity 'customer', conflicts.fields", "unknown field 'phone'"}));
+  EXPECT_EQ(outcome.problems[3].hint, "its fields: email, balance, status, first_name, CNAME");
+  const ConflictConfig& conflicts = FirstEntityConflicts(outcome);
+  ASSERT_EQ(conflicts.fields.size(), 2u);
+  EXPECT_EQ(conflicts.fields[0].field, "first_name");
+  EXPECT_EQ(conflicts.fields[1].field, "CNAME");
+}
+
+TEST(ConfigConflictsTest, ReportsFieldOverrideOnEntityWithoutFields) {
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    legacy: { table: I, key: ID }\n"
+      "    modern: { table: items, key: id }\n"
+      "    conflicts: { fields: { name: manual } }\n");
+  ASSERT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+  EXPECT_TRUE(
+      HasProblem(outcome, kLine6 + 3, {"entity 'item', conflicts.fields", "unknown field 'name'"}));
+  EXPECT_TRUE(ContainsAll(outcome.problems[0].hint, {"maps no fields"}));
+}
+
+TEST(ConfigConflictsTest, ReportsFieldListedTwice) {
+  ParseOutcome outcome = ParseConflicts(
+      "      fields:\n"                 // 18
+      "        email: modern-wins\n"    // 19
+      "        balance: manual\n"       // 20
+      "        email: legacy-wins\n");  // 21
+  ASSERT_EQ(outcome.problems.size(), 1u) << AllProblems(outcome);
+  EXPECT_TRUE(
+      HasProblem(outcome, 21, {"entity 'customer', conflicts.fields", "'email' appears twice"}));
+  // The first listing stands.
+  const ConflictConfig& conflicts = FirstEntityConflicts(outcome);
+  ASSERT_EQ(conflicts.fields.size(), 2u);
+  EXPECT_EQ(conflicts.fields[0].field, "email");
+  EXPECT_EQ(conflicts.fields[0].policy, ConflictPolicy::kModernWins);
+}
+
+TEST(ConfigConflictsTest, ChecksFieldNamesWhateverTheOrderOfTheEntityKeys) {
+  // `conflicts:` before `fields:`; `price` has a problem of its own, which is
+  // reported once and does not make `price` an unknown name for conflicts.
+  ParseOutcome outcome = ParseEntities(
+      "  item:\n"
+      "    conflicts: { fields: { name: manual, price: legacy-wins, nmae: manual } }\n"
+      "    legacy: { table: I, key: ID }\n"
+      "    modern: { table: items, key: id }\n"
+      "    fields:\n"
+      "      name: NAME\n"
+      "      price: [P1, P2]\n");
+  ASSERT_EQ(outcome.problems.size(), 2u) << AllProblems(outcome);
+  EXPECT_TRUE(
+      HasProblem(outcome, kLine6 + 1, {"entity 'item', conflicts.fields", "unknown field 'nmae'"}));
+  EXPECT_TRUE(HasProblem(outcome, kLine6 + 6, {"entity 'item', field 'price'", "got a list"}));
+  const ConflictConfig& conflicts = FirstEntityConflicts(outcome);
+  ASSERT_EQ(conflicts.fields.size(), 2u);
+  EXPECT_EQ(conflicts.fields[0].field, "name");
+  EXPECT_EQ(conflicts.fields[1].field, "price");
+}
+
+TEST(ConfigConflictsTest, AllowsNewestWithoutNewestBy) {
+  ParseOutcome outcome = ParseConflicts(
+      "      default: newest\n"
+      "      fields: { email: newest }\n");
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  const ConflictConfig& conflicts = FirstEntityConflicts(outcome);
+  EXPECT_EQ(conflicts.default_policy, ConflictPolicy::kNewest);
+  ASSERT_EQ(conflicts.fields.size(), 1u);
+  EXPECT_EQ(conflicts.fields[0].policy, ConflictPolicy::kNewest);
+  EXPECT_TRUE(conflicts.newest_by_legacy.empty());
+  EXPECT_TRUE(conflicts.newest_by_modern.empty());
+}
+
+TEST(ConfigConflictsTest, ReportsNewestByWithOnlyOneSide) {
+  ParseOutcome outcome = ParseEntities(
+      "  a:\n"
+      "    legacy: { table: A, key: ID }\n"
+      "    modern: { table: a, key: id }\n"
+      "    conflicts:\n"
+      "      default: newest\n"
+      "      newest_by: { legacy: UPDTS }\n"  // line 11
+      "  b:\n"
+      "    legacy: { table: B, key: ID }\n"
+      "    modern: { table: b, key: id }\n"
+      "    conflicts:\n"
+      "      newest_by:\n"  // line 16
+      "        modern: updated_at\n");
+  ASSERT_EQ(outcome.problems.size(), 2u) << AllProblems(outcome);
+  EXPECT_TRUE(
+      HasProblem(outcome, 11,
+                 {"entity 'a', conflicts", "newest_by names a legacy column but no modern column",
+                  "newest needs a timestamp column on both sides"}));
+  EXPECT_TRUE(ContainsAll(outcome.problems[0].hint, {"give both", "or remove newest_by"}));
+  EXPECT_TRUE(
+      HasProblem(outcome, 16,
+                 {"entity 'b', conflicts", "newest_by names a modern column but no legacy column",
+                  "newest needs a timestamp column on both sides"}));
+}
+
 // Collecting.
 
 TEST(ConfigProblemsTest, ReportsEveryProblemInFileOrder) {

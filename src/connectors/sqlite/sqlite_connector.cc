@@ -194,10 +194,14 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
       "NULL, source_key TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL, first_seq INTEGER, last_seq "
       "INTEGER, parked_at_ms INTEGER, attempts INTEGER NOT NULL DEFAULT 1, retry_requested INTEGER NOT NULL DEFAULT 0, "
       "UNIQUE(direction, entity, source_key))",
-      // Concurrent edits of the same field, and how they were settled.
+      // Concurrent edits of the same field (or a delete against an update), the
+      // policy that settled them, the base both sides last agreed on, and the
+      // winner. status: 'settled' by a policy, 'open' (manual: waiting for a
+      // person), 'resolved' (settled by `tandem conflicts resolve`).
       "CREATE TABLE IF NOT EXISTS _tandem_conflicts(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, direction TEXT "
       "NOT NULL, entity TEXT NOT NULL, lkey TEXT, mkey TEXT, field TEXT, legacy_value TEXT, modern_value TEXT, "
-      "winner TEXT NOT NULL, kind TEXT NOT NULL)",
+      "winner TEXT NOT NULL, kind TEXT NOT NULL, policy TEXT, base_value TEXT, status TEXT NOT NULL DEFAULT "
+      "'settled', settled_at_ms INTEGER, resolution TEXT)",
       // Operator actions (retry, discard) for the audit trail.
       "CREATE TABLE IF NOT EXISTS _tandem_audit(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, action TEXT NOT "
       "NULL, detail TEXT NOT NULL)",
@@ -211,6 +215,14 @@ Result<std::vector<std::string>> SqliteConnector::UpgradeControlTablesSql() {
     out.push_back("ALTER TABLE _tandem_records ADD COLUMN mhash INTEGER NOT NULL DEFAULT 0");
     out.push_back("UPDATE _tandem_records SET mhash = tandem_key_hash(entity, mkey)");
     out.push_back("DROP INDEX IF EXISTS _tandem_records_by_mkey");
+  }
+  TANDEM_ASSIGN_OR_RETURN(auto conflicts, DescribeTable("_tandem_conflicts"));
+  if (conflicts) {  // before conflict policies
+    for (const char* column : {"policy TEXT", "base_value TEXT", "status TEXT NOT NULL DEFAULT 'settled'",
+                               "settled_at_ms INTEGER", "resolution TEXT"}) {
+      std::string name(column, std::string_view(column).find(' '));
+      if (conflicts->Find(name) < 0) out.push_back(std::string("ALTER TABLE _tandem_conflicts ADD COLUMN ") + column);
+    }
   }
   return out;
 }

@@ -1,0 +1,32 @@
+// ConflictQueue: what `tandem conflicts` shows, read from both databases'
+// _tandem_conflicts tables (each direction records the conflicts it meets in
+// the database it writes to). Works whether or not `tandem run` is running.
+//
+// A conflict row is 'settled' (a policy chose the winner), 'open' (policy
+// manual: the record waits until a person settles it) or 'resolved' (settled
+// by `tandem conflicts resolve`). Rows are never deleted: they are the audit
+// trail of every value that lost.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "connectors/connector.h"
+#include "mapping/config.h"
+
+namespace tandem {
+
+struct ConflictFilter {
+  std::string entity;  // empty: all entities
+  bool all = false;    // include settled and resolved conflicts, not only open ones
+  int limit = 1000;    // newest first, per database
+};
+
+// Conflicts matching `filter`, newest first. Each has an id "legacy:N" or
+// "modern:N" (the database that holds it, and its row id).
+Result<nlohmann::json> ListConflicts(Connector& legacy, Connector& modern, const ConflictFilter& filter);
+// One line per conflict, for a terminal.
+std::string RenderConflictsText(const nlohmann::json& conflicts, bool all);
+
+}  // namespace tandem

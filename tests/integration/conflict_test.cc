@@ -1,0 +1,203 @@
+// Conflict policies (issue 3): each policy settles a field changed on both
+// sides before either change was synced, records the case, and `tandem
+// conflicts list` shows it. Edits are made while no engine runs, so which
+// changes are concurrent is decided by the test, not by timing.
+#include <gtest/gtest.h>
+
+#include "engine/conflict_queue.h"
+#include "support/test_env.h"
+
+namespace tandem {
+namespace {
+
+using testing::TestEnv;
+constexpr Side L = Side::kLegacy;
+constexpr Side M = Side::kModern;
+
+// examples/tandem.yaml with `conflicts_yaml` (indented for the entity) added to customer.
+std::string ConfigWithConflicts(const std::string& conflicts_yaml) {
+  std::string cfg = testing::ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/tandem.yaml");
+  auto at = cfg.find("    direction: both");
+  at = cfg.find('\n', at) + 1;
+  return cfg.insert(at, conflicts_yaml);
+}
+
+class ConflictTest : public ::testing::Test {
+ protected:
+  // Two customers synced to both sides; `prepare_sql` runs on both databases first.
+  void Start(const std::string& conflicts_yaml, const std::string& legacy_sql = "",
+             const std::string& modern_sql = "") {
+    env_ = std::make_unique<TestEnv>(ConfigWithConflicts(conflicts_yaml));
+    if (!legacy_sql.empty()) env_->Write(L, legacy_sql);
+    if (!modern_sql.empty()) env_->Write(M, modern_sql);
+    env_->Install();
+    env_->Write(L, "INSERT INTO CUSTMAST(CUSTNO, CNAME, EMAIL, STAT, BAL_CENTS) VALUES "
+                   "(1, 'DOE, JOHN', 'j@x', 'A', 100), (2, 'ROE, JANE', 'r@x', 'A', 200)");
+    env_->SyncOnce();
+    ASSERT_EQ(env_->Count(M, "customers"), 2);
+  }
+  std::string Legacy(int custno, const std::string& cols) {
+    return env_->Query(L, "SELECT " + cols + " FROM CUSTMAST WHERE CUSTNO = " + std::to_string(custno));
+  }
+  std::string Modern(const std::string& email_before, const std::string& cols) {
+    return env_->Query(M, "SELECT " + cols + " FROM customers WHERE id = (SELECT id FROM customers WHERE email = '" +
+                              email_before + "')");
+  }
+  nlohmann::json Conflicts(bool all, const std::string& entity = "") {
+    Config c = env_->LoadConfig();
+    auto l = OpenConnector(c.legacy.resolved, {});
+    auto m = OpenConnector(c.modern.resolved, {});
+    auto list = ListConflicts(**l, **m, ConflictFilter{entity, all});
+    EXPECT_TRUE(list.ok()) << list.status().ToString();
+    return list.ok() ? *list : nlohmann::json::array();
+  }
+  std::unique_ptr<TestEnv> env_;
+};
+
+TEST_F(ConflictTest, MergeKeepsOneSidedChangesAndUsesTheFallbackForTheSameField) {
+  Start("    conflicts: { default: merge, fallback: modern-wins }\n");
+  env_->Write(L, "UPDATE CUSTMAST SET BAL_CENTS = 111, EMAIL = 'legacy@x' WHERE CUSTNO = 1");
+  env_->Write(M, "UPDATE customers SET status = 'inactive', email = 'modern@x' WHERE email = 'j@x'");
+  env_->SyncOnce();
+  EXPECT_EQ(Legacy(1, "EMAIL, STAT, BAL_CENTS"), "modern@x|I|111\n");
+  EXPECT_EQ(env_->Query(M, "SELECT email, status, balance FROM customers WHERE email = 'modern@x'"),
+            "modern@x|inactive|1.11\n");
+  auto all = Conflicts(true);
+  ASSERT_EQ(all.size(), 1u) << all.dump();
+  EXPECT_EQ(all[0]["field"], "email");
+  EXPECT_EQ(all[0]["winner"], "modern");
+  EXPECT_EQ(all[0]["policy"], "modern-wins");
+  EXPECT_EQ(all[0]["status"], "settled");
+  EXPECT_EQ(all[0]["legacy_value"], "'legacy@x'");
+  EXPECT_EQ(all[0]["modern_value"], "'modern@x'");
+  EXPECT_EQ(all[0]["base_value"], "'j@x'");
+  EXPECT_TRUE(Conflicts(false).empty()) << "a settled conflict is not open";
+}
+
+TEST_F(ConflictTest, PerFieldOwnersWinTheirFields) {
+  Start("    conflicts:\n"
+        "      default: merge\n"
+        "      fields: { email: modern-wins, balance: legacy-wins }\n");
+  env_->Write(L, "UPDATE CUSTMAST SET BAL_CENTS = 111, EMAIL = 'legacy@x' WHERE CUSTNO = 1");
+  env_->Write(M, "UPDATE customers SET balance = 9.99, email = 'modern@x' WHERE email = 'j@x'");
+  env_->SyncOnce();
+  EXPECT_EQ(Legacy(1, "EMAIL, BAL_CENTS"), "modern@x|111\n");
+  EXPECT_EQ(env_->Query(M, "SELECT email, balance FROM customers WHERE email = 'modern@x'"), "modern@x|1.11\n");
+  auto all = Conflicts(true);
+  ASSERT_EQ(all.size(), 2u) << all.dump();
+  std::map<std::string, std::string> winner;
+  for (auto& c : all) winner[c["field"]] = c["winner"].get<std::string>() + "/" + c["policy"].get<std::string>();
+  EXPECT_EQ(winner["email"], "modern/modern-wins");
+  EXPECT_EQ(winner["balance"], "legacy/legacy-wins");
+}
+
+TEST_F(ConflictTest, NewestByTimestampColumns) {
+  Start("    conflicts: { default: newest, newest_by: { legacy: UPDTS, modern: updated_at } }\n",
+        "ALTER TABLE CUSTMAST ADD COLUMN UPDTS TEXT", "ALTER TABLE customers ADD COLUMN updated_at TEXT");
+  // Customer 1: modern's edit is later. Customer 2: legacy's edit is later.
+  env_->Write(L, "UPDATE CUSTMAST SET EMAIL = 'l1@x', UPDTS = '2026-01-01 10:00:00' WHERE CUSTNO = 1;"
+                 "UPDATE CUSTMAST SET EMAIL = 'l2@x', UPDTS = '2026-01-01 12:00:00' WHERE CUSTNO = 2");
+  env_->Write(M, "UPDATE customers SET email = 'm1@x', updated_at = '2026-01-01 11:00:00' WHERE email = 'j@x';"
+                 "UPDATE customers SET email = 'm2@x', updated_at = '2026-01-01 11:00:00' WHERE email = 'r@x'");
+  env_->SyncOnce();
+  EXPECT_EQ(Legacy(1, "EMAIL") + Legacy(2, "EMAIL"), "m1@x\nl2@x\n");
+  EXPECT_EQ(env_->Query(M, "SELECT email FROM customers ORDER BY email"), "l2@x\nm1@x\n");
+}
+
+TEST_F(ConflictTest, NewestByCaptureTimeWithoutTimestampColumns) {
+  Start("    conflicts: { default: newest }\n");
+  env_->Write(L, "UPDATE CUSTMAST SET EMAIL = 'l1@x' WHERE CUSTNO = 1; UPDATE CUSTMAST SET EMAIL = 'l2@x' WHERE "
+                 "CUSTNO = 2");
+  env_->Write(M, "UPDATE customers SET email = 'm1@x' WHERE email = 'j@x';"
+                 "UPDATE customers SET email = 'm2@x' WHERE email = 'r@x'");
+  // Capture times set by hand: customer 1 changed last on modern, customer 2 on legacy.
+  env_->Write(L, "UPDATE _tandem_log SET at_ms = CASE k1 WHEN 1 THEN 1000 ELSE 3000 END");
+  env_->Write(M, "UPDATE _tandem_log SET at_ms = 2000");
+  env_->SyncOnce();
+  EXPECT_EQ(Legacy(1, "EMAIL") + Legacy(2, "EMAIL"), "m1@x\nl2@x\n");
+  EXPECT_EQ(env_->Query(M, "SELECT email FROM customers ORDER BY email"), "l2@x\nm1@x\n");
+}
+
+TEST_F(ConflictTest, ManualHoldsTheRecordAndEverythingElseFlows) {
+  Start("    conflicts: { default: merge, fields: { email: manual } }\n");
+  env_->Write(L, "UPDATE CUSTMAST SET EMAIL = 'legacy@x', BAL_CENTS = 500 WHERE CUSTNO = 1");
+  env_->Write(M, "UPDATE customers SET email = 'modern@x', status = 'inactive' WHERE email = 'j@x'");
+  env_->Write(M, "UPDATE customers SET status = 'inactive' WHERE email = 'r@x'");  // another record: flows
+  env_->SyncOnce();
+  // Neither version of customer 1 is applied, on either side.
+  EXPECT_EQ(Legacy(1, "EMAIL, STAT, BAL_CENTS"), "legacy@x|A|500\n");
+  EXPECT_EQ(env_->Query(M, "SELECT email, status, balance FROM customers WHERE email = 'modern@x'"),
+            "modern@x|inactive|1\n");
+  EXPECT_EQ(Legacy(2, "STAT"), "I\n");
+  auto open = Conflicts(false);
+  ASSERT_EQ(open.size(), 1u) << open.dump();
+  EXPECT_EQ(open[0]["status"], "open");
+  EXPECT_EQ(open[0]["field"], "email");
+  EXPECT_EQ(open[0]["policy"], "manual");
+  EXPECT_EQ(open[0]["winner"], "");
+  EXPECT_EQ(open[0]["legacy_value"], "'legacy@x'");
+  EXPECT_EQ(open[0]["modern_value"], "'modern@x'");
+  EXPECT_EQ(env_->Count(L, "_tandem_parked WHERE kind = 'conflict'") +
+                env_->Count(M, "_tandem_parked WHERE kind = 'conflict'"),
+            2)
+      << "both directions hold the record";
+  // A later change of the record waits behind the conflict; another record's flows.
+  env_->Write(L, "UPDATE CUSTMAST SET BAL_CENTS = 700 WHERE CUSTNO = 1; UPDATE CUSTMAST SET BAL_CENTS = 900 WHERE "
+                 "CUSTNO = 2");
+  env_->SyncOnce();
+  EXPECT_EQ(env_->Query(M, "SELECT balance FROM customers WHERE email = 'modern@x'"), "1\n");
+  EXPECT_EQ(env_->Query(M, "SELECT balance FROM customers WHERE email = 'r@x'"), "9\n");
+  EXPECT_EQ(Conflicts(false).size(), 1u) << "seen again, still one open conflict";
+  EXPECT_EQ(Conflicts(false, "order").size(), 0u) << "--entity filters";
+}
+
+TEST_F(ConflictTest, OnDeleteKeepUpdateRecreatesTheRecord) {
+  Start("    conflicts: { on_delete: keep-update }\n");
+  env_->Write(L, "DELETE FROM CUSTMAST WHERE CUSTNO = 1");
+  env_->Write(M, "UPDATE customers SET email = 'kept@x' WHERE email = 'j@x'");
+  env_->SyncOnce();
+  env_->SyncOnce();
+  EXPECT_EQ(env_->Count(M, "customers WHERE email = 'kept@x'"), 1);
+  EXPECT_EQ(env_->Count(L, "CUSTMAST WHERE EMAIL = 'kept@x'"), 1) << "re-created on legacy";
+  auto all = Conflicts(true);
+  ASSERT_GE(all.size(), 1u);
+  EXPECT_EQ(all[0]["kind"], "delete-update");
+  EXPECT_EQ(all[0]["policy"], "keep-update");
+  EXPECT_EQ(all[0]["winner"], "modern");
+}
+
+TEST_F(ConflictTest, OnDeleteDeleteWinsRemovesItOnBothSides) {
+  Start("    conflicts: { on_delete: delete-wins }\n");
+  env_->Write(L, "DELETE FROM CUSTMAST WHERE CUSTNO = 1");
+  env_->Write(M, "UPDATE customers SET email = 'kept@x' WHERE email = 'j@x'");
+  env_->SyncOnce();
+  env_->SyncOnce();
+  EXPECT_EQ(env_->Count(M, "customers"), 1);
+  EXPECT_EQ(env_->Count(L, "CUSTMAST"), 1);
+  auto all = Conflicts(true);
+  ASSERT_GE(all.size(), 1u);
+  EXPECT_EQ(all[0]["policy"], "delete-wins");
+  EXPECT_EQ(all[0]["winner"], "legacy");
+}
+
+TEST_F(ConflictTest, ConflictTableFromAnOlderVersionIsUpgradedByInstall) {
+  Start("");
+  for (Side s : {L, M})
+    env_->Write(s, "DROP TABLE _tandem_conflicts; CREATE TABLE _tandem_conflicts(id INTEGER PRIMARY KEY, at_ms INTEGER "
+                   "NOT NULL, direction TEXT NOT NULL, entity TEXT NOT NULL, lkey TEXT, mkey TEXT, field TEXT, "
+                   "legacy_value TEXT, modern_value TEXT, winner TEXT NOT NULL, kind TEXT NOT NULL);"
+                   "INSERT INTO _tandem_conflicts(at_ms, direction, entity, field, winner, kind) VALUES (1, "
+                   "'legacy-to-modern', 'customer', 'email', 'legacy', 'update-update')");
+  EXPECT_FALSE(SyncEngine::Open(env_->LoadConfig()).ok());
+  env_->Install();
+  auto all = Conflicts(true);
+  ASSERT_EQ(all.size(), 2u) << all.dump();
+  EXPECT_EQ(all[0]["status"], "settled");
+  env_->Write(L, "UPDATE CUSTMAST SET EMAIL = 'a@x' WHERE CUSTNO = 1");
+  env_->Write(M, "UPDATE customers SET email = 'b@x' WHERE email = 'j@x'");
+  env_->SyncOnce();
+  EXPECT_EQ(Conflicts(true).size(), 3u);
+}
+
+}  // namespace
+}  // namespace tandem
