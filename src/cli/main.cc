@@ -7,6 +7,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -256,6 +257,68 @@ int CmdRetry(const std::string& path, const std::string& id, bool all) {
   return 0;
 }
 
+int CmdConflictsResolve(const std::string& path, const std::string& id, const std::string& take,
+                        const std::vector<std::string>& sets) {
+  Side side;
+  int64_t n;
+  if (!ParseParkedId(id, &side, &n)) {
+    fmt::print(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem conflicts list'\n", id);
+    return 2;
+  }
+  nlohmann::json resolution = nlohmann::json::object();
+  if (!take.empty()) resolution["take"] = take;
+  for (auto& kv : sets) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      fmt::print(stderr, "bad --set '{}': expected field=value\n", kv);
+      return 2;
+    }
+    resolution["set"][kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  auto config = LoadConfig(path);
+  if (!config) return 1;
+  {
+    auto dbs = OpenDatabases(*config);
+    if (!dbs) return 1;
+    Connector& db = side == Side::kLegacy ? *dbs->legacy : *dbs->modern;
+    int64_t changed = 0;
+    Status st = db.Exec("UPDATE _tandem_conflicts SET status = 'resolving', resolution = ? WHERE id = ? AND status = "
+                        "'open'",
+                        {Value::Text(resolution.dump()), Value::Integer(n)}, &changed);
+    if (!st.ok()) {
+      fmt::print(stderr, "{}\n", st.message());
+      return 1;
+    }
+    if (changed == 0) {
+      fmt::print(stderr, "no open conflict {} (see 'tandem conflicts list')\n", id);
+      return 1;
+    }
+  }
+  auto engine = SyncEngine::Open(*config);
+  if (!engine.ok() && engine.status().code() == StatusCode::kBusy) {
+    fmt::print("{}: handed to the running tandem process\n", id);
+    return 0;
+  }
+  if (!engine.ok()) {
+    fmt::print(stderr, "{}\n", engine.status().message());
+    return 1;
+  }
+  auto done = (*engine)->ProcessResolutions();
+  if (!done.ok()) {
+    fmt::print(stderr, "{}\n", done.status().message());
+    return 1;
+  }
+  auto row = (*engine)->db(side).QueryOne("SELECT status, resolution FROM _tandem_conflicts WHERE id = ?",
+                                          {Value::Integer(n)});
+  if (row.ok() && *row && (**row)[0].as_bytes() == "resolved") {
+    fmt::print("{} resolved: {}; the changes it held are applied by the next 'tandem run'\n", id,
+               (**row)[1].as_bytes());
+    return 0;
+  }
+  fmt::print(stderr, "{} {}\n", id, row.ok() && *row ? (**row)[1].ToCodeText() : std::string("not resolved"));
+  return 1;
+}
+
 int CmdDiscard(const std::string& path, const std::string& id) {
   auto config = LoadConfig(path);
   if (!config) return 1;
@@ -330,6 +393,15 @@ int main(int argc, char** argv) {
   conflicts_list->add_option("--entity", conflict_filter.entity, "only this entity");
   conflicts_list->add_flag("--all", conflict_filter.all, "include conflicts settled by a policy or by hand");
   conflicts_list->add_flag("--json", json, "machine-readable output");
+  std::string conflict_id, take;
+  std::vector<std::string> sets;
+  auto* conflicts_resolve = conflicts->add_subcommand("resolve", "settle an open conflict: one side's version, or "
+                                                                 "hand-merged values");
+  add_config(conflicts_resolve);
+  conflicts_resolve->add_option("id", conflict_id, "id as shown by 'tandem conflicts list'")->required();
+  conflicts_resolve->add_option("--take", take, "the version that wins the fields in conflict")
+      ->check(CLI::IsMember({"legacy", "modern"}));
+  conflicts_resolve->add_option("--set", sets, "field=value (modern terms for fields, legacy for to_legacy columns)");
   DemoOptions demo_opts;
   auto* demo = app.add_subcommand("demo", "create example databases and watch changes sync both ways");
   demo->add_option("--dir", demo_opts.directory, "folder for the example databases and config")->capture_default_str();
@@ -361,6 +433,13 @@ int main(int argc, char** argv) {
   }
   if (*discard) return CmdDiscard(config_path, parked_id);
   if (*conflicts_list) return CmdConflictsList(config_path, conflict_filter, json);
+  if (*conflicts_resolve) {
+    if (take.empty() && sets.empty()) {
+      fmt::print(stderr, "resolve needs --take legacy|modern or --set field=value\n");
+      return 2;
+    }
+    return CmdConflictsResolve(config_path, conflict_id, take, sets);
+  }
   if (*demo) {
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);

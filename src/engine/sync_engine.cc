@@ -10,9 +10,11 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "core/clock.h"
@@ -114,6 +116,10 @@ class SyncEngine::Batch {
   int64_t written() const { return written_; }
   const std::map<std::string, int64_t>& written_by_entity() const { return written_by_entity_; }
   bool needs_careful() const { return needs_careful_; }
+  // The mapped target values of a source row of `entity` (one per rule).
+  Status MapSourceRow(int entity, const Row& srow, Row* out) {
+    return MapRow(e_.mapping_->entities[entity].from(d_.source), srow, out);
+  }
 
  private:
   Status Apply(const WorkItem& item);
@@ -1278,6 +1284,12 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
 
 Result<int64_t> SyncEngine::DrainOnce() {
   int64_t total = 0;
+  // Conflicts an operator settled (`tandem conflicts resolve`), before the
+  // changes they held are retried.
+  TANDEM_ASSIGN_OR_RETURN(int resolved, ProcessResolutions());
+  if (resolved > 0) {
+    for (auto& dir : directions_) TANDEM_RETURN_IF_ERROR(ReloadParkedIfChanged(*dir, /*force=*/true));
+  }
   for (auto& dir : directions_) {
     bool enabled = false;
     for (auto& em : mapping_->entities) enabled |= em.from(dir->source).enabled;
@@ -1323,6 +1335,172 @@ Status SyncEngine::Run(const std::atomic<bool>& stop) {
       std::this_thread::sleep_for(poll);
     }
   }
+  return Status::Ok();
+}
+
+Result<int> SyncEngine::ProcessResolutions() {
+  int done = 0;
+  for (Side stored : {Side::kLegacy, Side::kModern}) {
+    std::vector<Row> requests;
+    TANDEM_RETURN_IF_ERROR(db(stored).Query("SELECT id, entity, lkey, mkey, resolution FROM _tandem_conflicts WHERE "
+                                            "status = 'resolving' ORDER BY id",
+                                            {}, &requests));
+    for (const Row& req : requests) {
+      Status st = ResolveRecord(req[1].as_bytes(), req[2].as_bytes(), req[3].as_bytes(), req[4].as_bytes());
+      if (!st.ok()) {
+        // Back to open, with the reason, so the operator sees why.
+        spdlog::warn("conflict {}:{} not resolved: {}", SideName(stored), req[0].as_integer(), st.message());
+        TANDEM_RETURN_IF_ERROR(db(stored).Exec(
+            "UPDATE _tandem_conflicts SET status = 'open', resolution = ? WHERE id = ?",
+            {Value::Text("not resolved: " + st.message()), req[0]}));
+        continue;
+      }
+      ++done;
+    }
+  }
+  return done;
+}
+
+Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& lkey, const std::string& mkey,
+                                 const std::string& resolution_text) {
+  auto ei_it = mapping_->index_by_name.find(entity);
+  if (ei_it == mapping_->index_by_name.end())
+    return Status::InvalidArgument(fmt::format("entity '{}' is no longer in the config", entity));
+  const int ei = ei_it->second;
+  const EntityMapping& em = mapping_->entities[ei];
+  nlohmann::json resolution = nlohmann::json::parse(resolution_text, nullptr, false);
+  if (resolution.is_discarded() || !resolution.is_object())
+    return Status::InvalidArgument("unreadable resolution '" + resolution_text + "'");
+  std::optional<Side> take;
+  if (resolution.contains("take")) take = resolution["take"] == "legacy" ? Side::kLegacy : Side::kModern;
+  // The record's fields in conflict (open or being resolved), from both databases.
+  std::set<std::string> fields;
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    std::vector<Row> rows;
+    TANDEM_RETURN_IF_ERROR(db(s).Query("SELECT field FROM _tandem_conflicts WHERE status IN ('open', 'resolving') AND "
+                                       "entity = ? AND lkey IS ? AND mkey IS ?",
+                                       {Value::Text(entity), Value::Text(lkey), Value::Text(mkey)}, &rows));
+    for (auto& r : rows) fields.insert(r[0].as_bytes());
+  }
+  TANDEM_ASSIGN_OR_RETURN(Row lk, DecodeKey(lkey));
+  TANDEM_ASSIGN_OR_RETURN(Row mk, DecodeKey(mkey));
+  auto key_of = [&](Side s) -> const Row& { return s == Side::kLegacy ? lk : mk; };
+  auto dir_from = [&](Side source) -> Direction& {
+    for (auto& d : directions_)
+      if (d->source == source) return *d;
+    return *directions_[0];
+  };
+  // Which side's value each field takes: the side a --set wrote it on, else --take.
+  std::map<std::string, Side> winner_of;
+  std::map<Side, std::vector<std::pair<std::string, Value>>> sets;  // side -> (column, value)
+  if (resolution.contains("set")) {
+    for (auto& [field, value] : resolution["set"].items()) {
+      std::optional<Side> side;
+      std::string column;
+      for (Side source : {Side::kModern, Side::kLegacy}) {
+        // A field written on side X by the rules of the other direction is a
+        // column of X; `fields:` names are modern columns, so modern first.
+        for (auto& r : em.from(Other(source)).rules)
+          if (r.field == field && !side) {
+            side = source;
+            column = r.target_column;
+          }
+      }
+      if (!side) return Status::InvalidArgument(fmt::format("entity '{}' has no field '{}'", entity, field));
+      sets[*side].emplace_back(column, value.is_null() ? Value::Null() : CodeValue(value.get<std::string>()));
+      winner_of[field] = *side;
+    }
+  }
+  for (auto& f : fields) {
+    if (winner_of.count(f)) continue;
+    if (!take)
+      return Status::InvalidArgument(fmt::format("field '{}' is in conflict too: give --take legacy|modern or --set "
+                                                 "{}=VALUE",
+                                                 f, f));
+    winner_of[f] = *take;
+  }
+  // 1. Hand-merged values onto their side.
+  for (auto& [side, cols] : sets) {
+    const DirectionMapping& into = em.from(Other(side));
+    Connector& d = db(side);
+    Row params;
+    std::vector<std::string> names;
+    for (auto& [c, v] : cols) {
+      names.push_back(c);
+      params.push_back(v);
+    }
+    params.insert(params.end(), key_of(side).begin(), key_of(side).end());
+    TANDEM_RETURN_IF_ERROR(d.BeginApply());
+    Status st = d.Exec("UPDATE " + d.QuoteIdent(into.target_table) + " SET " + JoinQuoted(d, names, ", ", " = ?") +
+                           WhereKey(d, into.target_key_columns),
+                       params);
+    if (st.ok()) st = d.CommitApply();
+    else d.RollbackApply();
+    TANDEM_RETURN_IF_ERROR(st);
+  }
+  // 2. Each winning side's values, mapped, onto the other side.
+  for (Side w : {Side::kLegacy, Side::kModern}) {
+    const DirectionMapping& dm = em.from(w);
+    std::vector<size_t> rules;
+    for (size_t i = 0; i < dm.rules.size(); ++i) {
+      auto it = winner_of.find(dm.rules[i].field);
+      if (it != winner_of.end() && it->second == w) rules.push_back(i);
+    }
+    if (rules.empty()) continue;
+    Direction& dir = dir_from(w);
+    std::unordered_map<std::string, Row> found;
+    TANDEM_RETURN_IF_ERROR(SelectByKeys(*dir.src, dir.sql[ei].select_source_many, dm.source_key_count,
+                                        {key_of(w)}, &found));
+    if (found.empty())
+      return Status::NotFound(fmt::format("the {} row {} is gone; it cannot win", SideName(w),
+                                          DisplayKey(key_of(w))));
+    Batch batch(*this, dir, false);
+    Row mapped;
+    TANDEM_RETURN_IF_ERROR(batch.MapSourceRow(ei, found.begin()->second, &mapped));
+    Connector& d = *dir.dst;
+    std::vector<std::string> names;
+    Row params;
+    for (size_t i : rules) {
+      names.push_back(dm.rules[i].target_column);
+      params.push_back(mapped[i]);
+    }
+    params.insert(params.end(), key_of(Other(w)).begin(), key_of(Other(w)).end());
+    TANDEM_RETURN_IF_ERROR(d.BeginApply());
+    Status st = d.Exec("UPDATE " + d.QuoteIdent(dm.target_table) + " SET " + JoinQuoted(d, names, ", ", " = ?") +
+                           WhereKey(d, dm.target_key_columns),
+                       params);
+    if (st.ok()) st = d.CommitApply();
+    else d.RollbackApply();
+    TANDEM_RETURN_IF_ERROR(st);
+  }
+  // 3. Settled: the conflict rows, the audit trail, and the held changes are retried.
+  std::string winners;
+  for (auto& [f, side] : winner_of)
+    winners += fmt::format("{}{}={}{}", winners.empty() ? "" : ", ", f, SideName(side),
+                           sets.count(side) && resolution.contains("set") && resolution["set"].contains(f) ? " (set)"
+                                                                                                            : "");
+  int64_t now = Clock::Default()->NowMillis();
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    Connector& d = db(s);
+    TANDEM_RETURN_IF_ERROR(d.BeginApply());
+    Status st = d.Exec("UPDATE _tandem_conflicts SET status = 'resolved', settled_at_ms = ?, resolution = ?, winner = "
+                       "? WHERE status IN ('open', 'resolving') AND entity = ? AND lkey IS ? AND mkey IS ?",
+                       {Value::Integer(now), Value::Text(winners),
+                        Value::Text(take ? SideName(*take) : "hand-merged"), Value::Text(entity), Value::Text(lkey),
+                        Value::Text(mkey)});
+    if (st.ok())
+      st = d.Exec("UPDATE _tandem_parked SET retry_requested = 1 WHERE kind = 'conflict' AND entity = ? AND "
+                  "source_key = ?",
+                  {Value::Text(entity), Value::Text(s == Side::kModern ? lkey : mkey)});
+    if (st.ok() && s == Side::kModern)
+      st = d.Exec("INSERT INTO _tandem_audit(at_ms, action, detail) VALUES (?, 'resolve', ?)",
+                  {Value::Integer(now), Value::Text(fmt::format("{} legacy {} / modern {}: {}", entity,
+                                                                DisplayKey(lk), DisplayKey(mk), winners))});
+    if (st.ok()) st = d.CommitApply();
+    else d.RollbackApply();
+    TANDEM_RETURN_IF_ERROR(st);
+  }
+  spdlog::info("conflict resolved: {} legacy {} / modern {}: {}", entity, DisplayKey(lk), DisplayKey(mk), winners);
   return Status::Ok();
 }
 

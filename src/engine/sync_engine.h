@@ -82,6 +82,12 @@ class SyncEngine {
   Status RetryParked(Side stored_in, int64_t id);
   // Re-applies every parked record of both directions; returns how many applied.
   Result<int> RetryAllParked();
+  // Carries out `tandem conflicts resolve` requests (conflict rows with status
+  // 'resolving'): writes the chosen or hand-merged values to both sides (one
+  // transaction per side), marks the record's conflicts resolved, audits it,
+  // and asks for its held changes to be retried. A request that cannot be
+  // carried out goes back to 'open' with the reason. Returns how many were.
+  Result<int> ProcessResolutions();
 
   // Records a known commit boundary of `source`'s change log (the sampler
   // does this itself; exposed for tests and tools).
@@ -107,6 +113,8 @@ class SyncEngine {
   static void BuildWorkItems(const Direction& dir, const std::vector<CapturedChange>& changes,
                              std::vector<WorkItem>* items);
   Status ReloadParkedIfChanged(Direction& dir, bool force = false);
+  Status ResolveRecord(const std::string& entity, const std::string& lkey, const std::string& mkey,
+                       const std::string& resolution);
 
   Config config_;
   std::unique_ptr<SqliteHandle> expr_db_;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/conflict_queue.h"
+#include "support/process.h"
 #include "support/test_env.h"
 
 namespace tandem {
@@ -50,6 +51,10 @@ class ConflictTest : public ::testing::Test {
     auto list = ListConflicts(**l, **m, ConflictFilter{entity, all});
     EXPECT_TRUE(list.ok()) << list.status().ToString();
     return list.ok() ? *list : nlohmann::json::array();
+  }
+  // Runs the real tandem binary on this test's config; returns its exit code.
+  int Tandem(const std::string& args, std::string* out) {
+    return testing::RunCommand(std::string(TANDEM_BINARY) + " " + args + " -c " + env_->config_path(), out);
   }
   std::unique_ptr<TestEnv> env_;
 };
@@ -149,6 +154,56 @@ TEST_F(ConflictTest, ManualHoldsTheRecordAndEverythingElseFlows) {
   EXPECT_EQ(env_->Query(M, "SELECT balance FROM customers WHERE email = 'r@x'"), "9\n");
   EXPECT_EQ(Conflicts(false).size(), 1u) << "seen again, still one open conflict";
   EXPECT_EQ(Conflicts(false, "order").size(), 0u) << "--entity filters";
+}
+
+// `tandem conflicts resolve --take`: the chosen version ends on both sides,
+// the held changes flow again, and the case stays in the audit trail.
+TEST_F(ConflictTest, ResolveTakeAppliesTheChosenVersionAndReleasesHeldChanges) {
+  Start("    conflicts: { fields: { email: manual } }\n");
+  env_->Write(L, "UPDATE CUSTMAST SET EMAIL = 'legacy@x' WHERE CUSTNO = 1");
+  env_->Write(M, "UPDATE customers SET email = 'modern@x', status = 'inactive' WHERE email = 'j@x'");
+  env_->SyncOnce();
+  env_->Write(L, "UPDATE CUSTMAST SET BAL_CENTS = 700 WHERE CUSTNO = 1");  // held behind the conflict
+  env_->SyncOnce();
+  auto open = Conflicts(false);
+  ASSERT_EQ(open.size(), 1u) << open.dump();
+  std::string out;
+  EXPECT_EQ(Tandem("conflicts resolve " + open[0]["id"].get<std::string>() + " --take modern", &out), 0) << out;
+  EXPECT_NE(out.find("resolved: email=modern"), std::string::npos) << out;
+  // The chosen value is on both sides right away.
+  EXPECT_EQ(Legacy(1, "EMAIL"), "modern@x\n");
+  env_->SyncOnce();
+  EXPECT_EQ(Legacy(1, "EMAIL, STAT, BAL_CENTS"), "modern@x|I|700\n");
+  EXPECT_EQ(env_->Query(M, "SELECT email, status, balance FROM customers WHERE email = 'modern@x'"),
+            "modern@x|inactive|7\n");
+  EXPECT_TRUE(Conflicts(false).empty());
+  auto all = Conflicts(true);
+  ASSERT_EQ(all.size(), 1u) << all.dump();
+  EXPECT_EQ(all[0]["status"], "resolved");
+  EXPECT_EQ(all[0]["winner"], "modern");
+  EXPECT_EQ(env_->Count(L, "_tandem_parked") + env_->Count(M, "_tandem_parked"), 0);
+  EXPECT_EQ(env_->Count(M, "_tandem_audit WHERE action = 'resolve'"), 1);
+  // Resolving it again is refused.
+  out.clear();
+  EXPECT_EQ(Tandem("conflicts resolve " + open[0]["id"].get<std::string>() + " --take legacy", &out), 1) << out;
+}
+
+TEST_F(ConflictTest, ResolveSetWritesAHandMergedValueToBothSides) {
+  Start("    conflicts: { fields: { email: manual } }\n");
+  env_->Write(L, "UPDATE CUSTMAST SET EMAIL = 'legacy@x' WHERE CUSTNO = 1");
+  env_->Write(M, "UPDATE customers SET email = 'modern@x' WHERE email = 'j@x'");
+  env_->SyncOnce();
+  auto open = Conflicts(false);
+  ASSERT_EQ(open.size(), 1u) << open.dump();
+  std::string out;
+  EXPECT_EQ(Tandem("conflicts resolve " + open[0]["id"].get<std::string>() + " --set email=both@x", &out), 0) << out;
+  env_->SyncOnce();
+  EXPECT_EQ(Legacy(1, "EMAIL"), "both@x\n");
+  EXPECT_EQ(env_->Count(M, "customers WHERE email = 'both@x'"), 1);
+  EXPECT_TRUE(Conflicts(false).empty());
+  out.clear();
+  EXPECT_EQ(Tandem("conflicts resolve legacy:999 --take legacy", &out), 1) << out;
+  EXPECT_EQ(Tandem("conflicts resolve " + open[0]["id"].get<std::string>(), &out), 2) << out;
 }
 
 TEST_F(ConflictTest, OnDeleteKeepUpdateRecreatesTheRecord) {
