@@ -257,6 +257,27 @@ int CmdRetry(const std::string& path, const std::string& id, bool all) {
   return 0;
 }
 
+int CmdConflictsShow(const std::string& path, const std::string& id, bool json) {
+  Side side;
+  int64_t n;
+  if (!ParseParkedId(id, &side, &n)) {
+    fmt::print(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem conflicts list'\n", id);
+    return 2;
+  }
+  auto config = LoadConfig(path);
+  if (!config) return 1;
+  auto dbs = OpenDatabases(*config);
+  if (!dbs) return 1;
+  auto shown = ShowConflict(*config, *dbs->legacy, *dbs->modern, side, n);
+  if (!shown.ok()) {
+    fmt::print(stderr, "{}\n", shown.status().message());
+    return 1;
+  }
+  if (json) fmt::print("{}\n", shown->dump(2));
+  else fmt::print("{}", RenderConflictText(*shown));
+  return 0;
+}
+
 int CmdConflictsResolve(const std::string& path, const std::string& id, const std::string& take,
                         const std::vector<std::string>& sets) {
   Side side;
@@ -395,6 +416,10 @@ int main(int argc, char** argv) {
   conflicts_list->add_flag("--json", json, "machine-readable output");
   std::string conflict_id, take;
   std::vector<std::string> sets;
+  auto* conflicts_show = conflicts->add_subcommand("show", "one conflict: both versions, the base, the record now");
+  add_config(conflicts_show);
+  conflicts_show->add_option("id", conflict_id, "id as shown by 'tandem conflicts list'")->required();
+  conflicts_show->add_flag("--json", json, "machine-readable output");
   auto* conflicts_resolve = conflicts->add_subcommand("resolve", "settle an open conflict: one side's version, or "
                                                                  "hand-merged values");
   add_config(conflicts_resolve);
@@ -433,6 +458,7 @@ int main(int argc, char** argv) {
   }
   if (*discard) return CmdDiscard(config_path, parked_id);
   if (*conflicts_list) return CmdConflictsList(config_path, conflict_filter, json);
+  if (*conflicts_show) return CmdConflictsShow(config_path, conflict_id, json);
   if (*conflicts_resolve) {
     if (take.empty() && sets.empty()) {
       fmt::print(stderr, "resolve needs --take legacy|modern or --set field=value\n");

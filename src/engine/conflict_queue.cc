@@ -74,4 +74,75 @@ std::string RenderConflictsText(const nlohmann::json& conflicts, bool all) {
   return out;
 }
 
+Result<nlohmann::json> ShowConflict(const Config& config, Connector& legacy, Connector& modern, Side stored,
+                                    int64_t id) {
+  Connector& here = stored == Side::kLegacy ? legacy : modern;
+  TANDEM_ASSIGN_OR_RETURN(auto row, here.QueryOne("SELECT entity, lkey, mkey FROM _tandem_conflicts WHERE id = ?",
+                                                  {Value::Integer(id)}));
+  if (!row) return Status::NotFound(fmt::format("no conflict {}:{}", SideName(stored), id));
+  const std::string entity = (*row)[0].as_bytes();
+  nlohmann::json out = {{"id", fmt::format("{}:{}", SideName(stored), id)},
+                        {"entity", entity},
+                        {"legacy_key", KeyText((*row)[1])},
+                        {"modern_key", KeyText((*row)[2])}};
+  // Every conflict of this record.
+  ConflictFilter all{entity, true, 100000};
+  TANDEM_ASSIGN_OR_RETURN(auto every, ListConflicts(legacy, modern, all));
+  nlohmann::json mine = nlohmann::json::array();
+  for (auto& c : every)
+    if (c["legacy_key"] == out["legacy_key"] && c["modern_key"] == out["modern_key"]) mine.push_back(c);
+  out["conflicts"] = mine;
+  // The record as it is now on each side.
+  const EntityConfig* ec = config.FindEntity(entity);
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    const char* name = s == Side::kLegacy ? "legacy_row" : "modern_row";
+    out[name] = nullptr;
+    const Value& encoded = (*row)[s == Side::kLegacy ? 1 : 2];
+    if (!ec || encoded.is_null()) continue;
+    auto key = DecodeKey(encoded.as_bytes());
+    if (!key.ok() || key->size() != ec->side(s).key.size()) continue;
+    Connector& db = s == Side::kLegacy ? legacy : modern;
+    std::string sql = "SELECT * FROM " + db.QuoteIdent(ec->side(s).table) + " WHERE ";
+    for (size_t i = 0; i < key->size(); ++i) sql += (i ? " AND " : "") + db.QuoteIdent(ec->side(s).key[i]) + " = ?";
+    auto table = db.DescribeTable(ec->side(s).table);
+    auto current = db.QueryOne(sql, *key);
+    if (!table.ok() || !*table || !current.ok() || !*current) continue;
+    nlohmann::json cols = nlohmann::json::object();
+    for (size_t i = 0; i < (*table)->columns.size() && i < (*current)->size(); ++i)
+      cols[(*table)->columns[i].name] = (**current)[i].ToDisplay();
+    out[name] = cols;
+  }
+  return out;
+}
+
+std::string RenderConflictText(const nlohmann::json& shown) {
+  std::string out = fmt::format("conflict {}: {} legacy {} / modern {}\n\n", shown["id"].get<std::string>(),
+                                shown["entity"].get<std::string>(), shown["legacy_key"].get<std::string>(),
+                                shown["modern_key"].get<std::string>());
+  out += fmt::format("  {:<12} {:<9} {:<14} {:<16} {:<20} {:<20} {:<20} {}\n", "id", "status", "kind", "field",
+                     "legacy version", "modern version", "base", "policy -> outcome");
+  for (auto& c : shown["conflicts"]) {
+    std::string outcome = c["status"] == "open" ? "waiting" : c["winner"].get<std::string>();
+    if (!c["resolution"].is_null()) outcome += " (" + c["resolution"].get<std::string>() + ")";
+    out += fmt::format("  {:<12} {:<9} {:<14} {:<16} {:<20} {:<20} {:<20} {} -> {}\n", c["id"].get<std::string>(),
+                       c["status"].get<std::string>(), c["kind"].get<std::string>(), c["field"].get<std::string>(),
+                       c["legacy_value"].get<std::string>(), c["modern_value"].get<std::string>(),
+                       c["base_value"].is_null() ? "-" : c["base_value"].get<std::string>(),
+                       c["policy"].get<std::string>(), outcome);
+  }
+  out += "\n  (versions are in the terms of the side each conflict was applied to; the base is the value both\n"
+         "   sides last agreed on)\n";
+  for (const char* side : {"legacy", "modern"}) {
+    const auto& r = shown[std::string(side) + "_row"];
+    out += fmt::format("\n  {} row now:", side);
+    if (r.is_null()) {
+      out += " (none)\n";
+      continue;
+    }
+    out += "\n";
+    for (auto& [col, v] : r.items()) out += fmt::format("    {:<16} {}\n", col, v.get<std::string>());
+  }
+  return out;
+}
+
 }  // namespace tandem

@@ -29,4 +29,12 @@ Result<nlohmann::json> ListConflicts(Connector& legacy, Connector& modern, const
 // One line per conflict, for a terminal.
 std::string RenderConflictsText(const nlohmann::json& conflicts, bool all);
 
+// One conflict (id N stored in `stored`'s database) with every conflict row
+// of its record (both databases, any status: the fields in conflict, both
+// versions in the field's terms, the base) and the record's current rows on
+// both sides, column by column.
+Result<nlohmann::json> ShowConflict(const Config& config, Connector& legacy, Connector& modern, Side stored,
+                                    int64_t id);
+std::string RenderConflictText(const nlohmann::json& shown);
+
 }  // namespace tandem

@@ -168,6 +168,18 @@ TEST_F(ConflictTest, ResolveTakeAppliesTheChosenVersionAndReleasesHeldChanges) {
   auto open = Conflicts(false);
   ASSERT_EQ(open.size(), 1u) << open.dump();
   std::string out;
+  EXPECT_EQ(Tandem("conflicts show " + open[0]["id"].get<std::string>() + " --json", &out), 0) << out;
+  auto shown = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(shown.is_discarded()) << out;
+  EXPECT_EQ(shown["legacy_key"], "1");
+  EXPECT_EQ(shown["legacy_row"]["EMAIL"], "'legacy@x'");
+  EXPECT_EQ(shown["modern_row"]["email"], "'modern@x'");
+  ASSERT_EQ(shown["conflicts"].size(), 1u);
+  EXPECT_EQ(shown["conflicts"][0]["base_value"], "'j@x'");
+  out.clear();
+  EXPECT_EQ(Tandem("conflicts show " + open[0]["id"].get<std::string>(), &out), 0) << out;
+  EXPECT_NE(out.find("legacy row now:"), std::string::npos) << out;
+  out.clear();
   EXPECT_EQ(Tandem("conflicts resolve " + open[0]["id"].get<std::string>() + " --take modern", &out), 0) << out;
   EXPECT_NE(out.find("resolved: email=modern"), std::string::npos) << out;
   // The chosen value is on both sides right away.

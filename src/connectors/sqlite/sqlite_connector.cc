@@ -202,6 +202,8 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
       "NOT NULL, entity TEXT NOT NULL, lkey TEXT, mkey TEXT, field TEXT, legacy_value TEXT, modern_value TEXT, "
       "winner TEXT NOT NULL, kind TEXT NOT NULL, policy TEXT, base_value TEXT, status TEXT NOT NULL DEFAULT "
       "'settled', settled_at_ms INTEGER, resolution TEXT)",
+      // The engine looks for 'resolving' requests on every pass.
+      "CREATE INDEX IF NOT EXISTS _tandem_conflicts_status ON _tandem_conflicts(status)",
       // Operator actions (retry, discard) for the audit trail.
       "CREATE TABLE IF NOT EXISTS _tandem_audit(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, action TEXT NOT "
       "NULL, detail TEXT NOT NULL)",
