@@ -6,7 +6,8 @@
 //      the machine's SQLite floor (set-based inserts, no Tandem code);
 //   2. commit-to-commit latency at 1,000 single-row transactions/s;
 //   3. capture overhead on single-row autocommit transactions;
-//   4. peak resident memory of `tandem run --once` draining a backlog.
+//   4. peak resident memory of `tandem run --once` draining a backlog;
+//   5. (issue 3) update throughput with `merge` against no conflict detection.
 // While (1) and (2) run, an "application" writes the target file with a 5 s
 // busy timeout and counts SQLITE_BUSY errors (guarantee 7).
 //
@@ -84,12 +85,12 @@ struct Env {
   std::string legacy() const { return dir + "/data/legacy.db"; }
   std::string modern() const { return dir + "/data/modern.db"; }
 
-  explicit Env(const std::string& name, bool install = true) {
+  explicit Env(const std::string& name, bool install = true, const std::string& extra_config = "") {
     dir = std::filesystem::temp_directory_path() / ("tandem-bench-" + name + "-" + std::to_string(getpid()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir + "/data");
     config_path = dir + "/tandem.yaml";
-    std::ofstream(config_path) << kConfig;
+    std::ofstream(config_path) << kConfig << extra_config;
     Check(Open(legacy())->ExecScript(ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/legacy_schema.sql") +
                                      "PRAGMA journal_mode=WAL;"),
           "legacy schema");
@@ -265,6 +266,59 @@ nlohmann::json Throughput(int64_t rows, double raw_rate) {
           {"app_max_wait_ms", app.max_wait_us.load() / 1000.0}};
 }
 
+// Issue 3: what conflict detection costs. `rows` customers are synced, then
+// updated on legacy (two mapped columns each, 1,000-row transactions) while
+// Tandem runs; first write to last applied, with `merge` (the default: every
+// field compared with its base and the target) and with detection off (the
+// source simply overwrites).
+nlohmann::json ConflictCheckCost(int64_t rows) {
+  nlohmann::json out;
+  for (bool detect : {true, false}) {
+    Env env(detect ? "merge" : "nodetect", true,
+            detect ? "" : "sync: { detect_conflicts: false }\n");
+    auto writer_db = Open(env.legacy());
+    WriteLegacyRows(*writer_db, 1, rows, 10000);
+    {
+      auto engine = SyncEngine::Open(env.LoadConfig());
+      Check(engine.status(), "engine");
+      Check((*engine)->RunUntilIdle(), "initial sync");
+    }
+    auto engine = SyncEngine::Open(env.LoadConfig());
+    Check(engine.status(), "engine");
+    std::atomic<bool> stop{false};
+    std::thread runner([&] { Check((*engine)->Run(stop), "run"); });
+    auto start = Clock::now();
+    for (int64_t lo = 1; lo <= rows; lo += 1000) {
+      Check(writer_db->Run("UPDATE CUSTMAST SET BAL_CENTS = BAL_CENTS + 1, EMAIL = 'v2.' || EMAIL WHERE CUSTNO "
+                           "BETWEEN ? AND ?",
+                           {Value::Integer(lo), Value::Integer(lo + 999)}),
+            "update");
+    }
+    std::vector<Row> r;
+    Check(writer_db->Run("SELECT max(seq) FROM _tandem_log", {}, &r), "last seq");
+    int64_t last = r[0][0].as_integer();
+    auto observer = Open(env.modern());
+    while (true) {  // last applied: the position is committed with the data
+      r.clear();
+      Check(observer->Run("SELECT coalesce(max(seq), 0) FROM _tandem_position WHERE direction = 'legacy-to-modern'",
+                          {}, &r),
+            "observe");
+      if (r[0][0].as_integer() >= last) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    double s = Seconds(Clock::now() - start);
+    stop = true;
+    runner.join();
+    out[detect ? "merge_changes_per_s" : "no_detection_changes_per_s"] = rows / s;
+  }
+  double ratio = out["merge_changes_per_s"].get<double>() / out["no_detection_changes_per_s"].get<double>();
+  out["ratio"] = ratio;
+  fmt::print("conflict checks, legacy->modern, {} updates of 2 mapped columns in 1,000-row transactions: merge {:.0f} "
+             "changes/s, detection off {:.0f} changes/s = {:.2f}x (target >= 0.80x)\n",
+             rows, out["merge_changes_per_s"].get<double>(), out["no_detection_changes_per_s"].get<double>(), ratio);
+  return out;
+}
+
 nlohmann::json Latency(double seconds, int rate_per_s) {
   Env env("latency");
   auto engine = SyncEngine::Open(env.LoadConfig());
@@ -414,7 +468,7 @@ int main(int argc, char** argv) {
     else if (a == "--only") only = next();
     else {
       fmt::print(stderr, "usage: tandem_bench [--rows N] [--backlog N] [--latency-seconds S] [--only "
-                         "throughput|latency|overhead|backlog]\n");
+                         "throughput|conflicts|latency|overhead|backlog]\n");
       return 2;
     }
   }
@@ -427,6 +481,7 @@ int main(int argc, char** argv) {
     report["sqlite_floor"] = SqliteFloor(rows);
     report["throughput"] = Throughput(rows, report["raw_insert"]["rows_per_s"]);
   }
+  if (only.empty() || only == "conflicts") report["conflict_checks"] = ConflictCheckCost(rows);
   if (only.empty() || only == "latency") report["latency"] = Latency(latency_s, 1000);
   if (only.empty() || only == "overhead") report["capture_overhead"] = CaptureOverhead(1000, 3);
   if (only.empty() || only == "backlog") report["backlog"] = BacklogMemory(backlog);

@@ -627,7 +627,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     if (!entry && !(dm.target_new_keys == NewKeys::kSame && target_exists)) return Status::Ok();
     if (target_exists) {
       // Delete here vs update there: on_delete decides (default: the primary side's action).
-      const bool conflict = target_changed_since_base();
+      const bool conflict = e_.config_.sync.detect_conflicts && target_changed_since_base();
       Side winner = primary;
       if (em.on_delete == DeletePolicy::kKeepUpdate) winner = T;
       else if (em.on_delete == DeletePolicy::kDeleteWins) winner = S;
@@ -762,6 +762,10 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       }
       auto b = base_of(r);
       target_changed[i] = b && !b->SameAs((*trow)[tk + i]);
+      if (!e_.config_.sync.detect_conflicts) {  // the source always overwrites
+        source_changed[i] = true;
+        target_changed[i] = false;
+      }
       if (manual_conflict(i)) manual_fields += (manual_fields.empty() ? "" : ", ") + r.field;
     }
     if (!manual_fields.empty()) {

@@ -35,7 +35,8 @@ constexpr std::string_view kTopLevelKeys[] = {"version", "systems", "primary", "
 constexpr std::string_view kSystemsKeys[] = {"legacy", "modern"};
 constexpr std::string_view kSystemKeys[] = {"database"};
 constexpr std::string_view kSyncKeys[] = {"poll_interval_ms", "batch_size", "busy_timeout_ms",
-                                          "purge_interval_ms", "sample_commit_boundaries"};
+                                          "purge_interval_ms", "sample_commit_boundaries",
+                                          "detect_conflicts"};
 constexpr std::string_view kEntityKeys[] = {"direction", "legacy",    "modern",   "fields",
                                             "to_modern", "to_legacy", "conflicts"};
 constexpr std::string_view kSideKeys[] = {"table", "key", "new_keys"};
@@ -540,12 +541,14 @@ int& SyncOption(SyncOptions& sync, std::string_view name) {
 
 void Parser::ReadSync(const Section& section, SyncOptions& sync) {
   for (const Entry& entry : section.entries) {
-    if (entry.name == "sample_commit_boundaries") {
+    if (entry.name == "sample_commit_boundaries" || entry.name == "detect_conflicts") {
       bool on = true;
       if (!YAML::convert<bool>::decode(entry.value, on))
-        Report(Where(entry), In("sync", "'sample_commit_boundaries' must be true or false, got " + Describe(entry.value)));
-      else
+        Report(Where(entry), In("sync", Quote(entry.name) + " must be true or false, got " + Describe(entry.value)));
+      else if (entry.name == "sample_commit_boundaries")
         sync.sample_commit_boundaries = on;
+      else
+        sync.detect_conflicts = on;
       continue;
     }
     int value = 0;

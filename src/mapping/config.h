@@ -158,6 +158,9 @@ struct SyncOptions {
   int busy_timeout_ms = 5000;    // SQLite busy timeout for Tandem's connections
   int purge_interval_ms = 1000;  // how often applied changes are purged from the source log
   bool sample_commit_boundaries = true;  // sample where source transactions end (keeps batches short)
+  // false: no conflict detection at all -- a change always overwrites the
+  // other side's mapped values (what the benchmark compares `merge` with).
+  bool detect_conflicts = true;
 };
 
 struct Config {

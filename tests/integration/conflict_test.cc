@@ -247,6 +247,23 @@ TEST_F(ConflictTest, OnDeleteDeleteWinsRemovesItOnBothSides) {
   EXPECT_EQ(all[0]["winner"], "legacy");
 }
 
+// The benchmark's comparison point: with detection off, the change applied
+// first simply overwrites, whatever `primary` says, and nothing is recorded.
+TEST(ConflictDetectionOffTest, TheFirstAppliedChangeOverwritesAndNothingIsRecorded) {
+  std::string cfg = ConfigWithConflicts("");
+  cfg.replace(cfg.find("primary: legacy"), 15, "primary: modern");
+  TestEnv env(cfg + "sync: { detect_conflicts: false }\n");
+  env.Install();
+  env.Write(L, "INSERT INTO CUSTMAST(CUSTNO, CNAME, EMAIL, STAT, BAL_CENTS) VALUES (1, 'DOE, JOHN', 'j@x', 'A', 100)");
+  env.SyncOnce();
+  env.Write(L, "UPDATE CUSTMAST SET EMAIL = 'legacy@x' WHERE CUSTNO = 1");
+  env.Write(M, "UPDATE customers SET email = 'modern@x'");
+  env.SyncOnce();
+  EXPECT_EQ(env.Query(L, "SELECT EMAIL FROM CUSTMAST"), "legacy@x\n");
+  EXPECT_EQ(env.Query(M, "SELECT email FROM customers"), "legacy@x\n");
+  EXPECT_EQ(env.Count(L, "_tandem_conflicts") + env.Count(M, "_tandem_conflicts"), 0);
+}
+
 TEST_F(ConflictTest, ConflictTableFromAnOlderVersionIsUpgradedByInstall) {
   Start("");
   for (Side s : {L, M})
