@@ -1423,25 +1423,26 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
                                                  f, f));
     winner_of[f] = *take;
   }
-  // 1. Hand-merged values onto their side.
-  for (auto& [side, cols] : sets) {
-    const DirectionMapping& into = em.from(Other(side));
-    Connector& d = db(side);
-    Row params;
+  // Sets `columns` of one row in its own echo-suppressed transaction.
+  auto update_row = [](Connector& d, const DirectionMapping& into, const std::vector<std::pair<std::string, Value>>& columns,
+                       const Row& key) {
     std::vector<std::string> names;
-    for (auto& [c, v] : cols) {
+    Row params;
+    for (auto& [c, v] : columns) {
       names.push_back(c);
       params.push_back(v);
     }
-    params.insert(params.end(), key_of(side).begin(), key_of(side).end());
+    params.insert(params.end(), key.begin(), key.end());
     TANDEM_RETURN_IF_ERROR(d.BeginApply());
     Status st = d.Exec("UPDATE " + d.QuoteIdent(into.target_table) + " SET " + JoinQuoted(d, names, ", ", " = ?") +
                            WhereKey(d, into.target_key_columns),
                        params);
-    if (st.ok()) st = d.CommitApply();
-    else d.RollbackApply();
-    TANDEM_RETURN_IF_ERROR(st);
-  }
+    if (st.ok()) return d.CommitApply();
+    d.RollbackApply();
+    return st;
+  };
+  // 1. Hand-merged values onto their side.
+  for (auto& [side, cols] : sets) TANDEM_RETURN_IF_ERROR(update_row(db(side), em.from(Other(side)), cols, key_of(side)));
   // 2. Each winning side's values, mapped, onto the other side.
   for (Side w : {Side::kLegacy, Side::kModern}) {
     const DirectionMapping& dm = em.from(w);
@@ -1461,21 +1462,9 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
     Batch batch(*this, dir, false);
     Row mapped;
     TANDEM_RETURN_IF_ERROR(batch.MapSourceRow(ei, found.begin()->second, &mapped));
-    Connector& d = *dir.dst;
-    std::vector<std::string> names;
-    Row params;
-    for (size_t i : rules) {
-      names.push_back(dm.rules[i].target_column);
-      params.push_back(mapped[i]);
-    }
-    params.insert(params.end(), key_of(Other(w)).begin(), key_of(Other(w)).end());
-    TANDEM_RETURN_IF_ERROR(d.BeginApply());
-    Status st = d.Exec("UPDATE " + d.QuoteIdent(dm.target_table) + " SET " + JoinQuoted(d, names, ", ", " = ?") +
-                           WhereKey(d, dm.target_key_columns),
-                       params);
-    if (st.ok()) st = d.CommitApply();
-    else d.RollbackApply();
-    TANDEM_RETURN_IF_ERROR(st);
+    std::vector<std::pair<std::string, Value>> cols;
+    for (size_t i : rules) cols.emplace_back(dm.rules[i].target_column, mapped[i]);
+    TANDEM_RETURN_IF_ERROR(update_row(*dir.dst, dm, cols, key_of(Other(w))));
   }
   // 3. Settled: the conflict rows, the audit trail, and the held changes are retried.
   std::string winners;

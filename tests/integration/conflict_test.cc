@@ -15,12 +15,8 @@ using testing::TestEnv;
 constexpr Side L = Side::kLegacy;
 constexpr Side M = Side::kModern;
 
-// examples/tandem.yaml with `conflicts_yaml` (indented for the entity) added to customer.
 std::string ConfigWithConflicts(const std::string& conflicts_yaml) {
-  std::string cfg = testing::ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/tandem.yaml");
-  auto at = cfg.find("    direction: both");
-  at = cfg.find('\n', at) + 1;
-  return cfg.insert(at, conflicts_yaml);
+  return testing::ExampleConfigWithCustomerConflicts(conflicts_yaml);
 }
 
 class ConflictTest : public ::testing::Test {

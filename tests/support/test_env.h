@@ -26,6 +26,15 @@ inline std::string ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// examples/tandem.yaml with `conflicts_yaml` (a `conflicts:` block indented
+// for an entity) added to the customer entity.
+inline std::string ExampleConfigWithCustomerConflicts(const std::string& conflicts_yaml) {
+  std::string cfg = ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/tandem.yaml");
+  auto at = cfg.find("    direction: both");
+  at = cfg.find('\n', at) + 1;
+  return cfg.insert(at, conflicts_yaml);
+}
+
 class TestEnv {
  public:
   // `config_text`: YAML; defaults to examples/tandem.yaml.
