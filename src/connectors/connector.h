@@ -79,6 +79,9 @@ class Connector {
   // First row or nullopt.
   virtual Result<std::optional<Row>> QueryOne(const std::string& sql, const Row& params) = 0;
   // Executes an INSERT and returns the key the database assigned to the new row.
+  // The columns of a unique constraint that `failed` (a status returned by a
+  // write) reports as violated; empty if it is not a unique violation.
+  virtual std::vector<std::string> UniqueViolationColumns(const Status& failed) const = 0;
   virtual Result<Value> InsertReturningKey(const std::string& sql, const Row& params,
                                            const std::string& key_column) = 0;
 

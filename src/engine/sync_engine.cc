@@ -1,6 +1,7 @@
 #include "engine/sync_engine.h"
 
 #include <fcntl.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -155,6 +156,12 @@ class SyncEngine::Batch {
     const char* policy;
   };
   Status RecordConflict(const EntityMapping& em, const RecordEntry& entry, const Conflict& c);
+  // An insert the target rejected as a unique violation against a row that
+  // no synced record owns: the same record inserted on both sides (e.g. the
+  // same email). Recorded as an open insert-insert conflict (Status
+  // kConflict); anything else returns `failed` unchanged.
+  Status InsertInsertConflictOr(const EntityMapping& em, const WorkItem& item, const std::vector<std::string>& cols,
+                                const Row& values, const Status& failed);
   // The side whose change is newer, by the entity's newest_by columns or else
   // capture time; ties go to the primary side.
   Result<Side> NewestSide(const EntityMapping& em, const WorkItem& item, const Row& tkey);
@@ -418,6 +425,42 @@ Status SyncEngine::Batch::RecordConflict(const EntityMapping& em, const RecordEn
        Value::Text(c.winner ? SideName(*c.winner) : ""), Value::Text(c.kind), Value::Text(c.policy),
        c.base ? Value::Text(c.base->ToDisplay()) : Value::Null(), Value::Text(c.winner ? "settled" : "open"),
        c.winner ? Value::Integer(now) : Value::Null()});
+}
+
+Status SyncEngine::Batch::InsertInsertConflictOr(const EntityMapping& em, const WorkItem& item,
+                                                 const std::vector<std::string>& cols, const Row& values,
+                                                 const Status& failed) {
+  Connector& dst = *d_.dst;
+  const DirectionMapping& dm = em.from(d_.source);
+  std::vector<std::string> unique = dst.UniqueViolationColumns(failed);
+  if (unique.empty()) return failed;
+  // The target row holding the same unique values.
+  std::string sql = "SELECT " + JoinQuoted(dst, dm.target_key_columns, ", ") + " FROM " +
+                    dst.QuoteIdent(dm.target_table) + " WHERE ";
+  Row params;
+  for (size_t u = 0; u < unique.size(); ++u) {
+    auto it = std::find_if(cols.begin(), cols.end(),
+                           [&](const std::string& c) { return strcasecmp(c.c_str(), unique[u].c_str()) == 0; });
+    if (it == cols.end()) return failed;
+    sql += (u ? " AND " : "") + dst.QuoteIdent(unique[u]) + " = ?";
+    params.push_back(values[it - cols.begin()]);
+  }
+  TANDEM_ASSIGN_OR_RETURN(auto holder, dst.QueryOne(sql, params));
+  if (!holder) return failed;
+  const std::string theirs = EncodeKey(*holder);
+  TANDEM_ASSIGN_OR_RETURN(auto owner, FindEntry(em.name, d_.target, theirs));
+  if (owner && !owner->gone) return failed;  // a synced record holds it: a plain rejection
+  RecordEntry pair;
+  pair.entity = em.name;
+  pair.lkey = d_.source == Side::kLegacy ? EncodeKey(item.key) : theirs;
+  pair.mkey = d_.source == Side::kLegacy ? theirs : EncodeKey(item.key);
+  std::string what = fmt::format("{} = {}", fmt::join(unique, ", "), DisplayKey(params));
+  TANDEM_RETURN_IF_ERROR(RecordConflict(em, pair, {"(row)", Value::Text("inserted " + what),
+                                                   Value::Text("inserted " + what), std::nullopt, std::nullopt,
+                                                   "insert-insert", "manual"}));
+  return Status::Conflict(fmt::format("inserted on both sides with the same {} (the {} row {}): settle it with "
+                                      "'tandem conflicts resolve --take legacy|modern', which keeps one record",
+                                      what, SideName(d_.target), DisplayKey(*holder)));
 }
 
 Result<Side> SyncEngine::Batch::NewestSide(const EntityMapping& em, const WorkItem& item, const Row& tkey) {
@@ -725,12 +768,16 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       params.reserve(tk + mapped.size());
       if (tkey_known) params = tkey;
       params.insert(params.end(), mapped.begin(), mapped.end());
+      std::vector<std::string> cols;
+      if (tkey_known) cols = dm.target_key_columns;
+      for (auto& r : dm.rules) cols.push_back(r.target_column);
       if (tkey_known) {
-        TANDEM_RETURN_IF_ERROR(dst.Exec(sql.insert_with_key, params));
+        Status ins = dst.Exec(sql.insert_with_key, params);
+        if (!ins.ok()) return InsertInsertConflictOr(em, item, cols, params, ins);
       } else {
-        TANDEM_ASSIGN_OR_RETURN(Value assigned,
-                                dst.InsertReturningKey(sql.insert_without_key, params, dm.target_key_columns[0]));
-        tkey = {assigned};
+        auto assigned = dst.InsertReturningKey(sql.insert_without_key, params, dm.target_key_columns[0]);
+        if (!assigned.ok()) return InsertInsertConflictOr(em, item, cols, params, assigned.status());
+        tkey = {*assigned};
       }
     }
     for (size_t i = 0; i < dm.rules.size(); ++i) new_base_t[dm.rules[i].target_column] = mapped[i];
@@ -1379,12 +1426,23 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
   if (resolution.contains("take")) take = resolution["take"] == "legacy" ? Side::kLegacy : Side::kModern;
   // The record's fields in conflict (open or being resolved), from both databases.
   std::set<std::string> fields;
+  bool twins = false;  // insert-insert: two records become one
   for (Side s : {Side::kLegacy, Side::kModern}) {
     std::vector<Row> rows;
-    TANDEM_RETURN_IF_ERROR(db(s).Query("SELECT field FROM _tandem_conflicts WHERE status IN ('open', 'resolving') AND "
-                                       "entity = ? AND lkey IS ? AND mkey IS ?",
+    TANDEM_RETURN_IF_ERROR(db(s).Query("SELECT field, kind FROM _tandem_conflicts WHERE status IN ('open', "
+                                       "'resolving') AND entity = ? AND lkey IS ? AND mkey IS ?",
                                        {Value::Text(entity), Value::Text(lkey), Value::Text(mkey)}, &rows));
-    for (auto& r : rows) fields.insert(r[0].as_bytes());
+    for (auto& r : rows) {
+      if (r[1].as_bytes() == "insert-insert") twins = true;
+      else fields.insert(r[0].as_bytes());
+    }
+  }
+  if (twins) {
+    if (!take || resolution.contains("set"))
+      return Status::InvalidArgument("a record inserted on both sides is settled with --take legacy|modern (the "
+                                     "other side's row takes that version and the two become one record)");
+    for (const DirectionMapping* d : {&em.to_modern, &em.to_legacy})
+      for (auto& r : d->rules) fields.insert(r.field);
   }
   TANDEM_ASSIGN_OR_RETURN(Row lk, DecodeKey(lkey));
   TANDEM_ASSIGN_OR_RETURN(Row mk, DecodeKey(mkey));
@@ -1465,6 +1523,20 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
     std::vector<std::pair<std::string, Value>> cols;
     for (size_t i : rules) cols.emplace_back(dm.rules[i].target_column, mapped[i]);
     TANDEM_RETURN_IF_ERROR(update_row(*dir.dst, dm, cols, key_of(Other(w))));
+  }
+  // Twins: link the two rows as one record (bases come with the retries below,
+  // which find both rows equal).
+  if (twins) {
+    Connector& d = db(Other(*take));
+    RecordEntry link;
+    link.entity = entity;
+    link.lkey = lkey;
+    link.mkey = mkey;
+    TANDEM_RETURN_IF_ERROR(d.BeginApply());
+    Status st = records_->Put(Other(*take), &link);
+    if (st.ok()) st = d.CommitApply();
+    else d.RollbackApply();
+    TANDEM_RETURN_IF_ERROR(st);
   }
   // 3. Settled: the conflict rows, the audit trail, and the held changes are retried.
   std::string winners;

@@ -214,6 +214,42 @@ TEST_F(ConflictTest, ResolveSetWritesAHandMergedValueToBothSides) {
   EXPECT_EQ(Tandem("conflicts resolve " + open[0]["id"].get<std::string>(), &out), 2) << out;
 }
 
+// The same customer inserted on both sides (same email, unique on both):
+// reported as an insert-insert conflict, never a crash or a duplicate; taking
+// one side makes the two rows one record.
+TEST_F(ConflictTest, SameRecordInsertedOnBothSidesIsAConflictAndBecomesOneRecord) {
+  Start("", "CREATE UNIQUE INDEX custmast_email ON CUSTMAST(EMAIL)",
+        "CREATE UNIQUE INDEX customers_email ON customers(email)");
+  env_->Write(L, "INSERT INTO CUSTMAST(CUSTNO, CNAME, EMAIL, STAT, BAL_CENTS) VALUES (3, 'TWIN, LEGACY', 'twin@x', "
+                 "'A', 300)");
+  env_->Write(M, "INSERT INTO customers(id, email, status, balance, first_name, last_name) VALUES ('n1', 'twin@x', "
+                 "'inactive', 4.5, 'MODERN', 'TWIN')");
+  env_->SyncOnce();
+  EXPECT_EQ(env_->Count(L, "CUSTMAST"), 3);
+  EXPECT_EQ(env_->Count(M, "customers"), 3);
+  auto open = Conflicts(false);
+  ASSERT_EQ(open.size(), 1u) << open.dump();
+  EXPECT_EQ(open[0]["kind"], "insert-insert");
+  EXPECT_EQ(open[0]["legacy_key"], "3");
+  EXPECT_EQ(open[0]["modern_key"], "'n1'");
+  std::string out;
+  EXPECT_EQ(Tandem("conflicts resolve " + open[0]["id"].get<std::string>() + " --set email=a@x", &out), 1) << out;
+  EXPECT_EQ(Tandem("conflicts resolve " + open[0]["id"].get<std::string>() + " --take modern", &out), 0) << out;
+  env_->SyncOnce();
+  EXPECT_EQ(Legacy(3, "CNAME, EMAIL, STAT, BAL_CENTS"), "TWIN, MODERN|twin@x|I|450\n");
+  EXPECT_EQ(env_->Count(L, "CUSTMAST"), 3);
+  EXPECT_EQ(env_->Count(M, "customers"), 3);
+  EXPECT_EQ(env_->Count(L, "_tandem_parked") + env_->Count(M, "_tandem_parked"), 0);
+  EXPECT_TRUE(Conflicts(false).empty());
+  // One record now: an edit on either side reaches the other row.
+  env_->Write(L, "UPDATE CUSTMAST SET BAL_CENTS = 999 WHERE CUSTNO = 3");
+  env_->SyncOnce();
+  EXPECT_EQ(env_->Query(M, "SELECT balance FROM customers WHERE id = 'n1'"), "9.99\n");
+  env_->Write(M, "UPDATE customers SET status = 'active' WHERE id = 'n1'");
+  env_->SyncOnce();
+  EXPECT_EQ(Legacy(3, "STAT"), "A\n");
+}
+
 TEST_F(ConflictTest, OnDeleteKeepUpdateRecreatesTheRecord) {
   Start("    conflicts: { on_delete: keep-update }\n");
   env_->Write(L, "DELETE FROM CUSTMAST WHERE CUSTNO = 1");

@@ -210,6 +210,27 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
   };
 }
 
+std::vector<std::string> SqliteConnector::UniqueViolationColumns(const Status& failed) const {
+  // SQLite: "UNIQUE constraint failed: customers.email, customers.region"
+  // (also for a PRIMARY KEY on a WITHOUT ROWID or non-integer key).
+  static const std::string kMarker = "UNIQUE constraint failed: ";
+  std::vector<std::string> out;
+  if (failed.code() != StatusCode::kConstraint) return out;
+  auto at = failed.message().find(kMarker);
+  if (at == std::string::npos) return out;
+  std::string list = failed.message().substr(at + kMarker.size());
+  size_t pos = 0;
+  while (pos < list.size()) {
+    size_t comma = list.find(", ", pos);
+    std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    auto dot = item.rfind('.');
+    out.push_back(dot == std::string::npos ? item : item.substr(dot + 1));
+    if (comma == std::string::npos) break;
+    pos = comma + 2;
+  }
+  return out;
+}
+
 Result<std::vector<std::string>> SqliteConnector::UpgradeControlTablesSql() {
   std::vector<std::string> out;
   TANDEM_ASSIGN_OR_RETURN(auto records, DescribeTable("_tandem_records"));

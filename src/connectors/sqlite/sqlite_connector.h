@@ -36,6 +36,7 @@ class SqliteConnector : public Connector {
   Status Query(const std::string& sql, const Row& params, std::vector<Row>* out) override;
   Result<std::optional<Row>> QueryOne(const std::string& sql, const Row& params) override;
   Result<Value> InsertReturningKey(const std::string& sql, const Row& params, const std::string& key_column) override;
+  std::vector<std::string> UniqueViolationColumns(const Status& failed) const override;
 
   Status BeginRead() override;
   void EndRead() override;
