@@ -152,9 +152,13 @@ class SyncEngine::Batch {
     Value target_value;
     std::optional<Value> base;   // in the target side's terms
     std::optional<Side> winner;  // nullopt: open, waiting for `tandem conflicts resolve`
-    const char* kind;            // update-update, delete-update, update-delete
+    const char* kind;            // update-update, delete-update, update-delete, insert-insert, read-only-edit
     const char* policy;
+    std::string request = "";    // a resolution to carry out at once (status 'resolving')
   };
+  // A change on the read-only side of a one-way entity: reverted (through a
+  // resolution request) or put aside, per the entity's read_only_edits.
+  Status ReadOnlyEdit(const WorkItem& item);
   Status RecordConflict(const EntityMapping& em, const RecordEntry& entry, const Conflict& c);
   // An insert the target rejected as a unique violation against a row that
   // no synced record owns: the same record inserted on both sides (e.g. the
@@ -399,7 +403,10 @@ Status SyncEngine::Batch::RecordConflict(const EntityMapping& em, const RecordEn
   const Value& mv = d_.source == Side::kLegacy ? c.target_value : c.source_value;
   const std::string& key = entry.lkey.empty() ? entry.mkey : entry.lkey;
   int64_t now = Clock::Default()->NowMillis();
-  if (!c.winner) {
+  if (!c.request.empty()) {
+    spdlog::warn("conflict: {} {} {} on the read-only {} side; {}", em.name, key, c.field, SideName(d_.source),
+                 c.policy);
+  } else if (!c.winner) {
     // Open (manual): one row per record and field, however often and from
     // whichever direction it is seen.
     for (Side db : {Side::kLegacy, Side::kModern}) {
@@ -419,12 +426,15 @@ Status SyncEngine::Batch::RecordConflict(const EntityMapping& em, const RecordEn
   e_.stats_[d_.source == Side::kLegacy ? 0 : 1].conflicts++;
   return d_.dst->Exec(
       "INSERT INTO _tandem_conflicts(at_ms, direction, entity, lkey, mkey, field, legacy_value, modern_value, winner, "
-      "kind, policy, base_value, status, settled_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "kind, policy, base_value, status, settled_at_ms, resolution) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+      "?)",
       {Value::Integer(now), Value::Text(d_.name), Value::Text(em.name), Value::Text(entry.lkey),
        Value::Text(entry.mkey), Value::Text(c.field), Value::Text(lv.ToDisplay()), Value::Text(mv.ToDisplay()),
        Value::Text(c.winner ? SideName(*c.winner) : ""), Value::Text(c.kind), Value::Text(c.policy),
-       c.base ? Value::Text(c.base->ToDisplay()) : Value::Null(), Value::Text(c.winner ? "settled" : "open"),
-       c.winner ? Value::Integer(now) : Value::Null()});
+       c.base ? Value::Text(c.base->ToDisplay()) : Value::Null(),
+       Value::Text(!c.request.empty() ? "resolving" : c.winner ? "settled" : "open"),
+       c.winner && c.request.empty() ? Value::Integer(now) : Value::Null(),
+       c.request.empty() ? Value::Null() : Value::Text(c.request)});
 }
 
 Status SyncEngine::Batch::InsertInsertConflictOr(const EntityMapping& em, const WorkItem& item,
@@ -587,9 +597,55 @@ bool AnyNonNull(const Row& row, size_t from) {
 }
 }  // namespace
 
+Status SyncEngine::Batch::ReadOnlyEdit(const WorkItem& item) {
+  const EntityMapping& em = e_.mapping_->entities[item.entity];
+  const DirectionMapping& dm = em.from(d_.source);
+  const Side owner = d_.target;
+  std::optional<RecordEntry> entry = item.entry_before;
+  if (entry && entry->gone) entry.reset();
+  RecordEntry pair;
+  pair.entity = em.name;
+  if (entry) pair = *entry;
+  else if (d_.source == Side::kLegacy) pair.lkey = EncodeKey(item.key);
+  else pair.mkey = EncodeKey(item.key);
+  const char* policy = em.read_only_edits == ReadOnlyEditPolicy::kRevert ? "revert" : "park";
+  if (!entry || !item.source_exists) {
+    // A record created or deleted on the read-only side: put aside for a person.
+    TANDEM_RETURN_IF_ERROR(RecordConflict(em, pair, {"(row)", Value::Text(item.source_exists ? "inserted" : "deleted"),
+                                                     Value::Null(), std::nullopt, std::nullopt, "read-only-edit",
+                                                     "park"}));
+    return Status::Conflict(fmt::format("{} is synced {} only: a record {} on the {} side is put aside", em.name,
+                                        DirectionName(owner), item.source_exists ? "created" : "deleted",
+                                        SideName(d_.source)));
+  }
+  // An update: only mapped values that now differ from the owner's count.
+  Row mapped;
+  TANDEM_RETURN_IF_ERROR(MapRow(dm, *item.source_row, &mapped));
+  TANDEM_ASSIGN_OR_RETURN(Row tkey, DecodeKey(entry->key(owner)));
+  TANDEM_ASSIGN_OR_RETURN(auto trow, TargetRow(item.entity, tkey));
+  if (!trow) return Status::Ok();  // the owner deleted it; that delete is on its way
+  const size_t tk = dm.target_key_columns.size();
+  std::string fields;
+  for (size_t i = 0; i < dm.rules.size(); ++i)
+    if (!mapped[i].SameAs((*trow)[tk + i])) fields += (fields.empty() ? "" : ", ") + dm.rules[i].field;
+  if (fields.empty()) return Status::Ok();
+  if (em.read_only_edits == ReadOnlyEditPolicy::kRevert) {
+    // Carried out by the next pass (ProcessResolutions): the owner's values
+    // are written back over the edit.
+    nlohmann::json request = {{"take", SideName(owner)}};
+    return RecordConflict(em, pair, {"(row) " + fields, Value::Text("edited"), Value::Null(), std::nullopt, owner,
+                                     "read-only-edit", policy, request.dump()});
+  }
+  TANDEM_RETURN_IF_ERROR(RecordConflict(em, pair, {"(row) " + fields, Value::Text("edited"), Value::Null(),
+                                                   std::nullopt, std::nullopt, "read-only-edit", policy}));
+  return Status::Conflict(fmt::format("{} is synced {} only: an edit of {} on the {} side is put aside", em.name,
+                                      DirectionName(owner), fields, SideName(d_.source)));
+}
+
 Status SyncEngine::Batch::Apply(const WorkItem& item) {
   const EntityMapping& em = e_.mapping_->entities[item.entity];
   const DirectionMapping& dm = em.from(d_.source);
+  if (!dm.enabled) return ReadOnlyEdit(item);
   const DirectionSql& sql = d_.sql[item.entity];
   const Side S = d_.source, T = d_.target;
   Connector& dst = *d_.dst;
@@ -1343,7 +1399,7 @@ Result<int64_t> SyncEngine::DrainOnce() {
   }
   for (auto& dir : directions_) {
     bool enabled = false;
-    for (auto& em : mapping_->entities) enabled |= em.from(dir->source).enabled;
+    for (auto& em : mapping_->entities) enabled |= em.from(dir->source).enabled || em.from(dir->source).read_only;
     if (!enabled) continue;
     auto n = Drain(*dir);
     if (!n.ok())
@@ -1426,7 +1482,8 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
   if (resolution.contains("take")) take = resolution["take"] == "legacy" ? Side::kLegacy : Side::kModern;
   // The record's fields in conflict (open or being resolved), from both databases.
   std::set<std::string> fields;
-  bool twins = false;  // insert-insert: two records become one
+  bool twins = false;      // insert-insert: two records become one
+  bool whole_row = false;  // read-only-edit: one side's version of every field
   for (Side s : {Side::kLegacy, Side::kModern}) {
     std::vector<Row> rows;
     TANDEM_RETURN_IF_ERROR(db(s).Query("SELECT field, kind FROM _tandem_conflicts WHERE status IN ('open', "
@@ -1434,9 +1491,17 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
                                        {Value::Text(entity), Value::Text(lkey), Value::Text(mkey)}, &rows));
     for (auto& r : rows) {
       if (r[1].as_bytes() == "insert-insert") twins = true;
+      else if (r[1].as_bytes() == "read-only-edit") whole_row = true;
       else fields.insert(r[0].as_bytes());
     }
   }
+  if (whole_row && (lkey.empty() || mkey.empty()))
+    return Status::InvalidArgument("a record created or deleted on the read-only side cannot be taken over: delete "
+                                   "or re-create it there, then discard the put-aside change");
+  if (whole_row && !take) return Status::InvalidArgument("an edit of a read-only side is settled with --take");
+  if (whole_row)
+    for (const DirectionMapping* d : {&em.to_modern, &em.to_legacy})
+      for (auto& r : d->rules) fields.insert(r.field);
   if (twins) {
     if (!take || resolution.contains("set"))
       return Status::InvalidArgument("a record inserted on both sides is settled with --take legacy|modern (the "

@@ -327,6 +327,9 @@ CompileOutcome Compiler::Run() {
       }
     }
     em.on_delete = cc.on_delete;
+    em.read_only_edits = cc.read_only_edits;
+    for (DirectionMapping* d : {&em.to_modern, &em.to_legacy})
+      d->read_only = !d->enabled && e.direction != SyncDirection::kOff;
     if (!cc.newest_by_legacy.empty())
       ok &= CheckColumn(Side::kLegacy, *lt, cc.newest_by_legacy, cc.where,
                         fmt::format("entity '{}', conflicts.newest_by", e.name));
@@ -349,7 +352,7 @@ CompileOutcome Compiler::Run() {
         if (r.kind == RuleKind::kLookup) r.lookup_entity_index = mapping->index_by_name.at(r.lookup_entity);
       if (d->target_row_shared)
         d->shared_row_key.lookup_entity_index = mapping->index_by_name.at(d->shared_row_key.lookup_entity);
-      if (!d->enabled) continue;
+      if (!d->enabled && !d->read_only) continue;  // read-only sides are captured too
       auto& specs = mapping->captured[d->source == Side::kLegacy ? 0 : 1];
       auto it = std::find_if(specs.begin(), specs.end(),
                              [&](const CapturedTableSpec& s) { return SameName(s.table, d->source_table); });

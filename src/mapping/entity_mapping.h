@@ -43,6 +43,9 @@ struct DirectionMapping {
   Side source = Side::kLegacy;
   Side target = Side::kModern;
   bool enabled = false;
+  // A one-way entity's other direction: its source side is read-only, and an
+  // edit there is a conflict (reverted or put aside), never applied.
+  bool read_only = false;
   std::string source_table;
   std::string target_table;
   // Columns read from the source row; the first source_key_count are its key.
@@ -69,6 +72,7 @@ struct EntityMapping {
   bool shares_parent_row = false;  // legacy side is a split of another entity's row
   // Conflict settings (see ConflictConfig); per-field policies are on the rules.
   DeletePolicy on_delete = DeletePolicy::kPrimary;
+  ReadOnlyEditPolicy read_only_edits = ReadOnlyEditPolicy::kRevert;
   std::string newest_by[2];  // [0] legacy, [1] modern timestamp column; empty = capture time
   const std::string& newest_column(Side s) const { return newest_by[s == Side::kLegacy ? 0 : 1]; }
   const DirectionMapping& from(Side source) const { return source == Side::kLegacy ? to_modern : to_legacy; }

@@ -250,6 +250,63 @@ TEST_F(ConflictTest, SameRecordInsertedOnBothSidesIsAConflictAndBecomesOneRecord
   EXPECT_EQ(Legacy(3, "STAT"), "A\n");
 }
 
+// Whole-entity ownership: with direction legacy-to-modern, an edit made on
+// modern by mistake is reported and reverted to legacy's values (default),
+// or put aside for a person (read_only_edits: park).
+class ReadOnlySideTest : public ConflictTest {
+ protected:
+  void StartOneWay(const std::string& conflicts_yaml) {
+    std::string cfg = ConfigWithConflicts(conflicts_yaml);
+    cfg.replace(cfg.find("    direction: both"), 19, "    direction: legacy-to-modern");
+    env_ = std::make_unique<TestEnv>(cfg);
+    env_->Install();
+    env_->Write(L, "INSERT INTO CUSTMAST(CUSTNO, CNAME, EMAIL, STAT, BAL_CENTS) VALUES "
+                   "(1, 'DOE, JOHN', 'j@x', 'A', 100), (2, 'ROE, JANE', 'r@x', 'A', 200)");
+    env_->SyncOnce();
+    ASSERT_EQ(env_->Count(M, "customers"), 2);
+  }
+};
+
+TEST_F(ReadOnlySideTest, AnEditOfTheReadOnlySideIsReportedAndReverted) {
+  StartOneWay("");
+  env_->Write(M, "UPDATE customers SET email = 'oops@x', balance = 5 WHERE email = 'j@x'");
+  env_->SyncOnce();
+  EXPECT_EQ(Legacy(1, "EMAIL, BAL_CENTS"), "j@x|100\n") << "legacy is never touched";
+  EXPECT_EQ(env_->Count(M, "customers WHERE email = 'j@x' AND balance = 1"), 1) << env_->Query(M, "SELECT * FROM customers");
+  auto all = Conflicts(true);
+  ASSERT_EQ(all.size(), 1u) << all.dump();
+  EXPECT_EQ(all[0]["kind"], "read-only-edit");
+  EXPECT_EQ(all[0]["policy"], "revert");
+  EXPECT_EQ(all[0]["winner"], "legacy");
+  EXPECT_EQ(all[0]["status"], "resolved");
+  // Legacy keeps flowing as before.
+  env_->Write(L, "UPDATE CUSTMAST SET BAL_CENTS = 300 WHERE CUSTNO = 1");
+  env_->SyncOnce();
+  EXPECT_EQ(env_->Query(M, "SELECT balance FROM customers WHERE email = 'j@x'"), "3\n");
+}
+
+TEST_F(ReadOnlySideTest, ParkKeepsTheEditAsideUntilAPersonDecides) {
+  StartOneWay("    conflicts: { read_only_edits: park }\n");
+  env_->Write(M, "UPDATE customers SET email = 'oops@x' WHERE email = 'j@x'");
+  env_->Write(M, "INSERT INTO customers(id, email, status, balance, first_name, last_name) VALUES ('n1', 'new@x', "
+                 "'active', 1, 'NEW', 'ONE')");
+  env_->SyncOnce();
+  EXPECT_EQ(Legacy(1, "EMAIL"), "j@x\n");
+  EXPECT_EQ(env_->Count(L, "CUSTMAST"), 2) << "nothing created on the owning side";
+  auto open = Conflicts(false);
+  ASSERT_EQ(open.size(), 2u) << open.dump();
+  EXPECT_EQ(env_->Count(L, "_tandem_parked WHERE kind = 'conflict'"), 2);
+  std::string edit_id;
+  for (auto& c : open)
+    if (c["legacy_key"] == "1") edit_id = c["id"];
+  ASSERT_FALSE(edit_id.empty()) << open.dump();
+  std::string out;
+  EXPECT_EQ(Tandem("conflicts resolve " + edit_id + " --take legacy", &out), 0) << out;
+  env_->SyncOnce();
+  EXPECT_EQ(env_->Count(M, "customers WHERE email = 'j@x'"), 1);
+  EXPECT_EQ(env_->Count(L, "_tandem_parked WHERE kind = 'conflict'"), 1) << "the insert stays put aside";
+}
+
 TEST_F(ConflictTest, OnDeleteKeepUpdateRecreatesTheRecord) {
   Start("    conflicts: { on_delete: keep-update }\n");
   env_->Write(L, "DELETE FROM CUSTMAST WHERE CUSTNO = 1");

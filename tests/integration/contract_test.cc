@@ -73,7 +73,10 @@ TEST_F(ContractTest, CompositeEqualKeysSyncBothWays) {
   EXPECT_EQ(env_.Count(L, "ITEMS"), 2);
 }
 
-TEST_F(ContractTest, OneWayEntityIgnoresChangesOnTheOtherSideAndOffEntityIsNotSynced) {
+// A one-way entity owns its data on one side: edits on the other side are
+// never applied back; an update is reverted to the owner's values and a new
+// row is put aside (issue 3, read_only_edits). An `off` entity is not synced.
+TEST_F(ContractTest, OneWayEntityRevertsReadOnlySideEditsAndOffEntityIsNotSynced) {
   env_.Write(L, "INSERT INTO NOTES VALUES ('a', 'from legacy'); INSERT INTO AUDIT VALUES (1, 'legacy only')");
   env_.SyncOnce();
   EXPECT_EQ(env_.Query(M, "SELECT code, body FROM notes"), "a|from legacy\n");
@@ -81,8 +84,10 @@ TEST_F(ContractTest, OneWayEntityIgnoresChangesOnTheOtherSideAndOffEntityIsNotSy
   env_.Write(M, "UPDATE notes SET body = 'edited on modern'; INSERT INTO notes VALUES ('b', 'modern only')");
   env_.SyncOnce();
   EXPECT_EQ(env_.Query(L, "SELECT CODE, TXT FROM NOTES"), "a|from legacy\n");
-  // Capture is installed only where a direction needs it.
-  EXPECT_EQ(env_.Count(M, "sqlite_master WHERE type = 'trigger' AND tbl_name = 'notes'"), 0);
+  EXPECT_EQ(env_.Query(M, "SELECT code, body FROM notes ORDER BY code"), "a|from legacy\nb|modern only\n");
+  EXPECT_EQ(env_.Count(L, "_tandem_parked WHERE kind = 'conflict'"), 1) << "the modern-only row is put aside";
+  // The read-only side is captured (to see such edits); the off entity nowhere.
+  EXPECT_EQ(env_.Count(M, "sqlite_master WHERE type = 'trigger' AND tbl_name = 'notes'"), 4);
   EXPECT_EQ(env_.Count(L, "sqlite_master WHERE type = 'trigger' AND tbl_name = 'AUDIT'"), 0);
 }
 
