@@ -3,9 +3,10 @@
 // stopped (so which edits are concurrent is known exactly), then `tandem run`
 // killed with SIGKILL at random moments, restarted, and drained with `run
 // --once`. An oracle replays the workload's own log and computes the expected
-// final value of every field from the policy's rule; both databases must hold
-// exactly that, with no record lost or duplicated. For `manual`, every open
-// conflict is then resolved with a random side through the CLI first.
+// final value of every field from the policy's rule (and, for records deleted
+// on one side, the primary side's action); both databases must hold exactly
+// that, with no record lost or duplicated. For `manual`, every open conflict
+// is then resolved with a random side through the CLI first.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <map>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "engine/conflict_queue.h"
@@ -123,9 +125,19 @@ TEST_P(ConflictConvergenceTest, RandomConcurrentEditsWithKillsEndAsThePolicySays
     // 1. Concurrent edits, logged per side: final values and the time of the last edit.
     std::map<int, Fields> side_now[2] = {agreed, agreed};
     std::map<int, int64_t> last_edit[2];
+    std::set<int> deleted[2];
     for (int e = 0; e < 150; ++e) {
       Side side = rng() % 2 ? L : M;
       auto& mine = side_now[side == L ? 0 : 1];
+      auto& gone = deleted[side == L ? 0 : 1];
+      if (rng() % 25 == 0) {  // a delete, on one side only
+        int id = static_cast<int>(1 + rng() % (next_id - 1));
+        if (!mine.count(id) || gone.count(id)) continue;
+        env_->Write(side, side == L ? fmt::format("DELETE FROM CUSTMAST WHERE CNAME = 'R{}, X'", id)
+                                    : fmt::format("DELETE FROM customers WHERE last_name = 'R{}'", id));
+        gone.insert(id);
+        continue;
+      }
       if (rng() % 20 == 0) {  // a new record, on one side only
         int id = next_id++;
         Fields f{fmt::format("new{}@x", id), static_cast<int64_t>(rng() % 100000), rng() % 2 ? "A" : "I"};
@@ -136,6 +148,7 @@ TEST_P(ConflictConvergenceTest, RandomConcurrentEditsWithKillsEndAsThePolicySays
       }
       // Mostly a few hot records, so that both sides often edit the same one.
       int id = static_cast<int>(1 + (rng() % 4 ? rng() % 10 : rng() % 60));
+      if (!mine.count(id) || gone.count(id)) continue;  // not on this side (new elsewhere, or deleted)
       Fields f = mine[id];
       switch (rng() % 3) {  // one or more fields, sometimes to the same value as the other side
         case 0: f.email = rng() % 4 ? fmt::format("{}{}.{}@x", side == L ? "l" : "m", round, clock) : "same@x"; break;
@@ -183,6 +196,7 @@ TEST_P(ConflictConvergenceTest, RandomConcurrentEditsWithKillsEndAsThePolicySays
     for (auto& [id, mnow] : side_now[1])
       if (!expected.count(id)) expected[id] = mnow;
     for (auto& [id, base] : agreed) {
+      if (deleted[0].count(id) || deleted[1].count(id)) continue;  // settled by the delete rule below
       const Fields& lv = side_now[0][id];
       const Fields& mv = side_now[1][id];
       auto settle = [&](auto Fields::*field) {
@@ -199,6 +213,18 @@ TEST_P(ConflictConvergenceTest, RandomConcurrentEditsWithKillsEndAsThePolicySays
         return chosen_by_id[id] == L ? lv.*field : mv.*field;
       };
       expected[id] = Fields{settle(&Fields::email), settle(&Fields::cents), settle(&Fields::stat)};
+    }
+    // Deletes (on_delete unset: the primary side, legacy, wins a delete against an update).
+    for (int id = 1; id < next_id; ++id) {
+      bool ld = deleted[0].count(id) > 0, md = deleted[1].count(id) > 0;
+      if (!ld && !md) continue;
+      bool l_updated = agreed.count(id) && side_now[0].count(id) && !(side_now[0][id] == agreed[id]);
+      if (md && !ld && l_updated) {
+        expected[id] = side_now[0][id];  // legacy's update wins: re-created on modern
+        conflicts_seen++;
+      } else {
+        expected.erase(id);
+      }
     }
     auto legacy = Read(L), modern = Read(M);
     EXPECT_EQ(legacy.size(), expected.size());
