@@ -494,16 +494,24 @@ Result<Side> SyncEngine::Batch::NewestSide(const EntityMapping& em, const WorkIt
                                                       dm.target_key_columns),
                                       tkey));
   } else {
-    // Capture times: this change's, and the target's newest captured change of the row.
-    ts_s = Value::Integer(item.captured_at_ms);
-    std::string sql = "SELECT max(l.at_ms) FROM _tandem_log l JOIN _tandem_capture c ON c.table_id = l.table_id WHERE "
-                      "c.table_name = ? COLLATE NOCASE";
-    Row params{Value::Text(dm.target_table)};
-    for (size_t i = 0; i < tkey.size(); ++i) {
-      sql += fmt::format(" AND l.k{} IS ?", i + 1);
-      params.push_back(tkey[i]);
+    // Capture times: the newest captured change of the row on each side
+    // (a retried change carries no capture time of its own).
+    auto newest_capture = [&](Connector& db, const std::string& table, const Row& key) -> Result<Value> {
+      std::string sql = "SELECT max(l.at_ms) FROM _tandem_log l JOIN _tandem_capture c ON c.table_id = l.table_id "
+                        "WHERE c.table_name = ? COLLATE NOCASE";
+      Row params{Value::Text(table)};
+      for (size_t i = 0; i < key.size(); ++i) {
+        sql += fmt::format(" AND l.k{} IS ?", i + 1);
+        params.push_back(key[i]);
+      }
+      return one(db, sql, params);
+    };
+    if (item.captured_at_ms > 0) {
+      ts_s = Value::Integer(item.captured_at_ms);
+    } else {
+      TANDEM_ASSIGN_OR_RETURN(ts_s, newest_capture(*d_.src, dm.source_table, item.key));
     }
-    TANDEM_ASSIGN_OR_RETURN(ts_t, one(*d_.dst, sql, params));
+    TANDEM_ASSIGN_OR_RETURN(ts_t, newest_capture(*d_.dst, dm.target_table, tkey));
   }
   int c = ts_s.Compare(ts_t);
   if (ts_s.is_null() || ts_t.is_null() || c == 0) return e_.config_.primary;
@@ -1454,6 +1462,8 @@ Result<int> SyncEngine::ProcessResolutions() {
                                             {}, &requests));
     for (const Row& req : requests) {
       Status st = ResolveRecord(req[1].as_bytes(), req[2].as_bytes(), req[3].as_bytes(), req[4].as_bytes());
+      // A database busy or gone: keep the request (each step is idempotent) and let the caller back off.
+      if (st.retryable()) return st;
       if (!st.ok()) {
         // Back to open, with the reason, so the operator sees why.
         spdlog::warn("conflict {}:{} not resolved: {}", SideName(stored), req[0].as_integer(), st.message());
@@ -1484,6 +1494,7 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
   std::set<std::string> fields;
   bool twins = false;      // insert-insert: two records become one
   bool whole_row = false;  // read-only-edit: one side's version of every field
+  bool row_deleted = false;  // delete-update / update-delete: one side's action, for the whole record
   for (Side s : {Side::kLegacy, Side::kModern}) {
     std::vector<Row> rows;
     TANDEM_RETURN_IF_ERROR(db(s).Query("SELECT field, kind FROM _tandem_conflicts WHERE status IN ('open', "
@@ -1492,6 +1503,7 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
     for (auto& r : rows) {
       if (r[1].as_bytes() == "insert-insert") twins = true;
       else if (r[1].as_bytes() == "read-only-edit") whole_row = true;
+      else if (r[1].as_bytes() == "delete-update" || r[1].as_bytes() == "update-delete") row_deleted = true;
       else fields.insert(r[0].as_bytes());
     }
   }
@@ -1557,9 +1569,14 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
     }
     params.insert(params.end(), key.begin(), key.end());
     TANDEM_RETURN_IF_ERROR(d.BeginApply());
+    int64_t changed = 0;
     Status st = d.Exec("UPDATE " + d.QuoteIdent(into.target_table) + " SET " + JoinQuoted(d, names, ", ", " = ?") +
                            WhereKey(d, into.target_key_columns),
-                       params);
+                       params, &changed);
+    if (st.ok() && changed != 1)
+      st = Status::NotFound(fmt::format("the {} row {} is gone (deleted or re-keyed since the conflict); settle it "
+                                        "there first",
+                                        into.target_table, DisplayKey(key)));
     if (st.ok()) return d.CommitApply();
     d.RollbackApply();
     return st;
@@ -1589,9 +1606,57 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
     for (size_t i : rules) cols.emplace_back(dm.rules[i].target_column, mapped[i]);
     TANDEM_RETURN_IF_ERROR(update_row(*dir.dst, dm, cols, key_of(Other(w))));
   }
+  // Deleted on one side, updated on the other: the winner's action for the
+  // whole record. An update that wins: the key map forgets the pair, so the
+  // held update re-creates the record. A delete that wins: the other row goes.
+  if (row_deleted) {
+    if (!take || resolution.contains("set"))
+      return Status::InvalidArgument("a record deleted on one side and updated on the other is settled with --take "
+                                     "legacy|modern");
+    bool exists[2];
+    for (Side s : {Side::kLegacy, Side::kModern}) {
+      Direction& into = dir_from(Other(s));  // its target side is s
+      TANDEM_ASSIGN_OR_RETURN(auto row, into.dst->QueryOne(into.sql[ei].select_target, key_of(s)));
+      exists[s == Side::kLegacy ? 0 : 1] = row.has_value();
+    }
+    const Side w = *take, o = Other(*take);
+    const bool w_exists = exists[w == Side::kLegacy ? 0 : 1], o_exists = exists[o == Side::kLegacy ? 0 : 1];
+    if (w_exists != o_exists) {
+      Connector& d = db(o);
+      RecordEntry gone;
+      gone.entity = entity;
+      gone.lkey = lkey;
+      gone.mkey = mkey;
+      gone.gone = true;
+      TANDEM_RETURN_IF_ERROR(d.BeginApply());
+      Status st = Status::Ok();
+      if (!w_exists && em.from(w).target_row_shared) {
+        d.RollbackApply();
+        return Status::InvalidArgument(fmt::format("{} shares its {} row with another entity: clear its columns there "
+                                                   "by hand, then discard the put-aside changes",
+                                                   entity, SideName(o)));
+      }
+      if (!w_exists) {  // the delete wins: delete the other side's row too
+        Direction& into = dir_from(w);
+        st = d.Exec(into.sql[ei].delete_target, key_of(o));
+      }
+      if (st.ok()) st = records_->Put(o, &gone);
+      if (st.ok()) st = d.CommitApply();
+      else d.RollbackApply();
+      TANDEM_RETURN_IF_ERROR(st);
+    }
+  }
   // Twins: link the two rows as one record (bases come with the retries below,
   // which find both rows equal).
   if (twins) {
+    for (Side s : {Side::kLegacy, Side::kModern}) {
+      TANDEM_ASSIGN_OR_RETURN(auto mapped, records_->Find(entity, s, s == Side::kLegacy ? lkey : mkey));
+      if (mapped && !mapped->gone)
+        return Status::InvalidArgument(fmt::format(
+            "the {} row {} is already synced as another record (its twin reached the other side first, e.g. where no "
+            "unique constraint stopped it); delete the duplicate there, then discard the put-aside change",
+            SideName(s), DisplayKey(key_of(s))));
+    }
     Connector& d = db(Other(*take));
     RecordEntry link;
     link.entity = entity;

@@ -307,6 +307,33 @@ TEST_F(ReadOnlySideTest, ParkKeepsTheEditAsideUntilAPersonDecides) {
   EXPECT_EQ(env_->Count(L, "_tandem_parked WHERE kind = 'conflict'"), 1) << "the insert stays put aside";
 }
 
+// on_delete: manual -- review finding: resolving must settle the record, not
+// find the same conflict again.
+TEST_F(ConflictTest, ManualDeleteAgainstUpdateIsSettledByEitherSide) {
+  Start("    conflicts: { on_delete: manual }\n");
+  env_->Write(L, "DELETE FROM CUSTMAST WHERE CUSTNO IN (1, 2)");
+  env_->Write(M, "UPDATE customers SET email = 'kept1@x' WHERE email = 'j@x';"
+                 "UPDATE customers SET email = 'kept2@x' WHERE email = 'r@x'");
+  env_->SyncOnce();
+  EXPECT_EQ(env_->Count(M, "customers"), 2) << "nothing applied while undecided";
+  auto open = Conflicts(false);
+  ASSERT_EQ(open.size(), 2u) << open.dump();
+  std::string out;
+  for (auto& c : open) {
+    bool first = c["legacy_key"] == "1";
+    EXPECT_EQ(Tandem("conflicts resolve " + c["id"].get<std::string>() + (first ? " --take modern" : " --take legacy"),
+                     &out),
+              0)
+        << out;
+  }
+  env_->SyncOnce();
+  EXPECT_TRUE(Conflicts(false).empty()) << Conflicts(false).dump();
+  EXPECT_EQ(env_->Count(L, "_tandem_parked") + env_->Count(M, "_tandem_parked"), 0);
+  // 1: modern's update won, so it is re-created on legacy. 2: legacy's delete won.
+  EXPECT_EQ(env_->Query(L, "SELECT EMAIL FROM CUSTMAST"), "kept1@x\n");
+  EXPECT_EQ(env_->Query(M, "SELECT email FROM customers"), "kept1@x\n");
+}
+
 TEST_F(ConflictTest, OnDeleteKeepUpdateRecreatesTheRecord) {
   Start("    conflicts: { on_delete: keep-update }\n");
   env_->Write(L, "DELETE FROM CUSTMAST WHERE CUSTNO = 1");
