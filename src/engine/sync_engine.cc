@@ -1588,8 +1588,16 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
     const DirectionMapping& dm = em.from(w);
     std::vector<size_t> rules;
     for (size_t i = 0; i < dm.rules.size(); ++i) {
+      // The rule of the field itself, or one computed from it (a field that
+      // only the other direction has, e.g. first_name -> CNAME).
+      bool wins = false;
       auto it = winner_of.find(dm.rules[i].field);
-      if (it != winner_of.end() && it->second == w) rules.push_back(i);
+      if (it != winner_of.end()) wins = it->second == w;
+      for (int dep : dm.rules[i].deps) {
+        auto d = winner_of.find(dm.source_columns[dep]);
+        if (d != winner_of.end() && d->second == w) wins = true;
+      }
+      if (wins) rules.push_back(i);
     }
     if (rules.empty()) continue;
     Direction& dir = dir_from(w);

@@ -320,9 +320,20 @@ CompileOutcome Compiler::Run() {
     const ConflictPolicy merge_fallback = cc.fallback_given ? cc.fallback : primary_wins;
     for (DirectionMapping* d : {&em.to_modern, &em.to_legacy}) {
       for (ColumnRule& r : d->rules) {
+        // An override names a field; it also covers the other direction's
+        // rules computed from that field (CNAME from first_name/last_name),
+        // so both directions settle the same edit the same way. manual wins
+        // over other overrides that cover the same rule.
         ConflictPolicy p = cc.default_policy;
-        for (auto& o : cc.fields)
-          if (o.field == r.field && o.policy != ConflictPolicy::kMerge) p = o.policy;
+        bool overridden = false;
+        for (auto& o : cc.fields) {
+          if (o.policy == ConflictPolicy::kMerge) continue;
+          bool covers = o.field == r.field;
+          for (int dep : r.deps) covers |= SameName(d->source_columns[dep], o.field);
+          if (!covers) continue;
+          if (!overridden || o.policy == ConflictPolicy::kManual) p = o.policy;
+          overridden = true;
+        }
         r.policy = p == ConflictPolicy::kMerge ? merge_fallback : p;
       }
     }

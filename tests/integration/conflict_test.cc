@@ -334,6 +334,28 @@ TEST_F(ConflictTest, ManualDeleteAgainstUpdateIsSettledByEitherSide) {
   EXPECT_EQ(env_->Query(M, "SELECT email FROM customers"), "kept1@x\n");
 }
 
+// Review finding: a policy on a computed field (first_name, computed on
+// modern from CNAME) must also hold the other direction's rule computed from
+// it (CNAME from first_name/last_name), and resolving must write it there.
+TEST_F(ConflictTest, ComputedFieldPolicyCoversBothDirections) {
+  Start("    conflicts: { default: legacy-wins, fields: { first_name: manual } }\n");
+  env_->Write(L, "UPDATE CUSTMAST SET CNAME = 'DOE, JON' WHERE CUSTNO = 1");
+  env_->Write(M, "UPDATE customers SET first_name = 'JOHNNY' WHERE email = 'j@x'");
+  env_->SyncOnce();
+  EXPECT_EQ(Legacy(1, "CNAME"), "DOE, JON\n");
+  EXPECT_EQ(env_->Query(M, "SELECT first_name FROM customers WHERE email = 'j@x'"), "JOHNNY\n");
+  auto open = Conflicts(false);
+  ASSERT_GE(open.size(), 1u);
+  for (auto& c : Conflicts(true)) EXPECT_EQ(c["policy"], "manual") << "both directions hold it: " << c.dump();
+  std::string out;
+  EXPECT_EQ(Tandem("conflicts resolve " + open[0]["id"].get<std::string>() + " --take modern", &out), 0) << out;
+  env_->SyncOnce();
+  EXPECT_EQ(Legacy(1, "CNAME"), "DOE, JOHNNY\n");
+  EXPECT_EQ(env_->Query(M, "SELECT first_name FROM customers WHERE email = 'j@x'"), "JOHNNY\n");
+  EXPECT_TRUE(Conflicts(false).empty()) << Conflicts(false).dump();
+  EXPECT_EQ(env_->Count(L, "_tandem_parked") + env_->Count(M, "_tandem_parked"), 0);
+}
+
 TEST_F(ConflictTest, OnDeleteKeepUpdateRecreatesTheRecord) {
   Start("    conflicts: { on_delete: keep-update }\n");
   env_->Write(L, "DELETE FROM CUSTMAST WHERE CUSTNO = 1");
