@@ -626,16 +626,26 @@ Status SyncEngine::Batch::ReadOnlyEdit(const WorkItem& item) {
                                         DirectionName(owner), item.source_exists ? "created" : "deleted",
                                         SideName(d_.source)));
   }
-  // An update: only mapped values that now differ from the owner's count.
-  Row mapped;
-  TANDEM_RETURN_IF_ERROR(MapRow(dm, *item.source_row, &mapped));
+  // An update: the mapped columns that differ from the version both sides
+  // last agreed on (its base on this side). Without a base, compare through
+  // the mapping with the owner's row.
   TANDEM_ASSIGN_OR_RETURN(Row tkey, DecodeKey(entry->key(owner)));
   TANDEM_ASSIGN_OR_RETURN(auto trow, TargetRow(item.entity, tkey));
   if (!trow) return Status::Ok();  // the owner deleted it; that delete is on its way
-  const size_t tk = dm.target_key_columns.size();
   std::string fields;
-  for (size_t i = 0; i < dm.rules.size(); ++i)
-    if (!mapped[i].SameAs((*trow)[tk + i])) fields += (fields.empty() ? "" : ", ") + dm.rules[i].field;
+  if (const auto& base = entry->base(d_.source)) {
+    for (size_t i = dm.source_key_count; i < dm.source_columns.size(); ++i) {
+      auto it = base->find(dm.source_columns[i]);
+      if (it != base->end() && !it->second.SameAs((*item.source_row)[i]))
+        fields += (fields.empty() ? "" : ", ") + dm.source_columns[i];
+    }
+  } else {
+    Row mapped;
+    TANDEM_RETURN_IF_ERROR(MapRow(dm, *item.source_row, &mapped));
+    const size_t tk = dm.target_key_columns.size();
+    for (size_t i = 0; i < dm.rules.size(); ++i)
+      if (!mapped[i].SameAs((*trow)[tk + i])) fields += (fields.empty() ? "" : ", ") + dm.rules[i].field;
+  }
   if (fields.empty()) return Status::Ok();
   if (em.read_only_edits == ReadOnlyEditPolicy::kRevert) {
     // Carried out by the next pass (ProcessResolutions): the owner's values
