@@ -530,14 +530,17 @@ Status SyncEngine::Batch::Park(const WorkItem& item, const Status& why) {
   }
   if (d_.parked.insert(ParkedKey(em.name, key)).second) e_.stats_[d_.source == Side::kLegacy ? 0 : 1].parked++;
   return d_.dst->Exec(
-      "INSERT INTO _tandem_parked(direction, entity, source_key, kind, reason, first_seq, last_seq, parked_at_ms) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(direction, entity, source_key) DO UPDATE SET kind = excluded.kind, "
-      "reason = excluded.reason, last_seq = max(last_seq, excluded.last_seq), attempts = attempts + 1",
+      "INSERT INTO _tandem_parked(direction, entity, source_key, kind, reason, first_seq, last_seq, parked_at_ms, "
+      "old_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(direction, entity, source_key) DO UPDATE SET kind = "
+      "excluded.kind, reason = excluded.reason, last_seq = max(last_seq, excluded.last_seq), attempts = attempts + 1, "
+      "old_key = coalesce(old_key, excluded.old_key)",
       {Value::Text(d_.name), Value::Text(em.name), Value::Text(key), Value::Text(waiting                                    ? "waiting"
                    : why.code() == StatusCode::kConflict ? "conflict"
                                                          : "rejected"),
        Value::Text(why.message()), Value::Integer(item.seq), Value::Integer(item.seq),
-       Value::Integer(Clock::Default()->NowMillis())});
+       Value::Integer(Clock::Default()->NowMillis()),
+       // A held key change keeps the key the record had, so a retry still finds it.
+       item.old_key.empty() ? Value::Null() : Value::Text(EncodeKey(item.old_key))});
 }
 
 Result<bool> SyncEngine::Batch::Retry(const WorkItem& item) {
@@ -1133,7 +1136,7 @@ Status SyncEngine::RetryWaiting(Direction& dir, Batch& batch) {
   constexpr int kMaxRetriesPerBatch = 256;
   std::vector<Row> rows;
   TANDEM_RETURN_IF_ERROR(dir.dst->Query(
-      "SELECT id, entity, source_key, last_seq FROM _tandem_parked WHERE direction = ? AND (kind = 'waiting' OR "
+      "SELECT id, entity, source_key, last_seq, old_key FROM _tandem_parked WHERE direction = ? AND (kind = 'waiting' OR "
       "retry_requested <> 0) ORDER BY retry_requested DESC, parked_at_ms, id LIMIT ?",
       {Value::Text(dir.name), Value::Integer(kMaxRetriesPerBatch)}, &rows));
   dir.has_waiting = rows.size() == static_cast<size_t>(kMaxRetriesPerBatch);  // more remain: keep going
@@ -1152,6 +1155,10 @@ Status SyncEngine::RetryWaiting(Direction& dir, Batch& batch) {
     item.entity = entity;
     item.key = std::move(key).value();
     item.seq = (*row)[3].as_integer();
+    if (!(*row)[4].is_null()) {
+      auto old_key = DecodeKey((*row)[4].as_bytes());
+      if (old_key.ok()) item.old_key = std::move(old_key).value();
+    }
     items.push_back(std::move(item));
     ids.push_back((*row)[0].as_integer());
   }
@@ -1721,7 +1728,7 @@ Status SyncEngine::RetryParked(Side stored_in, int64_t id) {
   Direction* dir = nullptr;
   for (auto& d : directions_)
     if (d->target == stored_in) dir = d.get();
-  TANDEM_ASSIGN_OR_RETURN(auto row, dir->dst->QueryOne("SELECT entity, source_key, last_seq FROM _tandem_parked WHERE "
+  TANDEM_ASSIGN_OR_RETURN(auto row, dir->dst->QueryOne("SELECT entity, source_key, last_seq, old_key FROM _tandem_parked WHERE "
                                                        "id = ? AND direction = ?",
                                                        {Value::Integer(id), Value::Text(dir->name)}));
   if (!row) return Status::NotFound(fmt::format("no put-aside change {} on the {} side", id, SideName(stored_in)));
@@ -1745,6 +1752,10 @@ Status SyncEngine::RetryParked(Side stored_in, int64_t id) {
   }
   item.key = *key;
   item.seq = (*row)[2].as_integer();
+  if (!(*row)[3].is_null()) {
+    auto old_key = DecodeKey((*row)[3].as_bytes());
+    if (old_key.ok()) item.old_key = std::move(old_key).value();
+  }
   std::vector<WorkItem> one{item};
   st = batch.Prefetch(one);
   if (st.ok()) st = dir->dst->Exec("DELETE FROM _tandem_parked WHERE id = ?", {Value::Integer(id)});

@@ -368,6 +368,24 @@ TEST_F(ConflictTest, ComputedFieldPolicyCoversBothDirections) {
   EXPECT_EQ(env_->Count(L, "_tandem_parked") + env_->Count(M, "_tandem_parked"), 0);
 }
 
+// Review finding: a key change held by a manual conflict is put aside under
+// its new key; retrying it must still find the record by its old key, not
+// insert a second one.
+TEST_F(ConflictTest, HeldKeyChangeIsRetriedAsTheSameRecord) {
+  Start("    conflicts: { fields: { email: manual } }\n");
+  env_->Write(L, "UPDATE CUSTMAST SET CUSTNO = 5, EMAIL = 'l@x' WHERE CUSTNO = 1");
+  env_->Write(M, "UPDATE customers SET email = 'm@x' WHERE email = 'j@x'");
+  env_->SyncOnce();
+  EXPECT_EQ(env_->Count(M, "_tandem_parked WHERE kind = 'conflict' AND old_key IS NOT NULL"), 1);
+  std::string out;
+  Tandem("retry --all", &out);
+  EXPECT_EQ(env_->Count(M, "customers"), 2) << "no second customer: " << out;
+  EXPECT_EQ(env_->Count(L, "CUSTMAST"), 2);
+  env_->SyncOnce();
+  EXPECT_EQ(env_->Count(M, "customers"), 2);
+  EXPECT_EQ(env_->Count(L, "CUSTMAST"), 2);
+}
+
 TEST_F(ConflictTest, OnDeleteKeepUpdateRecreatesTheRecord) {
   Start("    conflicts: { on_delete: keep-update }\n");
   env_->Write(L, "DELETE FROM CUSTMAST WHERE CUSTNO = 1");

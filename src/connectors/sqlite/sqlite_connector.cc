@@ -193,7 +193,7 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
       "CREATE TABLE IF NOT EXISTS _tandem_parked(id INTEGER PRIMARY KEY, direction TEXT NOT NULL, entity TEXT NOT "
       "NULL, source_key TEXT NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL, first_seq INTEGER, last_seq "
       "INTEGER, parked_at_ms INTEGER, attempts INTEGER NOT NULL DEFAULT 1, retry_requested INTEGER NOT NULL DEFAULT 0, "
-      "UNIQUE(direction, entity, source_key))",
+      "old_key TEXT, UNIQUE(direction, entity, source_key))",
       // Concurrent edits of the same field (or a delete against an update), the
       // policy that settled them, the base both sides last agreed on, and the
       // winner. status: 'settled' by a policy, 'open' (manual: waiting for a
@@ -239,6 +239,9 @@ Result<std::vector<std::string>> SqliteConnector::UpgradeControlTablesSql() {
     out.push_back("UPDATE _tandem_records SET mhash = tandem_key_hash(entity, mkey)");
     out.push_back("DROP INDEX IF EXISTS _tandem_records_by_mkey");
   }
+  TANDEM_ASSIGN_OR_RETURN(auto parked, DescribeTable("_tandem_parked"));
+  if (parked && parked->Find("old_key") < 0)  // before held key changes kept their old key
+    out.push_back("ALTER TABLE _tandem_parked ADD COLUMN old_key TEXT");
   TANDEM_ASSIGN_OR_RETURN(auto conflicts, DescribeTable("_tandem_conflicts"));
   if (conflicts) {  // before conflict policies
     for (const char* column : {"policy TEXT", "base_value TEXT", "status TEXT NOT NULL DEFAULT 'settled'",
