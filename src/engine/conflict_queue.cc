@@ -22,13 +22,14 @@ Result<nlohmann::json> ListConflicts(Connector& legacy, Connector& modern, const
   std::string sql =
       "SELECT id, at_ms, direction, entity, lkey, mkey, field, legacy_value, modern_value, winner, kind, policy, "
       "base_value, status, settled_at_ms, resolution FROM _tandem_conflicts WHERE (? OR status = 'open') AND (? = '' "
-      "OR entity = ?) ORDER BY id DESC LIMIT ?";
+      "OR entity = ?) AND (NOT ? OR (lkey IS ? AND mkey IS ?)) ORDER BY id DESC LIMIT ?";
   for (Side stored : {Side::kLegacy, Side::kModern}) {
     Connector& db = stored == Side::kLegacy ? legacy : modern;
     std::vector<Row> rows;
     TANDEM_RETURN_IF_ERROR(db.Query(sql,
                                     {Value::Integer(filter.all ? 1 : 0), Value::Text(filter.entity),
-                                     Value::Text(filter.entity), Value::Integer(filter.limit)},
+                                     Value::Text(filter.entity), Value::Integer(filter.one_record ? 1 : 0),
+                                     Value::Text(filter.lkey), Value::Text(filter.mkey), Value::Integer(filter.limit)},
                                     &rows));
     for (auto& r : rows) {
       nlohmann::json c = {{"id", fmt::format("{}:{}", SideName(stored), r[0].as_integer())},
@@ -86,12 +87,9 @@ Result<nlohmann::json> ShowConflict(const Config& config, Connector& legacy, Con
                         {"legacy_key", KeyText((*row)[1])},
                         {"modern_key", KeyText((*row)[2])}};
   // Every conflict of this record.
-  ConflictFilter all{entity, true, 100000};
-  TANDEM_ASSIGN_OR_RETURN(auto every, ListConflicts(legacy, modern, all));
-  nlohmann::json mine = nlohmann::json::array();
-  for (auto& c : every)
-    if (c["legacy_key"] == out["legacy_key"] && c["modern_key"] == out["modern_key"]) mine.push_back(c);
-  out["conflicts"] = mine;
+  ConflictFilter record{entity, /*all=*/true, /*limit=*/100000, /*one_record=*/true, (*row)[1].ToCodeText(),
+                        (*row)[2].ToCodeText()};
+  TANDEM_ASSIGN_OR_RETURN(out["conflicts"], ListConflicts(legacy, modern, record));
   // The record as it is now on each side.
   const EntityConfig* ec = config.FindEntity(entity);
   for (Side s : {Side::kLegacy, Side::kModern}) {

@@ -21,6 +21,9 @@ struct ConflictFilter {
   std::string entity;  // empty: all entities
   bool all = false;    // include settled and resolved conflicts, not only open ones
   int limit = 1000;    // newest first, per database
+  // Only one record's conflicts (its encoded keys, as stored).
+  bool one_record = false;
+  std::string lkey, mkey;
 };
 
 // Conflicts matching `filter`, newest first. Each has an id "legacy:N" or

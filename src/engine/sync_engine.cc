@@ -164,8 +164,10 @@ class SyncEngine::Batch {
   // no synced record owns: the same record inserted on both sides (e.g. the
   // same email). Recorded as an open insert-insert conflict (Status
   // kConflict); anything else returns `failed` unchanged.
-  Status InsertInsertConflictOr(const EntityMapping& em, const WorkItem& item, const std::vector<std::string>& cols,
-                                const Row& values, const Status& failed);
+  // `values` are the insert's parameters: the target key columns (if
+  // `with_key`), then the rules' target columns.
+  Status InsertInsertConflictOr(const EntityMapping& em, const WorkItem& item, bool with_key, const Row& values,
+                                const Status& failed);
   // The side whose change is newer, by the entity's newest_by columns or else
   // capture time; ties go to the primary side.
   Result<Side> NewestSide(const EntityMapping& em, const WorkItem& item, const Row& tkey);
@@ -178,6 +180,7 @@ class SyncEngine::Batch {
   int64_t written_ = 0;
   std::map<std::string, int64_t> written_by_entity_;
   Row expr_out_;
+  std::vector<char> source_changed_, target_changed_;  // per rule, for the record being merged (reused)
   // Per-chunk caches. A present key is authoritative (nullopt = known absent).
   std::unordered_map<std::string, std::optional<RecordEntry>> entries_;  // entity \x1d side \x1d key
   std::unordered_map<std::string, std::optional<Row>> target_rows_;      // entity index \x1d target key
@@ -437,13 +440,15 @@ Status SyncEngine::Batch::RecordConflict(const EntityMapping& em, const RecordEn
        c.request.empty() ? Value::Null() : Value::Text(c.request)});
 }
 
-Status SyncEngine::Batch::InsertInsertConflictOr(const EntityMapping& em, const WorkItem& item,
-                                                 const std::vector<std::string>& cols, const Row& values,
-                                                 const Status& failed) {
+Status SyncEngine::Batch::InsertInsertConflictOr(const EntityMapping& em, const WorkItem& item, bool with_key,
+                                                 const Row& values, const Status& failed) {
   Connector& dst = *d_.dst;
   const DirectionMapping& dm = em.from(d_.source);
   std::vector<std::string> unique = dst.UniqueViolationColumns(failed);
   if (unique.empty()) return failed;
+  std::vector<std::string> cols;
+  if (with_key) cols = dm.target_key_columns;
+  for (auto& r : dm.rules) cols.push_back(r.target_column);
   // The target row holding the same unique values.
   std::string sql = "SELECT " + JoinQuoted(dst, dm.target_key_columns, ", ") + " FROM " +
                     dst.QuoteIdent(dm.target_table) + " WHERE ";
@@ -845,15 +850,12 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       params.reserve(tk + mapped.size());
       if (tkey_known) params = tkey;
       params.insert(params.end(), mapped.begin(), mapped.end());
-      std::vector<std::string> cols;
-      if (tkey_known) cols = dm.target_key_columns;
-      for (auto& r : dm.rules) cols.push_back(r.target_column);
       if (tkey_known) {
         Status ins = dst.Exec(sql.insert_with_key, params);
-        if (!ins.ok()) return InsertInsertConflictOr(em, item, cols, params, ins);
+        if (!ins.ok()) return InsertInsertConflictOr(em, item, /*with_key=*/true, params, ins);
       } else {
         auto assigned = dst.InsertReturningKey(sql.insert_without_key, params, dm.target_key_columns[0]);
-        if (!assigned.ok()) return InsertInsertConflictOr(em, item, cols, params, assigned.status());
+        if (!assigned.ok()) return InsertInsertConflictOr(em, item, /*with_key=*/false, params, assigned.status());
         tkey = {*assigned};
       }
     }
@@ -864,7 +866,10 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     // the base, then each field changed on both sides settled by its policy.
     std::vector<std::string> set_cols;
     Row params;
-    std::vector<char> source_changed(dm.rules.size()), target_changed(dm.rules.size());
+    std::vector<char>& source_changed = source_changed_;
+    std::vector<char>& target_changed = target_changed_;
+    source_changed.assign(dm.rules.size(), 0);
+    target_changed.assign(dm.rules.size(), 0);
     auto base_of = [&](const ColumnRule& r) -> std::optional<Value> {
       if (!base_t) return std::nullopt;
       auto it = base_t->find(r.target_column);

@@ -44,7 +44,10 @@ class ConflictTest : public ::testing::Test {
     Config c = env_->LoadConfig();
     auto l = OpenConnector(c.legacy.resolved, {});
     auto m = OpenConnector(c.modern.resolved, {});
-    auto list = ListConflicts(**l, **m, ConflictFilter{entity, all});
+    ConflictFilter filter;
+    filter.entity = entity;
+    filter.all = all;
+    auto list = ListConflicts(**l, **m, filter);
     EXPECT_TRUE(list.ok()) << list.status().ToString();
     return list.ok() ? *list : nlohmann::json::array();
   }
