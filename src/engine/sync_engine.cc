@@ -574,6 +574,21 @@ Status SyncEngine::Batch::ApplyOrPark(const WorkItem& item) {
   const EntityMapping& em = e_.mapping_->entities[item.entity];
   std::string pk = ParkedKey(em.name, EncodeKey(item.key));
   if (!item.old_key.empty() && d_.parked.count(ParkedKey(em.name, EncodeKey(item.old_key)))) {
+    // The record's key changed while an earlier change of it is put aside: the
+    // put-aside row moves to the new key and keeps the key the record had, so
+    // the record stays held (a conflict stays a conflict) and a retry or a
+    // resolution finds it under its current key.
+    const std::string old_enc = EncodeKey(item.old_key), pk_key = EncodeKey(item.key);
+    if (!d_.parked.count(pk)) {
+      TANDEM_RETURN_IF_ERROR(d_.dst->Exec(
+          "UPDATE _tandem_parked SET source_key = ?, old_key = nullif(coalesce(old_key, ?), ?), last_seq = "
+          "max(last_seq, ?) WHERE direction = ? AND entity = ? AND source_key = ?",
+          {Value::Text(pk_key), Value::Text(old_enc), Value::Text(pk_key), Value::Integer(item.seq),
+           Value::Text(d_.name), Value::Text(em.name), Value::Text(old_enc)}));
+      d_.parked.erase(ParkedKey(em.name, old_enc));
+      d_.parked.insert(pk);
+      return Status::Ok();
+    }
     return Park(item, Status::Constraint("its key changed while an earlier change of it is put aside (old key " +
                                          DisplayKey(item.old_key) + ")"));
   }
@@ -606,6 +621,17 @@ Status SyncEngine::Batch::ApplyOrPark(const WorkItem& item) {
 }
 
 namespace {
+// Deletes a split record: sets its columns of the shared row to NULL.
+Status ClearSharedColumns(Connector& db, const DirectionMapping& dm, const Row& key) {
+  std::vector<std::string> cols;
+  for (auto& r : dm.rules) cols.push_back(r.target_column);
+  Row params(cols.size(), Value::Null());
+  params.insert(params.end(), key.begin(), key.end());
+  return db.Exec("UPDATE " + db.QuoteIdent(dm.target_table) + " SET " + JoinQuoted(db, cols, ", ", " = ?") +
+                     WhereKey(db, dm.target_key_columns),
+                 params);
+}
+
 bool AnyNonNull(const Row& row, size_t from) {
   for (size_t i = from; i < row.size(); ++i)
     if (!row[i].is_null()) return true;
@@ -726,6 +752,28 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     }
   }
 
+  if (!entry && target_exists && !dm.target_row_shared && e_.config_.sync.detect_conflicts && item.source_exists) {
+    // Keys shared (new_keys: same) and the key taken on the target by a row no
+    // synced record owns: the same record inserted on both sides. Equal rows
+    // simply become one record; different ones are an insert-insert conflict.
+    TANDEM_ASSIGN_OR_RETURN(auto owner, FindEntry(em.name, T, EncodeKey(tkey)));
+    bool equal = true;
+    for (size_t i = 0; i < dm.rules.size() && equal; ++i) equal = mapped[i].SameAs((*trow)[tk + i]);
+    if (!equal && !(owner && !owner->gone)) {
+      RecordEntry pair;
+      pair.entity = em.name;
+      pair.lkey = S == Side::kLegacy ? src_key : EncodeKey(tkey);
+      pair.mkey = S == Side::kLegacy ? EncodeKey(tkey) : src_key;
+      const std::string what = "key " + DisplayKey(tkey);
+      TANDEM_RETURN_IF_ERROR(RecordConflict(em, pair, {"(row)", Value::Text("inserted " + what),
+                                                       Value::Text("inserted " + what), std::nullopt, std::nullopt,
+                                                       "insert-insert", "manual"}));
+      return Status::Conflict(fmt::format("inserted on both sides with the same {}: settle it with 'tandem conflicts "
+                                          "resolve --take legacy|modern', which keeps one version",
+                                          what));
+    }
+  }
+
   RecordEntry next;  // what this record's entry becomes (bases are set below)
   next.entity = em.name;
   if (entry) {
@@ -771,13 +819,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
           TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {"(row)", Value::Text("deleted"), Value::Text("updated"),
                                                            std::nullopt, S, "delete-update", PolicyName(em.on_delete)}));
         if (dm.target_row_shared) {
-          std::vector<std::string> cols;
-          for (auto& r : dm.rules) cols.push_back(r.target_column);
-          Row params(cols.size(), Value::Null());
-          params.insert(params.end(), tkey.begin(), tkey.end());
-          TANDEM_RETURN_IF_ERROR(dst.Exec("UPDATE " + dst.QuoteIdent(dm.target_table) + " SET " +
-                                              JoinQuoted(dst, cols, ", ", " = ?") + WhereKey(dst, dm.target_key_columns),
-                                          params));
+          TANDEM_RETURN_IF_ERROR(ClearSharedColumns(dst, dm, tkey));
         } else {
           TANDEM_RETURN_IF_ERROR(dst.Exec(sql.delete_target, tkey));
         }
@@ -801,9 +843,10 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   // --- the record exists at the source ---
   ColumnValues new_base_t = base_t ? *base_t : ColumnValues{};
 
-  if (!target_exists && entry && base_s && !trow.has_value() && !dm.target_row_shared) {
+  if (!target_exists && entry && base_s && (trow.has_value() == dm.target_row_shared)) {
     // Deleted on the target since the last sync (that delete is on its way
-    // back). Only a change of a mapped source column makes this a conflict.
+    // back; a split record's delete clears its columns of the shared row).
+    // Only a change of a mapped source column makes this a conflict.
     bool source_changed = false;
     for (size_t i = 0; i < dm.source_columns.size() && !source_changed; ++i) {
       auto it = base_s->find(dm.source_columns[i]);
@@ -825,8 +868,10 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     entry.reset();                           // the source's update wins: re-create the record
     base_s = nullptr;
     base_t = nullptr;
-    tkey_known = dm.target_new_keys == NewKeys::kSame;
-    if (tkey_known) tkey = item.key;
+    if (!dm.target_row_shared) {  // a split record goes back into its parent's row
+      tkey_known = dm.target_new_keys == NewKeys::kSame;
+      if (tkey_known) tkey = item.key;
+    }
   }
   if (!target_exists) {
     std::vector<std::string> cols;
@@ -1483,15 +1528,21 @@ Result<int> SyncEngine::ProcessResolutions() {
                                             "status = 'resolving' ORDER BY id",
                                             {}, &requests));
     for (const Row& req : requests) {
+      // An earlier request of this loop may have settled (or failed) the same record.
+      TANDEM_ASSIGN_OR_RETURN(auto still, db(stored).QueryOne("SELECT 1 FROM _tandem_conflicts WHERE id = ? AND status "
+                                                              "= 'resolving'",
+                                                              {req[0]}));
+      if (!still) continue;
       Status st = ResolveRecord(req[1].as_bytes(), req[2].as_bytes(), req[3].as_bytes(), req[4].as_bytes());
       // A database busy or gone: keep the request (each step is idempotent) and let the caller back off.
       if (st.retryable()) return st;
       if (!st.ok()) {
-        // Back to open, with the reason, so the operator sees why.
+        // Back to open in both databases, with the reason, so the operator sees why.
         spdlog::warn("conflict {}:{} not resolved: {}", SideName(stored), req[0].as_integer(), st.message());
-        TANDEM_RETURN_IF_ERROR(db(stored).Exec(
-            "UPDATE _tandem_conflicts SET status = 'open', resolution = ? WHERE id = ?",
-            {Value::Text("not resolved: " + st.message()), req[0]}));
+        for (Side s : {Side::kLegacy, Side::kModern})
+          TANDEM_RETURN_IF_ERROR(db(s).Exec("UPDATE _tandem_conflicts SET status = 'open', resolution = ? WHERE status "
+                                            "= 'resolving' AND entity = ? AND lkey IS ? AND mkey IS ?",
+                                            {Value::Text("not resolved: " + st.message()), req[1], req[2], req[3]}));
         continue;
       }
       ++done;
@@ -1517,11 +1568,13 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
   bool twins = false;      // insert-insert: two records become one
   bool whole_row = false;  // read-only-edit: one side's version of every field
   bool row_deleted = false;  // delete-update / update-delete: one side's action, for the whole record
+  bool any_open = false;
   for (Side s : {Side::kLegacy, Side::kModern}) {
     std::vector<Row> rows;
     TANDEM_RETURN_IF_ERROR(db(s).Query("SELECT field, kind FROM _tandem_conflicts WHERE status IN ('open', "
                                        "'resolving') AND entity = ? AND lkey IS ? AND mkey IS ?",
                                        {Value::Text(entity), Value::Text(lkey), Value::Text(mkey)}, &rows));
+    any_open |= !rows.empty();
     for (auto& r : rows) {
       if (r[1].as_bytes() == "insert-insert") twins = true;
       else if (r[1].as_bytes() == "read-only-edit") whole_row = true;
@@ -1529,6 +1582,7 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
       else fields.insert(r[0].as_bytes());
     }
   }
+  if (!any_open) return Status::Ok();  // settled already (a request per field of one record)
   if (whole_row && (lkey.empty() || mkey.empty()))
     return Status::InvalidArgument("a record created or deleted on the read-only side cannot be taken over: delete "
                                    "or re-create it there, then discard the put-aside change");
@@ -1543,14 +1597,28 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
     for (const DirectionMapping* d : {&em.to_modern, &em.to_legacy})
       for (auto& r : d->rules) fields.insert(r.field);
   }
-  TANDEM_ASSIGN_OR_RETURN(Row lk, DecodeKey(lkey));
-  TANDEM_ASSIGN_OR_RETURN(Row mk, DecodeKey(mkey));
-  auto key_of = [&](Side s) -> const Row& { return s == Side::kLegacy ? lk : mk; };
   auto dir_from = [&](Side source) -> Direction& {
     for (auto& d : directions_)
       if (d->source == source) return *d;
     return *directions_[0];
   };
+  // The record's keys now: a key changed while the record was held moved its
+  // put-aside change to the new key (which remembers the old one).
+  TANDEM_ASSIGN_OR_RETURN(Row lk, DecodeKey(lkey));
+  TANDEM_ASSIGN_OR_RETURN(Row mk, DecodeKey(mkey));
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    const std::string& held = s == Side::kLegacy ? lkey : mkey;
+    if (held.empty()) continue;
+    TANDEM_ASSIGN_OR_RETURN(auto moved, db(Other(s)).QueryOne("SELECT source_key FROM _tandem_parked WHERE direction = ? "
+                                                              "AND entity = ? AND old_key = ?",
+                                                              {Value::Text(dir_from(s).name), Value::Text(entity),
+                                                               Value::Text(held)}));
+    if (moved) {
+      Row& now = s == Side::kLegacy ? lk : mk;
+      TANDEM_ASSIGN_OR_RETURN(now, DecodeKey((*moved)[0].as_bytes()));
+    }
+  }
+  auto key_of = [&](Side s) -> const Row& { return s == Side::kLegacy ? lk : mk; };
   // Which side's value each field takes: the side a --set wrote it on, else --take.
   std::map<std::string, Side> winner_of;
   std::map<Side, std::vector<std::pair<std::string, Value>>> sets;  // side -> (column, value)
@@ -1603,6 +1671,28 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
     d.RollbackApply();
     return st;
   };
+  if (row_deleted && (!take || resolution.contains("set")))
+    return Status::InvalidArgument("a record deleted on one side and updated on the other is settled with --take "
+                                   "legacy|modern");
+  if (twins) {
+    for (Side s : {Side::kLegacy, Side::kModern}) {
+      TANDEM_ASSIGN_OR_RETURN(auto mapped, records_->Find(entity, s, s == Side::kLegacy ? lkey : mkey));
+      if (mapped && !mapped->gone)
+        return Status::InvalidArgument(fmt::format(
+            "the {} row {} is already synced as another record (its twin reached the other side first, e.g. where no "
+            "unique constraint stopped it); delete the duplicate there, then discard the put-aside change",
+            SideName(s), DisplayKey(key_of(s))));
+    }
+  }
+  // 0. Both databases say the record is being resolved, with this request,
+  // before anything is written: a crash from here on leaves the request in
+  // both, and the next pass carries it out again (each write below sets the
+  // chosen values, so doing it twice gives the same rows).
+  for (Side s : {Side::kLegacy, Side::kModern})
+    TANDEM_RETURN_IF_ERROR(db(s).Exec("UPDATE _tandem_conflicts SET status = 'resolving', resolution = ? WHERE status "
+                                      "IN ('open', 'resolving') AND entity = ? AND lkey IS ? AND mkey IS ?",
+                                      {Value::Text(resolution_text), Value::Text(entity), Value::Text(lkey),
+                                       Value::Text(mkey)}));
   // 1. Hand-merged values onto their side.
   for (auto& [side, cols] : sets) TANDEM_RETURN_IF_ERROR(update_row(db(side), em.from(Other(side)), cols, key_of(side)));
   // 2. Each winning side's values, mapped, onto the other side.
@@ -1640,14 +1730,13 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
   // whole record. An update that wins: the key map forgets the pair, so the
   // held update re-creates the record. A delete that wins: the other row goes.
   if (row_deleted) {
-    if (!take || resolution.contains("set"))
-      return Status::InvalidArgument("a record deleted on one side and updated on the other is settled with --take "
-                                     "legacy|modern");
     bool exists[2];
     for (Side s : {Side::kLegacy, Side::kModern}) {
       Direction& into = dir_from(Other(s));  // its target side is s
       TANDEM_ASSIGN_OR_RETURN(auto row, into.dst->QueryOne(into.sql[ei].select_target, key_of(s)));
-      exists[s == Side::kLegacy ? 0 : 1] = row.has_value();
+      const DirectionMapping& dm = em.from(Other(s));
+      exists[s == Side::kLegacy ? 0 : 1] =
+          row.has_value() && (!dm.target_row_shared || AnyNonNull(*row, dm.target_key_columns.size()));
     }
     const Side w = *take, o = Other(*take);
     const bool w_exists = exists[w == Side::kLegacy ? 0 : 1], o_exists = exists[o == Side::kLegacy ? 0 : 1];
@@ -1660,15 +1749,13 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
       gone.gone = true;
       TANDEM_RETURN_IF_ERROR(d.BeginApply());
       Status st = Status::Ok();
-      if (!w_exists && em.from(w).target_row_shared) {
-        d.RollbackApply();
-        return Status::InvalidArgument(fmt::format("{} shares its {} row with another entity: clear its columns there "
-                                                   "by hand, then discard the put-aside changes",
-                                                   entity, SideName(o)));
-      }
-      if (!w_exists) {  // the delete wins: delete the other side's row too
-        Direction& into = dir_from(w);
-        st = d.Exec(into.sql[ei].delete_target, key_of(o));
+      if (!w_exists) {  // the delete wins: delete the other side's row too (a split record: clear its columns)
+        const DirectionMapping& into_o = em.from(w);
+        if (into_o.target_row_shared) {
+          st = ClearSharedColumns(d, into_o, key_of(o));
+        } else {
+          st = d.Exec(dir_from(w).sql[ei].delete_target, key_of(o));
+        }
       }
       if (st.ok()) st = records_->Put(o, &gone);
       if (st.ok()) st = d.CommitApply();
@@ -1679,14 +1766,6 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
   // Twins: link the two rows as one record (bases come with the retries below,
   // which find both rows equal).
   if (twins) {
-    for (Side s : {Side::kLegacy, Side::kModern}) {
-      TANDEM_ASSIGN_OR_RETURN(auto mapped, records_->Find(entity, s, s == Side::kLegacy ? lkey : mkey));
-      if (mapped && !mapped->gone)
-        return Status::InvalidArgument(fmt::format(
-            "the {} row {} is already synced as another record (its twin reached the other side first, e.g. where no "
-            "unique constraint stopped it); delete the duplicate there, then discard the put-aside change",
-            SideName(s), DisplayKey(key_of(s))));
-    }
     Connector& d = db(Other(*take));
     RecordEntry link;
     link.entity = entity;
@@ -1715,8 +1794,9 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
                         Value::Text(mkey)});
     if (st.ok())
       st = d.Exec("UPDATE _tandem_parked SET retry_requested = 1 WHERE kind = 'conflict' AND entity = ? AND "
-                  "source_key = ?",
-                  {Value::Text(entity), Value::Text(s == Side::kModern ? lkey : mkey)});
+                  "(source_key = ? OR old_key = ?)",
+                  {Value::Text(entity), Value::Text(s == Side::kModern ? lkey : mkey),
+                   Value::Text(s == Side::kModern ? lkey : mkey)});
     if (st.ok() && s == Side::kModern)
       st = d.Exec("INSERT INTO _tandem_audit(at_ms, action, detail) VALUES (?, 'resolve', ?)",
                   {Value::Integer(now), Value::Text(fmt::format("{} legacy {} / modern {}: {}", entity,

@@ -199,6 +199,28 @@ TEST_F(ConflictTest, ResolveTakeAppliesTheChosenVersionAndReleasesHeldChanges) {
   EXPECT_EQ(Tandem("conflicts resolve " + open[0]["id"].get<std::string>() + " --take legacy", &out), 1) << out;
 }
 
+// Settling touches two databases. A crash after one of them marked the
+// record resolved leaves the request pending in the other (both were marked
+// 'resolving' before any write); the next pass carries it out again.
+TEST_F(ConflictTest, AResolutionInterruptedBetweenTheTwoDatabasesIsFinishedByTheNextPass) {
+  Start("    conflicts: { fields: { email: manual } }\n");
+  env_->Write(L, "UPDATE CUSTMAST SET EMAIL = 'legacy@x' WHERE CUSTNO = 1");
+  env_->Write(M, "UPDATE customers SET email = 'modern@x' WHERE email = 'j@x'");
+  env_->SyncOnce();
+  auto open = Conflicts(false);
+  ASSERT_EQ(open.size(), 1u) << open.dump();
+  std::string out;
+  ASSERT_EQ(Tandem("conflicts resolve " + open[0]["id"].get<std::string>() + " --take modern", &out), 0) << out;
+  // The state such a crash leaves: resolved on legacy, still being resolved on modern.
+  env_->Write(M, "UPDATE _tandem_conflicts SET status = 'resolving', resolution = '{\"take\":\"modern\"}'");
+  env_->Write(L, "UPDATE CUSTMAST SET BAL_CENTS = 800 WHERE CUSTNO = 1");  // a later edit flows as usual
+  env_->SyncOnce();
+  EXPECT_TRUE(Conflicts(false).empty()) << Conflicts(false).dump();
+  EXPECT_EQ(env_->Count(M, "_tandem_conflicts WHERE status <> 'resolved'"), 0);
+  EXPECT_EQ(Legacy(1, "EMAIL, BAL_CENTS"), "modern@x|800\n");
+  EXPECT_EQ(env_->Query(M, "SELECT email, balance FROM customers WHERE email = 'modern@x'"), "modern@x|8\n");
+}
+
 TEST_F(ConflictTest, ResolveSetWritesAHandMergedValueToBothSides) {
   Start("    conflicts: { fields: { email: manual } }\n");
   env_->Write(L, "UPDATE CUSTMAST SET EMAIL = 'legacy@x' WHERE CUSTNO = 1");
@@ -387,6 +409,85 @@ TEST_F(ConflictTest, HeldKeyChangeIsRetriedAsTheSameRecord) {
   env_->SyncOnce();
   EXPECT_EQ(env_->Count(M, "customers"), 2);
   EXPECT_EQ(env_->Count(L, "CUSTMAST"), 2);
+}
+
+// The key changes after the record was held: the held change follows the
+// record to its new key, and resolving writes to the row under that key.
+TEST_F(ConflictTest, ResolvingARecordWhoseKeyChangedWhileHeldWritesItsCurrentRows) {
+  Start("    conflicts: { fields: { email: manual } }\n");
+  env_->Write(L, "UPDATE CUSTMAST SET EMAIL = 'l@x' WHERE CUSTNO = 1");
+  env_->Write(M, "UPDATE customers SET email = 'm@x' WHERE email = 'j@x'");
+  env_->SyncOnce();
+  env_->Write(L, "UPDATE CUSTMAST SET CUSTNO = 5, BAL_CENTS = 300 WHERE CUSTNO = 1");
+  env_->SyncOnce();
+  EXPECT_EQ(env_->Count(M, "_tandem_parked"), 1) << "one held change for the record, under its new key";
+  EXPECT_EQ(env_->Count(M, "_tandem_parked WHERE kind = 'conflict' AND old_key IS NOT NULL"), 1);
+  auto open = Conflicts(false);
+  ASSERT_EQ(open.size(), 1u) << open.dump();
+  std::string out;
+  EXPECT_EQ(Tandem("conflicts resolve " + open[0]["id"].get<std::string>() + " --take legacy", &out), 0) << out;
+  env_->SyncOnce();
+  EXPECT_EQ(env_->Query(L, "SELECT CUSTNO, EMAIL, BAL_CENTS FROM CUSTMAST ORDER BY CUSTNO"), "2|r@x|200\n5|l@x|300\n");
+  EXPECT_EQ(env_->Query(M, "SELECT email, balance FROM customers ORDER BY email"), "l@x|3\nr@x|2\n");
+  EXPECT_TRUE(Conflicts(false).empty());
+  EXPECT_EQ(env_->Count(L, "_tandem_parked") + env_->Count(M, "_tandem_parked"), 0);
+}
+
+// A split record (address lives in the customer's legacy row) deleted on one
+// side and updated on the other follows on_delete like any other record.
+class SplitOnDeleteTest : public ConflictTest {
+ protected:
+  void StartWithAddresses(const std::string& address_conflicts) {
+    std::string cfg = testing::ExampleConfigWithCustomerConflicts("");
+    const std::string at = "  address:                 # a split: the same legacy row also feeds modern.addresses\n";
+    ASSERT_NE(cfg.find(at), std::string::npos);
+    cfg.insert(cfg.find(at) + at.size(), address_conflicts);
+    env_ = std::make_unique<TestEnv>(cfg);
+    env_->Install();
+    env_->Write(L, "INSERT INTO CUSTMAST(CUSTNO, CNAME, EMAIL, ADDR1, CITY) VALUES (1, 'DOE, JOHN', 'j@x', '1 Main', "
+                   "'Oslo'), (2, 'ROE, JANE', 'r@x', '2 High', 'Rome')");
+    env_->SyncOnce();
+    ASSERT_EQ(env_->Count(M, "addresses"), 2);
+    // Deleted on legacy (its columns cleared), updated on modern.
+    env_->Write(L, "UPDATE CUSTMAST SET ADDR1 = NULL, CITY = NULL WHERE CUSTNO = 1");
+    env_->Write(M, "UPDATE addresses SET city = 'Bergen' WHERE city = 'Oslo'");
+    env_->SyncOnce();
+    env_->SyncOnce();
+  }
+};
+
+TEST_F(SplitOnDeleteTest, KeepUpdateRefillsTheSharedRow) {
+  StartWithAddresses("    conflicts: { on_delete: keep-update }\n");
+  EXPECT_EQ(Legacy(1, "ADDR1, CITY"), "1 Main|Bergen\n");
+  EXPECT_EQ(env_->Count(M, "addresses WHERE city = 'Bergen'"), 1);
+  auto all = Conflicts(true, "address");
+  ASSERT_GE(all.size(), 1u);
+  EXPECT_EQ(all[0]["winner"], "modern");
+}
+
+TEST_F(SplitOnDeleteTest, DeleteWinsClearsItOnBothSides) {
+  StartWithAddresses("    conflicts: { on_delete: delete-wins }\n");
+  EXPECT_EQ(Legacy(1, "ADDR1, CITY, EMAIL"), "NULL|NULL|j@x\n") << "the customer's own columns stay";
+  EXPECT_EQ(env_->Count(M, "addresses"), 1);
+  EXPECT_EQ(env_->Count(M, "customers"), 2);
+  auto all = Conflicts(true, "address");
+  ASSERT_GE(all.size(), 1u);
+  EXPECT_EQ(all[0]["winner"], "legacy");
+}
+
+TEST_F(SplitOnDeleteTest, ManualHoldsItUntilResolved) {
+  StartWithAddresses("    conflicts: { on_delete: manual }\n");
+  EXPECT_EQ(Legacy(1, "ADDR1, CITY"), "NULL|NULL\n");
+  EXPECT_EQ(env_->Count(M, "addresses WHERE city = 'Bergen'"), 1);
+  auto open = Conflicts(false, "address");
+  ASSERT_GE(open.size(), 1u) << open.dump();
+  std::string out;
+  EXPECT_EQ(Tandem("conflicts resolve " + open[0]["id"].get<std::string>() + " --take legacy", &out), 0) << out;
+  env_->SyncOnce();
+  EXPECT_EQ(Legacy(1, "ADDR1, CITY"), "NULL|NULL\n");
+  EXPECT_EQ(env_->Count(M, "addresses"), 1);
+  EXPECT_TRUE(Conflicts(false).empty());
+  EXPECT_EQ(env_->Count(L, "_tandem_parked") + env_->Count(M, "_tandem_parked"), 0);
 }
 
 TEST_F(ConflictTest, OnDeleteKeepUpdateRecreatesTheRecord) {

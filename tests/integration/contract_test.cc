@@ -2,6 +2,7 @@
 // `new_keys: same`, text keys, one-way and switched-off entities.
 #include <gtest/gtest.h>
 
+#include "support/process.h"
 #include "support/test_env.h"
 
 namespace tandem {
@@ -52,6 +53,39 @@ class ContractTest : public ::testing::Test {
   }
   TestEnv env_;
 };
+
+// With shared keys, the same key inserted on both sides before either was
+// synced is the same record: equal rows become one, different ones are an
+// insert-insert conflict (never one side silently overwriting the other).
+TEST_F(ContractTest, SameKeyInsertedOnBothSidesIsOneRecordOrAConflict) {
+  env_.Write(L, "INSERT INTO ITEMS VALUES ('north', 1, 10, 'BOLT'), ('north', 2, 5, 'NUT')");
+  env_.Write(M, "INSERT INTO stock VALUES ('north', 1, 10, 'bolt'), ('north', 2, 6, 'nut')");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(L, "SELECT QTY FROM ITEMS ORDER BY SKU"), "10\n5\n");
+  EXPECT_EQ(env_.Query(M, "SELECT quantity FROM stock ORDER BY sku"), "10\n6\n") << "neither version overwritten";
+  EXPECT_EQ(env_.Count(L, "_tandem_conflicts WHERE status = 'open' AND kind = 'insert-insert'") +
+                env_.Count(M, "_tandem_conflicts WHERE status = 'open' AND kind = 'insert-insert'"),
+            1);
+  EXPECT_EQ(env_.Count(M, "_tandem_records WHERE entity = 'stock' AND NOT gone"), 1) << "the equal pair is linked";
+  std::string id = env_.Count(L, "_tandem_conflicts WHERE status = 'open'")
+                       ? "legacy:" + env_.Query(L, "SELECT id FROM _tandem_conflicts WHERE status = 'open'")
+                       : "modern:" + env_.Query(M, "SELECT id FROM _tandem_conflicts WHERE status = 'open'");
+  id.pop_back();  // the newline
+  std::string out;
+  EXPECT_EQ(testing::RunCommand(std::string(TANDEM_BINARY) + " conflicts resolve " + id + " --take modern -c " +
+                                    env_.config_path(),
+                                &out),
+            0)
+      << out;
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(L, "SELECT QTY, DESCR FROM ITEMS ORDER BY SKU"), "10|BOLT\n6|NUT\n");
+  EXPECT_EQ(env_.Count(M, "_tandem_records WHERE entity = 'stock' AND NOT gone"), 2);
+  EXPECT_EQ(env_.Count(L, "_tandem_parked") + env_.Count(M, "_tandem_parked"), 0);
+  // Linked: an edit now flows as for any record.
+  env_.Write(L, "UPDATE ITEMS SET QTY = 7 WHERE SKU = 2");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(M, "SELECT quantity FROM stock WHERE sku = 2"), "7\n");
+}
 
 TEST_F(ContractTest, CompositeEqualKeysSyncBothWays) {
   env_.Write(L, "INSERT INTO ITEMS VALUES ('north', 1, 10, 'BOLT'), ('south', 1, 20, 'NUT')");
