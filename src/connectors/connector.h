@@ -1,5 +1,5 @@
 // Connector: everything Tandem needs from one database, behind one interface
-// that the SQLite connector implements today and PostgreSQL / MariaDB next.
+// implemented for SQLite and PostgreSQL (MariaDB next).
 //
 // A Connector is one session to one database. It is used by one thread at a
 // time (the sync engine is single-threaded by design: directions run one after
@@ -100,6 +100,9 @@ class Connector {
   virtual Status Savepoint(const std::string& name) = 0;
   virtual Status ReleaseSavepoint(const std::string& name) = 0;
   virtual Status RollbackToSavepoint(const std::string& name) = 0;
+  // True when a failed statement leaves the transaction unusable until a
+  // rollback (PostgreSQL); false when only the statement is undone (SQLite).
+  virtual bool FailedStatementAbortsTransaction() const { return false; }
 
   // --- capture ---
   // DDL creating Tandem's control tables (idempotent).
@@ -125,6 +128,21 @@ class Connector {
   // Deletes change-log rows with seq < before (keeps the row at `before` so
   // sequence numbers are never reused). Short transaction.
   virtual Status PurgeChanges(int64_t before) = 0;
+
+  // Changes of `table_id` captured after position `after`, not yet applied:
+  // how many, and the oldest one's capture time (ms; 0 when none).
+  struct PendingInfo {
+    int64_t count = 0;
+    int64_t oldest_at_ms = 0;
+  };
+  virtual Result<PendingInfo> PendingChanges(int64_t after, int table_id) = 0;
+  // Capture time (ms) of the newest change still in the log for `key` of
+  // `table`; NULL when there is none.
+  virtual Result<Value> NewestCaptureMillis(const std::string& table, const Row& key) = 0;
+  // True when another session may read MaxChangeSeq() to learn commit
+  // boundaries (CommitBoundaries' sampler). False where reading a position
+  // creates it (PostgreSQL's ticks), so only the engine may.
+  virtual bool SupportsBoundarySampling() const { return true; }
 
   // Blocks up to `timeout` until another session commits to this database.
   // Returns true if a commit was seen (always true on the first call, which

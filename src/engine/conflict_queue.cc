@@ -22,7 +22,7 @@ Result<nlohmann::json> ListConflicts(Connector& legacy, Connector& modern, const
   std::string sql =
       "SELECT id, at_ms, direction, entity, lkey, mkey, field, legacy_value, modern_value, winner, kind, policy, "
       "base_value, status, settled_at_ms, resolution FROM _tandem_conflicts WHERE (? OR status = 'open') AND (? = '' "
-      "OR entity = ?) AND (NOT ? OR (lkey IS ? AND mkey IS ?)) ORDER BY id DESC LIMIT ?";
+      "OR entity = ?) AND (NOT ? OR (lkey = ? AND mkey = ?)) ORDER BY id DESC LIMIT ?";
   for (Side stored : {Side::kLegacy, Side::kModern}) {
     Connector& db = stored == Side::kLegacy ? legacy : modern;
     std::vector<Row> rows;

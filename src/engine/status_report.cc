@@ -64,15 +64,13 @@ Result<nlohmann::json> BuildStatusReport(const Config& config, Connector& legacy
       TANDEM_ASSIGN_OR_RETURN(int64_t table_id, TableId(src, e.side(source).table));
       int64_t pending = 0, lag_ms = 0;
       if (table_id >= 0) {
-        TANDEM_ASSIGN_OR_RETURN(auto p, src.QueryOne("SELECT count(*), min(at_ms) FROM _tandem_log WHERE seq > ? AND "
-                                                     "table_id = ?",
-                                                     {Value::Integer(seq), Value::Integer(table_id)}));
-        pending = (*p)[0].as_integer();
-        if (pending && !(*p)[1].is_null()) lag_ms = std::max<int64_t>(0, now - (*p)[1].as_integer());
+        TANDEM_ASSIGN_OR_RETURN(auto p, src.PendingChanges(seq, static_cast<int>(table_id)));
+        pending = p.count;
+        if (pending && p.oldest_at_ms) lag_ms = std::max<int64_t>(0, now - p.oldest_at_ms);
       }
       je["pending"] = pending;
       je["lag_ms"] = lag_ms;
-      TANDEM_ASSIGN_OR_RETURN(auto parked, dst.QueryOne("SELECT count(*), coalesce(sum(kind = 'waiting'), 0) FROM "
+      TANDEM_ASSIGN_OR_RETURN(auto parked, dst.QueryOne("SELECT count(*), coalesce(sum(CASE WHEN kind = 'waiting' THEN 1 ELSE 0 END), 0) FROM "
                                                         "_tandem_parked WHERE direction = ? AND entity = ?",
                                                         {Value::Text(name), Value::Text(e.name)}));
       je["put_aside"] = (*parked)[0].as_integer() - (*parked)[1].as_integer();

@@ -70,6 +70,7 @@ struct SyncEngine::Direction {
   Connector* dst = nullptr;
   std::string name;
   int64_t position = 0;
+  bool position_uncertain = false;  // a COMMIT failed: reread the position from the target
   int64_t applied_total = 0;
   std::unordered_map<int, const CapturedTableSpec*> tables;  // source table id -> spec
   std::unordered_set<std::string> parked;                    // entity \x1d source key
@@ -100,7 +101,8 @@ static std::string ParkedKey(const std::string& entity, const std::string& key) 
 // Applies records of one direction inside one target transaction.
 class SyncEngine::Batch {
  public:
-  Batch(SyncEngine& engine, Direction& dir, bool careful) : e_(engine), d_(dir), careful_(careful) {}
+  Batch(SyncEngine& engine, Direction& dir, bool careful)
+      : e_(engine), d_(dir), careful_(careful), in_record_savepoint_(careful) {}
 
   // Reads, with a few IN-list statements, everything applying `items` needs:
   // their current source rows (in the batch's read snapshot), their key-map
@@ -176,6 +178,7 @@ class SyncEngine::Batch {
   Direction& d_;
   bool careful_;
   bool needs_careful_ = false;
+  bool in_record_savepoint_;  // the record being applied has a savepoint of its own
   std::vector<AppliedRecord> applied_;
   int64_t written_ = 0;
   std::map<std::string, int64_t> written_by_entity_;
@@ -414,7 +417,7 @@ Status SyncEngine::Batch::RecordConflict(const EntityMapping& em, const RecordEn
     // whichever direction it is seen.
     for (Side db : {Side::kLegacy, Side::kModern}) {
       TANDEM_ASSIGN_OR_RETURN(auto open, e_.db(db).QueryOne("SELECT id FROM _tandem_conflicts WHERE status = 'open' "
-                                                            "AND entity = ? AND lkey IS ? AND mkey IS ? AND field = ?",
+                                                            "AND entity = ? AND lkey = ? AND mkey = ? AND field = ?",
                                                             {Value::Text(em.name), Value::Text(entry.lkey),
                                                              Value::Text(entry.mkey), Value::Text(c.field)}));
       if (open) return Status::Ok();
@@ -501,15 +504,8 @@ Result<Side> SyncEngine::Batch::NewestSide(const EntityMapping& em, const WorkIt
   } else {
     // Capture times: the newest captured change of the row on each side
     // (a retried change carries no capture time of its own).
-    auto newest_capture = [&](Connector& db, const std::string& table, const Row& key) -> Result<Value> {
-      std::string sql = "SELECT max(l.at_ms) FROM _tandem_log l JOIN _tandem_capture c ON c.table_id = l.table_id "
-                        "WHERE c.table_name = ? COLLATE NOCASE";
-      Row params{Value::Text(table)};
-      for (size_t i = 0; i < key.size(); ++i) {
-        sql += fmt::format(" AND l.k{} IS ?", i + 1);
-        params.push_back(key[i]);
-      }
-      return one(db, sql, params);
+    auto newest_capture = [](Connector& db, const std::string& table, const Row& key) {
+      return db.NewestCaptureMillis(table, key);
     };
     if (item.captured_at_ms > 0) {
       ts_s = Value::Integer(item.captured_at_ms);
@@ -537,8 +533,9 @@ Status SyncEngine::Batch::Park(const WorkItem& item, const Status& why) {
   return d_.dst->Exec(
       "INSERT INTO _tandem_parked(direction, entity, source_key, kind, reason, first_seq, last_seq, parked_at_ms, "
       "old_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(direction, entity, source_key) DO UPDATE SET kind = "
-      "excluded.kind, reason = excluded.reason, last_seq = max(last_seq, excluded.last_seq), attempts = attempts + 1, "
-      "old_key = coalesce(old_key, excluded.old_key)",
+      "excluded.kind, reason = excluded.reason, last_seq = CASE WHEN _tandem_parked.last_seq > excluded.last_seq THEN _tandem_parked.last_seq ELSE "
+      "excluded.last_seq END, attempts = _tandem_parked.attempts + 1, old_key = coalesce(_tandem_parked.old_key, "
+      "excluded.old_key)",
       {Value::Text(d_.name), Value::Text(em.name), Value::Text(key), Value::Text(waiting                                    ? "waiting"
                    : why.code() == StatusCode::kConflict ? "conflict"
                                                          : "rejected"),
@@ -552,7 +549,9 @@ Result<bool> SyncEngine::Batch::Retry(const WorkItem& item) {
   const EntityMapping& em = e_.mapping_->entities[item.entity];
   const std::string pk = ParkedKey(em.name, EncodeKey(item.key));
   TANDEM_RETURN_IF_ERROR(d_.dst->Savepoint("tandem_retry"));
+  in_record_savepoint_ = true;
   Status st = Apply(item);
+  in_record_savepoint_ = careful_;
   if (st.ok()) {
     d_.parked.erase(pk);
     TANDEM_RETURN_IF_ERROR(d_.dst->ReleaseSavepoint("tandem_retry"));
@@ -582,8 +581,8 @@ Status SyncEngine::Batch::ApplyOrPark(const WorkItem& item) {
     if (!d_.parked.count(pk)) {
       TANDEM_RETURN_IF_ERROR(d_.dst->Exec(
           "UPDATE _tandem_parked SET source_key = ?, old_key = nullif(coalesce(old_key, ?), ?), last_seq = "
-          "max(last_seq, ?) WHERE direction = ? AND entity = ? AND source_key = ?",
-          {Value::Text(pk_key), Value::Text(old_enc), Value::Text(pk_key), Value::Integer(item.seq),
+          "CASE WHEN last_seq > ? THEN last_seq ELSE ? END WHERE direction = ? AND entity = ? AND source_key = ?",
+          {Value::Text(pk_key), Value::Text(old_enc), Value::Text(pk_key), Value::Integer(item.seq), Value::Integer(item.seq),
            Value::Text(d_.name), Value::Text(em.name), Value::Text(old_enc)}));
       d_.parked.erase(ParkedKey(em.name, old_enc));
       d_.parked.insert(pk);
@@ -594,9 +593,9 @@ Status SyncEngine::Batch::ApplyOrPark(const WorkItem& item) {
   }
   if (d_.parked.count(pk)) {
     // Later changes to a parked record wait behind it.
-    return d_.dst->Exec("UPDATE _tandem_parked SET last_seq = max(last_seq, ?) WHERE direction = ? AND entity = ? AND "
-                        "source_key = ?",
-                        {Value::Integer(item.seq), Value::Text(d_.name), Value::Text(em.name),
+    return d_.dst->Exec("UPDATE _tandem_parked SET last_seq = CASE WHEN last_seq > ? THEN last_seq ELSE ? END WHERE "
+                        "direction = ? AND entity = ? AND source_key = ?",
+                        {Value::Integer(item.seq), Value::Integer(item.seq), Value::Text(d_.name), Value::Text(em.name),
                          Value::Text(EncodeKey(item.key))});
   }
   if (careful_) TANDEM_RETURN_IF_ERROR(d_.dst->Savepoint("tandem_record"));
@@ -895,14 +894,27 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       params.reserve(tk + mapped.size());
       if (tkey_known) params = tkey;
       params.insert(params.end(), mapped.begin(), mapped.end());
+      // Where a failed statement spoils the transaction (PostgreSQL), finding
+      // out why an insert failed needs a savepoint around it; only records
+      // already in a savepoint of their own get one (a batch without them is
+      // re-run record by record after a failure anyway).
+      const bool aborts = dst.FailedStatementAbortsTransaction();
+      const bool guard = aborts && in_record_savepoint_;
+      if (guard) TANDEM_RETURN_IF_ERROR(dst.Savepoint("tandem_insert"));
+      Status ins = Status::Ok();
       if (tkey_known) {
-        Status ins = dst.Exec(sql.insert_with_key, params);
-        if (!ins.ok()) return InsertInsertConflictOr(em, item, /*with_key=*/true, params, ins);
+        ins = dst.Exec(sql.insert_with_key, params);
       } else {
         auto assigned = dst.InsertReturningKey(sql.insert_without_key, params, dm.target_key_columns[0]);
-        if (!assigned.ok()) return InsertInsertConflictOr(em, item, /*with_key=*/false, params, assigned.status());
-        tkey = {*assigned};
+        if (assigned.ok()) tkey = {*assigned};
+        else ins = assigned.status();
       }
+      if (!ins.ok()) {
+        if (guard) TANDEM_RETURN_IF_ERROR(dst.RollbackToSavepoint("tandem_insert"));
+        else if (aborts) return ins;
+        return InsertInsertConflictOr(em, item, /*with_key=*/tkey_known, params, ins);
+      }
+      if (guard) TANDEM_RETURN_IF_ERROR(dst.ReleaseSavepoint("tandem_insert"));
     }
     for (size_t i = 0; i < dm.rules.size(); ++i) new_base_t[dm.rules[i].target_column] = mapped[i];
     applied.op = "insert";
@@ -1156,7 +1168,8 @@ Status SyncEngine::Init(const Config& config) {
     }
     spdlog::info("{}: resuming after change {}", dir->name, dir->position);
     boundaries_[source == Side::kLegacy ? 0 : 1] = std::make_unique<CommitBoundaries>(
-        config_.system(source).resolved, config_.sync.sample_commit_boundaries, config_.sync.busy_timeout_ms,
+        config_.system(source).resolved,
+        config_.sync.sample_commit_boundaries && db(source).SupportsBoundarySampling(), config_.sync.busy_timeout_ms,
         config_.sync.poll_interval_ms, config_.sync.batch_size);
     directions_.push_back(std::move(dir));
   }
@@ -1165,8 +1178,9 @@ Status SyncEngine::Init(const Config& config) {
 
 Status SyncEngine::ReloadParkedIfChanged(Direction& dir, bool force) {
   // An operator may retry or discard put-aside changes from another process.
-  TANDEM_ASSIGN_OR_RETURN(auto n, dir.dst->QueryOne("SELECT count(*), coalesce(sum(kind = 'waiting' OR retry_requested "
-                                                    "<> 0), 0), coalesce(sum(retry_requested <> 0), 0) FROM "
+  TANDEM_ASSIGN_OR_RETURN(auto n, dir.dst->QueryOne("SELECT count(*), coalesce(sum(CASE WHEN kind = 'waiting' OR "
+                                                    "retry_requested <> 0 THEN 1 ELSE 0 END), 0), coalesce(sum(CASE "
+                                                    "WHEN retry_requested <> 0 THEN 1 ELSE 0 END), 0) FROM "
                                                     "_tandem_parked WHERE direction = ?",
                                                     {Value::Text(dir.name)}));
   if (!force && static_cast<size_t>((*n)[0].as_integer()) == dir.parked.size() && (*n)[2].as_integer() == 0)
@@ -1310,6 +1324,17 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       if (pinned) pinned->db->EndRead();
     }
   } restore{dir, own_src, pinned};
+  if (dir.position_uncertain) {
+    TANDEM_ASSIGN_OR_RETURN(auto stored, dir.dst->QueryOne("SELECT seq, applied_total FROM _tandem_position WHERE "
+                                                           "direction = ?",
+                                                           {Value::Text(dir.name)}));
+    if (stored && (*stored)[0].as_integer() != dir.position) {
+      spdlog::info("{}: the last batch was committed after all (position {})", dir.name, (*stored)[0].as_integer());
+      dir.position = (*stored)[0].as_integer();
+      dir.applied_total = (*stored)[1].as_integer();
+    }
+    dir.position_uncertain = false;
+  }
   for (bool careful : {false, true}) {
     Connector& dst = *dir.dst;
     int64_t upto = 0;
@@ -1422,13 +1447,16 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       st = dst.Exec(
           "INSERT INTO _tandem_entity_stats(direction, entity, last_applied_at_ms, applied_total) VALUES (?, ?, ?, ?) "
           "ON CONFLICT(direction, entity) DO UPDATE SET last_applied_at_ms = excluded.last_applied_at_ms, "
-          "applied_total = applied_total + excluded.applied_total",
+          "applied_total = _tandem_entity_stats.applied_total + excluded.applied_total",
           {Value::Text(dir.name), Value::Text(entity), Value::Integer(Clock::Default()->NowMillis()), Value::Integer(n)});
     }
     if (st.ok()) st = dst.CommitApply();
     if (!st.ok()) {
       fail(st);
       (void)ReloadParkedIfChanged(dir, /*force=*/true);
+      // A connection lost during COMMIT leaves its outcome unknown: the
+      // position committed with the data says which, next time.
+      dir.position_uncertain = true;
       return st;
     }
     end_read();
@@ -1541,7 +1569,7 @@ Result<int> SyncEngine::ProcessResolutions() {
         spdlog::warn("conflict {}:{} not resolved: {}", SideName(stored), req[0].as_integer(), st.message());
         for (Side s : {Side::kLegacy, Side::kModern})
           TANDEM_RETURN_IF_ERROR(db(s).Exec("UPDATE _tandem_conflicts SET status = 'open', resolution = ? WHERE status "
-                                            "= 'resolving' AND entity = ? AND lkey IS ? AND mkey IS ?",
+                                            "= 'resolving' AND entity = ? AND lkey = ? AND mkey = ?",
                                             {Value::Text("not resolved: " + st.message()), req[1], req[2], req[3]}));
         continue;
       }
@@ -1572,7 +1600,7 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
   for (Side s : {Side::kLegacy, Side::kModern}) {
     std::vector<Row> rows;
     TANDEM_RETURN_IF_ERROR(db(s).Query("SELECT field, kind FROM _tandem_conflicts WHERE status IN ('open', "
-                                       "'resolving') AND entity = ? AND lkey IS ? AND mkey IS ?",
+                                       "'resolving') AND entity = ? AND lkey = ? AND mkey = ?",
                                        {Value::Text(entity), Value::Text(lkey), Value::Text(mkey)}, &rows));
     any_open |= !rows.empty();
     for (auto& r : rows) {
@@ -1690,7 +1718,7 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
   // chosen values, so doing it twice gives the same rows).
   for (Side s : {Side::kLegacy, Side::kModern})
     TANDEM_RETURN_IF_ERROR(db(s).Exec("UPDATE _tandem_conflicts SET status = 'resolving', resolution = ? WHERE status "
-                                      "IN ('open', 'resolving') AND entity = ? AND lkey IS ? AND mkey IS ?",
+                                      "IN ('open', 'resolving') AND entity = ? AND lkey = ? AND mkey = ?",
                                       {Value::Text(resolution_text), Value::Text(entity), Value::Text(lkey),
                                        Value::Text(mkey)}));
   // 1. Hand-merged values onto their side.
@@ -1788,7 +1816,7 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
     Connector& d = db(s);
     TANDEM_RETURN_IF_ERROR(d.BeginApply());
     Status st = d.Exec("UPDATE _tandem_conflicts SET status = 'resolved', settled_at_ms = ?, resolution = ?, winner = "
-                       "? WHERE status IN ('open', 'resolving') AND entity = ? AND lkey IS ? AND mkey IS ?",
+                       "? WHERE status IN ('open', 'resolving') AND entity = ? AND lkey = ? AND mkey = ?",
                        {Value::Integer(now), Value::Text(winners),
                         Value::Text(take ? SideName(*take) : "hand-merged"), Value::Text(entity), Value::Text(lkey),
                         Value::Text(mkey)});

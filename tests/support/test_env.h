@@ -1,6 +1,9 @@
-// TestEnv: a temporary folder with the example legacy and modern SQLite
-// databases, a config, and capture installed -- the real thing, on real files.
-// Writes made through App() use their own connection, exactly as another
+// TestEnv: a temporary folder with the example legacy and modern databases,
+// a config, and capture installed -- the real thing, on real files or a real
+// server. Either side may be PostgreSQL (Backends): a fresh database on the
+// test server (support/pg_test_server.h) with examples/postgres/'s schema,
+// and the config's `database:` for that side pointing at it.
+// Writes made through Write() use their own connection, exactly as another
 // application would; Sh() runs the sqlite3 shell as a separate process.
 #pragma once
 
@@ -18,6 +21,7 @@
 #include "engine/status_report.h"
 #include "engine/sync_engine.h"
 #include "mapping/config.h"
+#include "support/pg_test_server.h"
 
 namespace tandem::testing {
 
@@ -35,19 +39,48 @@ inline std::string ExampleConfigWithCustomerConflicts(const std::string& conflic
   return cfg.insert(at, conflicts_yaml);
 }
 
+// Which database system holds each side.
+struct Backends {
+  bool legacy_pg = false;
+  bool modern_pg = false;
+  // Schemas to create instead of the example's (SQL for that side's system).
+  std::string legacy_schema, modern_schema;
+};
+
 class TestEnv {
  public:
-  // `config_text`: YAML; defaults to examples/tandem.yaml.
-  explicit TestEnv(std::string config_text = "") {
+  // `config_text`: YAML; defaults to examples/tandem.yaml. Its databases must
+  // be the example's sqlite:data/legacy.db and sqlite:data/modern.db; a side
+  // on PostgreSQL replaces its URL.
+  explicit TestEnv(std::string config_text = "", Backends backends = {}) {
     char tmpl[] = "/tmp/tandem-test-XXXXXX";
     dir_ = mkdtemp(tmpl);
     std::filesystem::create_directories(dir_ + "/data");
     if (config_text.empty()) config_text = ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/tandem.yaml");
+    const std::string examples = std::string(TANDEM_SOURCE_DIR) + "/examples/";
+    for (Side side : {Side::kLegacy, Side::kModern}) {
+      const bool legacy = side == Side::kLegacy;
+      const bool on_pg = legacy ? backends.legacy_pg : backends.modern_pg;
+      std::string schema = legacy ? backends.legacy_schema : backends.modern_schema;
+      const std::string file = legacy ? "legacy_schema.sql" : "modern_schema.sql";
+      if (schema.empty()) schema = ReadFile(examples + (on_pg ? "postgres/" : "") + file);
+      if (!on_pg) {
+        Exec(legacy ? legacy_path() : modern_path(), schema);
+        continue;
+      }
+      auto& pg = pg_[legacy ? 0 : 1];
+      pg = std::make_unique<PgTestDatabase>();
+      pg->Exec(schema);
+      const std::string sqlite_url = legacy ? "sqlite:data/legacy.db" : "sqlite:data/modern.db";
+      auto at = config_text.find(sqlite_url);
+      EXPECT_NE(at, std::string::npos) << "the config does not use " << sqlite_url;
+      if (at != std::string::npos) config_text.replace(at, sqlite_url.size(), pg->url());
+    }
     config_path_ = dir_ + "/tandem.yaml";
     std::ofstream(config_path_) << config_text;
-    Exec(legacy_path(), ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/legacy_schema.sql"));
-    Exec(modern_path(), ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/modern_schema.sql"));
   }
+  // The PostgreSQL database of `side`, or nullptr when it is SQLite.
+  PgTestDatabase* pg(Side side) { return pg_[side == Side::kLegacy ? 0 : 1].get(); }
   ~TestEnv() {
     if (!getenv("TANDEM_KEEP_TEST_DIRS")) std::filesystem::remove_all(dir_);
   }
@@ -68,13 +101,15 @@ class TestEnv {
     Config config = LoadConfig();
     auto l = OpenConnector(config.legacy.resolved, {});
     auto m = OpenConnector(config.modern.resolved, {});
-    ASSERT_TRUE(l.ok() && m.ok());
+    ASSERT_TRUE(l.ok()) << l.status().ToString();
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
     auto expr_db = OpenExpressionDatabase();
     CompileOutcome c = CompileMapping(config, **l, **m, **expr_db);
     ASSERT_TRUE(c.problems.empty()) << c.problems[0].ToString();
     auto plan = PlanInstall(*c.mapping, **l, **m);
-    ASSERT_TRUE(plan.ok());
-    ASSERT_TRUE(ExecutePlan(*plan, **l, **m).ok());
+    ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+    Status done = ExecutePlan(*plan, **l, **m);
+    ASSERT_TRUE(done.ok()) << done.ToString();
   }
 
   // `tandem run --once`, in-process, with a fresh engine (as a new process would).
@@ -96,11 +131,14 @@ class TestEnv {
     return *h;
   }
   void Write(Side side, const std::string& sql) {
+    if (pg(side)) return pg(side)->Exec(sql);
     Status st = App(side).ExecScript(sql);
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
-  // Runs a query on a side; returns rows rendered as "a|b|c" lines.
+  // Runs a query on a side; returns rows rendered as "a|b|c" lines (values in
+  // that database's text form).
   std::string Query(Side side, const std::string& sql) {
+    if (pg(side)) return pg(side)->Query(sql);
     std::vector<Row> rows;
     Status st = App(side).Run(sql, {}, &rows);
     EXPECT_TRUE(st.ok()) << st.ToString();
@@ -112,6 +150,10 @@ class TestEnv {
     return out;
   }
   int64_t Count(Side side, const std::string& table_and_where) {
+    if (pg(side)) {
+      std::string n = pg(side)->Query("SELECT count(*) FROM " + table_and_where);
+      return n.empty() ? -1 : std::stoll(n);
+    }
     std::vector<Row> rows;
     EXPECT_TRUE(App(side).Run("SELECT count(*) FROM " + table_and_where, {}, &rows).ok());
     return rows.empty() ? -1 : rows[0][0].as_integer();
@@ -143,6 +185,7 @@ class TestEnv {
   std::string dir_;
   std::string config_path_;
   std::unique_ptr<SqliteHandle> apps_[2];
+  std::unique_ptr<PgTestDatabase> pg_[2];
   DirectionStats last_stats_[2];
 };
 

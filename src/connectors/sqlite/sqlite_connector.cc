@@ -17,16 +17,6 @@ int TableInfo::Find(const std::string& column) const {
   return -1;
 }
 
-Result<std::unique_ptr<Connector>> OpenConnector(const std::string& url, const ConnectorOptions& options) {
-  if (url.rfind("sqlite:", 0) == 0) {
-    auto r = SqliteConnector::Open(url.substr(7), options);
-    if (!r.ok()) return r.status();
-    return std::unique_ptr<Connector>(std::move(r).value());
-  }
-  return Status::InvalidArgument(fmt::format(
-      "database '{}' is not supported yet (only sqlite:PATH so far; PostgreSQL and MariaDB are planned)", url));
-}
-
 Result<std::unique_ptr<SqliteConnector>> SqliteConnector::Open(const std::string& path,
                                                                const ConnectorOptions& options) {
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
@@ -355,6 +345,25 @@ Status SqliteConnector::ReadChanges(int64_t after, int64_t upto, size_t limit, s
   Status st = rc == SQLITE_DONE ? Status::Ok() : handle_->LastError("reading _tandem_log");
   sqlite3_reset(stmt);
   return st;
+}
+
+Result<Connector::PendingInfo> SqliteConnector::PendingChanges(int64_t after, int table_id) {
+  TANDEM_ASSIGN_OR_RETURN(auto p, QueryOne("SELECT count(*), coalesce(min(at_ms), 0) FROM _tandem_log WHERE seq > ? "
+                                           "AND table_id = ?",
+                                           {Value::Integer(after), Value::Integer(table_id)}));
+  return PendingInfo{(*p)[0].as_integer(), (*p)[1].as_integer()};
+}
+
+Result<Value> SqliteConnector::NewestCaptureMillis(const std::string& table, const Row& key) {
+  std::string sql = "SELECT max(l.at_ms) FROM _tandem_log l JOIN _tandem_capture c ON c.table_id = l.table_id "
+                    "WHERE c.table_name = ? COLLATE NOCASE";
+  Row params{Value::Text(table)};
+  for (size_t i = 0; i < key.size(); ++i) {
+    sql += fmt::format(" AND l.k{} IS ?", i + 1);
+    params.push_back(key[i]);
+  }
+  TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne(sql, params));
+  return row ? (*row)[0] : Value::Null();
 }
 
 Status SqliteConnector::PurgeChanges(int64_t before) {

@@ -58,6 +58,8 @@ class SqliteConnector : public Connector {
 
   Result<int64_t> MaxChangeSeq() override;
   Status ReadChanges(int64_t after, int64_t upto, size_t limit, std::vector<CapturedChange>* out) override;
+  Result<PendingInfo> PendingChanges(int64_t after, int table_id) override;
+  Result<Value> NewestCaptureMillis(const std::string& table, const Row& key) override;
   Status PurgeChanges(int64_t before) override;
   Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
 

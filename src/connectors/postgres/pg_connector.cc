@@ -1,0 +1,486 @@
+#include "connectors/postgres/pg_connector.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <thread>
+
+namespace tandem {
+
+namespace {
+
+// A SQL string literal.
+std::string Literal(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string FunctionName(const CaptureTable& t, const char* kind) {
+  return fmt::format("tandem._tandem_{}_{}", kind, t.id);
+}
+std::string TriggerName(const CaptureTable& t, const char* kind) { return fmt::format("_tandem_{}_{}", t.id, kind); }
+
+constexpr const char* kLogColumns = "id, table_id, op, k1, k2, k3, k4, o1, o2, o3, o4, at_ms";
+
+}  // namespace
+
+Result<std::unique_ptr<PgConnector>> PgConnector::Open(const std::string& url, const ConnectorOptions& options) {
+  TANDEM_ASSIGN_OR_RETURN(auto session, PgSession::Connect(url, options.busy_timeout_ms));
+  auto conn = std::unique_ptr<PgConnector>(new PgConnector(std::move(session)));
+  conn->url_ = url;
+  conn->lock_timeout_ms_ = options.busy_timeout_ms;
+  return conn;
+}
+
+std::string PgConnector::QuoteIdent(const std::string& name) const {
+  // "schema.table" names a table in a schema.
+  std::string out;
+  size_t start = 0;
+  while (true) {
+    size_t dot = name.find('.', start);
+    std::string part = name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    out += (start ? "." : "") + std::string("\"");
+    for (char c : part) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    out += "\"";
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  return out;
+}
+
+Result<std::optional<TableInfo>> PgConnector::DescribeTable(const std::string& table) {
+  std::vector<Row> rows;
+  TANDEM_RETURN_IF_ERROR(session_->Run(
+      "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef OR a.attidentity <> '', "
+      "coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0), a.attidentity <> '' OR coalesce(pg_get_expr(d.adbin, "
+      "d.adrelid), '') LIKE 'nextval(%' FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND "
+      "i.indisprimary LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = "
+      "to_regclass(?) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+      {Value::Text(QuoteIdent(table))}, &rows));
+  if (rows.empty()) return std::optional<TableInfo>();
+  TableInfo info;
+  info.name = table;
+  std::vector<std::pair<int64_t, size_t>> pk;
+  for (auto& r : rows) {
+    ColumnInfo c;
+    c.name = r[0].as_bytes();
+    c.declared_type = r[1].as_bytes();
+    c.not_null = r[2].as_integer() != 0;
+    c.has_default = r[3].as_integer() != 0;
+    if (r[4].as_integer() > 0) pk.emplace_back(r[4].as_integer(), info.columns.size());
+    info.columns.push_back(std::move(c));
+  }
+  std::sort(pk.begin(), pk.end());
+  for (auto& [n, index] : pk) info.primary_key.push_back(info.columns[index].name);
+  if (pk.size() == 1) info.integer_rowid_key = rows[pk[0].second][5].as_integer() != 0;
+  return std::optional<TableInfo>(std::move(info));
+}
+
+Status PgConnector::Exec(const std::string& sql, const Row& params, int64_t* rows_changed) {
+  return session_->Run(sql, params, nullptr, rows_changed);
+}
+
+Status PgConnector::Query(const std::string& sql, const Row& params, std::vector<Row>* out) {
+  return session_->Run(sql, params, out);
+}
+
+Result<std::optional<Row>> PgConnector::QueryOne(const std::string& sql, const Row& params) {
+  std::vector<Row> rows;
+  TANDEM_RETURN_IF_ERROR(session_->Run(sql, params, &rows));
+  if (rows.empty()) return std::optional<Row>();
+  return std::optional<Row>(std::move(rows[0]));
+}
+
+Result<Value> PgConnector::InsertReturningKey(const std::string& sql, const Row& params,
+                                              const std::string& key_column) {
+  std::vector<Row> rows;
+  TANDEM_RETURN_IF_ERROR(session_->Run(sql + " RETURNING " + QuoteIdent(key_column), params, &rows));
+  if (rows.empty() || rows[0].empty()) return Status::Internal("INSERT ... RETURNING returned no key");
+  return rows[0][0];
+}
+
+std::vector<std::string> PgConnector::UniqueViolationColumns(const Status& failed) const {
+  // "duplicate key value violates unique constraint "c" (Key (email, region)=(a@x, eu) already exists.) [SQLSTATE 23505]"
+  std::vector<std::string> out;
+  const std::string& m = failed.message();
+  if (failed.code() != StatusCode::kConstraint || m.find("SQLSTATE 23505") == std::string::npos) return out;
+  auto at = m.find("Key (");
+  auto end = m.find(")=(", at);
+  if (at == std::string::npos || end == std::string::npos) return out;
+  std::string list = m.substr(at + 5, end - at - 5);
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t comma = list.find(", ", pos);
+    std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (item.size() >= 2 && item.front() == '"' && item.back() == '"') item = item.substr(1, item.size() - 2);
+    out.push_back(item);
+    if (comma == std::string::npos) break;
+    pos = comma + 2;
+  }
+  return out;
+}
+
+// --- transactions ---
+
+Status PgConnector::End(const char* sql) {
+  Status st = session_->Script(sql);
+  session_->set_in_transaction(false);
+  return st;
+}
+
+Status PgConnector::BeginRead() {
+  TANDEM_RETURN_IF_ERROR(session_->Script("BEGIN ISOLATION LEVEL REPEATABLE READ"));
+  session_->set_in_transaction(true);
+  in_read_ = true;
+  return Status::Ok();
+}
+
+void PgConnector::EndRead() {
+  if (!in_read_) return;
+  in_read_ = false;
+  (void)End("COMMIT");
+}
+
+Status PgConnector::BeginApply() {
+  TANDEM_RETURN_IF_ERROR(session_->Script("BEGIN; SET LOCAL tandem.applying = 'on'"));
+  session_->set_in_transaction(true);
+  return Status::Ok();
+}
+
+Status PgConnector::CommitApply() {
+  Status st = End("COMMIT");
+  if (!st.ok()) (void)End("ROLLBACK");
+  return st;
+}
+
+void PgConnector::RollbackApply() { (void)End("ROLLBACK"); }
+
+Status PgConnector::BeginWrite() {
+  TANDEM_RETURN_IF_ERROR(session_->Script("BEGIN"));
+  session_->set_in_transaction(true);
+  return Status::Ok();
+}
+
+Status PgConnector::Commit() { return CommitApply(); }
+
+Status PgConnector::Savepoint(const std::string& name) { return session_->Script("SAVEPOINT " + name); }
+Status PgConnector::ReleaseSavepoint(const std::string& name) { return session_->Script("RELEASE SAVEPOINT " + name); }
+Status PgConnector::RollbackToSavepoint(const std::string& name) {
+  return session_->Script("ROLLBACK TO SAVEPOINT " + name + "; RELEASE SAVEPOINT " + name);
+}
+
+// --- capture ---
+
+std::vector<std::string> PgConnector::ControlTablesSql() const {
+  return {
+      "CREATE SCHEMA IF NOT EXISTS tandem",
+      // Which tables are captured, and the id their log rows carry.
+      "CREATE TABLE IF NOT EXISTS tandem._tandem_capture(table_id integer PRIMARY KEY, table_name text NOT NULL "
+      "UNIQUE, key_columns text NOT NULL)",
+      // The change log: what changed (k* = key after, o* = key before a key
+      // change, as text), by which transaction. Not in commit order: see ticks.
+      "CREATE TABLE IF NOT EXISTS tandem._tandem_log(id bigserial PRIMARY KEY, tx xid8 NOT NULL DEFAULT "
+      "pg_current_xact_id(), table_id integer NOT NULL, op smallint NOT NULL, k1 text, k2 text, k3 text, k4 text, "
+      "o1 text, o2 text, o3 text, o4 text, at_ms bigint NOT NULL DEFAULT (extract(epoch FROM clock_timestamp()) * "
+      "1000)::bigint)",
+      // Windows of committed changes: seq is the last position of the window
+      // that ends at snapshot snap (see pg_connector.h). Tick 0 is the start.
+      "CREATE TABLE IF NOT EXISTS tandem._tandem_ticks(seq bigint PRIMARY KEY, snap pg_snapshot NOT NULL, at_ms "
+      "bigint NOT NULL)",
+      "INSERT INTO tandem._tandem_ticks(seq, snap, at_ms) VALUES (0, pg_current_snapshot(), (extract(epoch FROM "
+      "clock_timestamp()) * 1000)::bigint) ON CONFLICT (seq) DO NOTHING",
+      // Per direction applied INTO this database: the source position, stored with the data.
+      "CREATE TABLE IF NOT EXISTS tandem._tandem_position(direction text PRIMARY KEY, seq bigint NOT NULL, "
+      "applied_at_ms bigint, source_at_ms bigint, applied_total bigint NOT NULL DEFAULT 0)",
+      "CREATE TABLE IF NOT EXISTS tandem._tandem_entity_stats(direction text NOT NULL, entity text NOT NULL, "
+      "last_applied_at_ms bigint, applied_total bigint NOT NULL DEFAULT 0, PRIMARY KEY(direction, entity))",
+      // Key map + last agreed version per record (see the SQLite connector).
+      "CREATE TABLE IF NOT EXISTS tandem._tandem_records(entity text NOT NULL, lkey text NOT NULL, mkey text NOT "
+      "NULL, mhash bigint NOT NULL, version bigint NOT NULL, gone integer NOT NULL DEFAULT 0, lbase text, mbase text, "
+      "UNIQUE(entity, lkey))",
+      "CREATE INDEX IF NOT EXISTS _tandem_records_by_mhash ON tandem._tandem_records(mhash)",
+      "CREATE INDEX IF NOT EXISTS _tandem_records_gone ON tandem._tandem_records(version) WHERE gone = 1",
+      "CREATE TABLE IF NOT EXISTS tandem._tandem_parked(id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, "
+      "direction text NOT NULL, entity text NOT NULL, source_key text NOT NULL, kind text NOT NULL, reason text NOT "
+      "NULL, first_seq bigint, last_seq bigint, parked_at_ms bigint, attempts integer NOT NULL DEFAULT 1, "
+      "retry_requested integer NOT NULL DEFAULT 0, old_key text, UNIQUE(direction, entity, source_key))",
+      "CREATE TABLE IF NOT EXISTS tandem._tandem_conflicts(id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, "
+      "at_ms bigint NOT NULL, direction text NOT NULL, entity text NOT NULL, lkey text, mkey text, field text, "
+      "legacy_value text, modern_value text, winner text NOT NULL, kind text NOT NULL, policy text, base_value text, "
+      "status text NOT NULL DEFAULT 'settled', settled_at_ms bigint, resolution text)",
+      "CREATE INDEX IF NOT EXISTS _tandem_conflicts_status ON tandem._tandem_conflicts(status)",
+      "CREATE TABLE IF NOT EXISTS tandem._tandem_audit(id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, "
+      "at_ms bigint NOT NULL, action text NOT NULL, detail text NOT NULL)",
+  };
+}
+
+Result<std::vector<std::string>> PgConnector::UpgradeControlTablesSql() { return std::vector<std::string>{}; }
+
+std::vector<std::string> PgConnector::CaptureSql(const CaptureTable& t) const {
+  std::vector<std::string> out = DropCaptureSql(t);
+  const std::string tbl = QuoteIdent(t.table);
+  std::string kcols, ocols, newk, oldk, rowk_new, rowk_old, key_changed, keys_csv;
+  for (size_t i = 0; i < t.key_columns.size(); ++i) {
+    const std::string q = QuoteIdent(t.key_columns[i]);
+    kcols += fmt::format(", k{}", i + 1);
+    ocols += fmt::format(", o{}", i + 1);
+    newk += ", n." + q + "::text";
+    oldk += ", o." + q + "::text";
+    rowk_new += ", NEW." + q + "::text";
+    rowk_old += ", OLD." + q + "::text";
+    key_changed += fmt::format("{}OLD.{} IS DISTINCT FROM NEW.{}", i ? " OR " : "", q, q);
+    keys_csv += (i ? "," : "") + t.key_columns[i];
+  }
+  out.push_back(fmt::format(
+      "INSERT INTO tandem._tandem_capture(table_id, table_name, key_columns) VALUES ({}, {}, {}) ON CONFLICT "
+      "(table_id) DO UPDATE SET table_name = excluded.table_name, key_columns = excluded.key_columns",
+      t.id, Literal(t.table), Literal(keys_csv)));
+  // One INSERT ... SELECT per statement, from its transition table.
+  const std::string skip = "IF current_setting('tandem.applying', true) = 'on' THEN RETURN NULL; END IF;";
+  auto statement_fn = [&](const char* kind, int op, const char* rows, const std::string& keys) {
+    return fmt::format(
+        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $tandem$ BEGIN {} INSERT INTO "
+        "tandem._tandem_log(table_id, op{}) SELECT {}, {}{} FROM {}; RETURN NULL; END $tandem$",
+        FunctionName(t, kind), skip, kcols, t.id, op, keys, rows);
+  };
+  out.push_back(statement_fn("ins", 1, "tandem_new n", newk));
+  out.push_back(statement_fn("upd", 2, "tandem_new n", newk));
+  out.push_back(statement_fn("del", 3, "tandem_old o", oldk));
+  out.push_back(fmt::format(
+      "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $tandem$ BEGIN {} INSERT INTO "
+      "tandem._tandem_log(table_id, op{}{}) VALUES ({}, 4{}{}); RETURN NULL; END $tandem$",
+      FunctionName(t, "key"), skip, kcols, ocols, t.id, rowk_new, rowk_old));
+  out.push_back(fmt::format("CREATE TRIGGER {} AFTER INSERT ON {} REFERENCING NEW TABLE AS tandem_new FOR EACH "
+                            "STATEMENT EXECUTE FUNCTION {}()",
+                            TriggerName(t, "ins"), tbl, FunctionName(t, "ins")));
+  // A key change is logged per row (old and new key together) before the
+  // statement's update rows, which name the new keys.
+  out.push_back(fmt::format("CREATE TRIGGER {} AFTER UPDATE ON {} FOR EACH ROW WHEN ({}) EXECUTE FUNCTION {}()",
+                            TriggerName(t, "key"), tbl, key_changed, FunctionName(t, "key")));
+  out.push_back(fmt::format("CREATE TRIGGER {} AFTER UPDATE ON {} REFERENCING NEW TABLE AS tandem_new FOR EACH "
+                            "STATEMENT EXECUTE FUNCTION {}()",
+                            TriggerName(t, "upd"), tbl, FunctionName(t, "upd")));
+  out.push_back(fmt::format("CREATE TRIGGER {} AFTER DELETE ON {} REFERENCING OLD TABLE AS tandem_old FOR EACH "
+                            "STATEMENT EXECUTE FUNCTION {}()",
+                            TriggerName(t, "del"), tbl, FunctionName(t, "del")));
+  return out;
+}
+
+std::vector<std::string> PgConnector::DropCaptureSql(const CaptureTable& t) const {
+  std::vector<std::string> out;
+  // DROP TRIGGER IF EXISTS needs the table to exist.
+  for (const char* kind : {"ins", "key", "upd", "del"})
+    out.push_back(fmt::format("DO $tandem$ BEGIN IF to_regclass({}) IS NOT NULL THEN DROP TRIGGER IF EXISTS {} ON {}; "
+                              "END IF; END $tandem$",
+                              Literal(QuoteIdent(t.table)), TriggerName(t, kind), QuoteIdent(t.table)));
+  for (const char* kind : {"ins", "key", "upd", "del"})
+    out.push_back(fmt::format("DROP FUNCTION IF EXISTS {}()", FunctionName(t, kind)));
+  return out;
+}
+
+std::vector<std::string> PgConnector::DropControlTablesSql() const { return {"DROP SCHEMA IF EXISTS tandem CASCADE"}; }
+
+Result<bool> PgConnector::IsInstalled() {
+  TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT count(*) FROM pg_tables WHERE schemaname = 'tandem' AND "
+                                             "tablename IN ('_tandem_log', '_tandem_ticks', '_tandem_position', "
+                                             "'_tandem_records', '_tandem_capture')",
+                                             {}));
+  return row && (*row)[0].as_integer() == 5;
+}
+
+// --- positions: ticks over snapshots ---
+
+Result<int64_t> PgConnector::MaxChangeSeq() {
+  // One statement: the snapshot it runs in is the one it counts in and the
+  // one the tick records (inside a read transaction: that transaction's).
+  TANDEM_ASSIGN_OR_RETURN(
+      auto row, QueryOne("SELECT t.seq, t.snap::text, pg_current_snapshot()::text, (SELECT count(*) FROM "
+                         "tandem._tandem_log l WHERE NOT pg_visible_in_snapshot(l.tx, t.snap)) FROM (SELECT seq, snap "
+                         "FROM tandem._tandem_ticks ORDER BY seq DESC LIMIT 1) t",
+                         {}));
+  if (!row) return Status::Internal(Describe() + ": tandem._tandem_ticks is empty; run 'tandem install'");
+  const int64_t last = (*row)[0].as_integer();
+  const int64_t n = (*row)[3].as_integer();
+  if (n == 0) return last;
+  // Record the window before anything of it is applied, on a session of its
+  // own so it is committed now, not when the read transaction ends.
+  if (!ticker_) {
+    TANDEM_ASSIGN_OR_RETURN(ticker_, PgSession::Connect(url_, lock_timeout_ms_));
+  }
+  int64_t inserted = 0;
+  TANDEM_RETURN_IF_ERROR(ticker_->Run(
+      "INSERT INTO tandem._tandem_ticks(seq, snap, at_ms) SELECT ?::bigint, ?::pg_snapshot, (extract(epoch FROM "
+      "clock_timestamp()) * 1000)::bigint WHERE (SELECT max(seq) FROM tandem._tandem_ticks) = ?::bigint ON CONFLICT "
+      "(seq) DO NOTHING",
+      {Value::Integer(last + n), (*row)[2], Value::Integer(last)}, nullptr, &inserted));
+  if (inserted != 1)
+    return Status::Unavailable(Describe() + ": another process recorded a change window at the same time; retrying");
+  known_ticks_.emplace(last, (*row)[1].as_bytes());
+  known_ticks_.emplace(last + n, (*row)[2].as_bytes());
+  return last + n;
+}
+
+Result<std::pair<PgConnector::Tick, std::optional<PgConnector::Tick>>> PgConnector::WindowAround(int64_t seq) {
+  // Ticks this connector made are known at once: a read transaction that
+  // began before the ticker committed one cannot see it in the table.
+  auto after = known_ticks_.upper_bound(seq);
+  if (after == known_ticks_.begin() || after == known_ticks_.end()) {
+    std::vector<Row> rows;
+    TANDEM_RETURN_IF_ERROR(session_->Run(
+        "(SELECT seq, snap::text FROM tandem._tandem_ticks WHERE seq <= ? ORDER BY seq DESC LIMIT 1) UNION ALL "
+        "(SELECT seq, snap::text FROM tandem._tandem_ticks WHERE seq > ? ORDER BY seq LIMIT 1)",
+        {Value::Integer(seq), Value::Integer(seq)}, &rows));
+    for (auto& r : rows) known_ticks_.emplace(r[0].as_integer(), r[1].as_bytes());
+    after = known_ticks_.upper_bound(seq);
+  }
+  if (after == known_ticks_.begin())
+    return Status::Internal(fmt::format("{}: no change window at or before position {} (purged?)", Describe(), seq));
+  auto start = std::prev(after);
+  std::pair<Tick, std::optional<Tick>> out;
+  out.first = {start->first, start->second};
+  if (after != known_ticks_.end()) out.second = Tick{after->first, after->second};
+  return out;
+}
+
+Result<const std::vector<unsigned>*> PgConnector::KeyTypes(int table_id) {
+  auto it = key_types_.find(table_id);
+  if (it != key_types_.end()) return &it->second;
+  TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT table_name, key_columns FROM tandem._tandem_capture WHERE "
+                                             "table_id = ?",
+                                             {Value::Integer(table_id)}));
+  std::vector<unsigned> types;
+  if (row) {
+    std::string cols = (*row)[1].as_bytes();
+    size_t pos = 0;
+    while (pos <= cols.size()) {
+      size_t comma = cols.find(',', pos);
+      std::string col = cols.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+      TANDEM_ASSIGN_OR_RETURN(auto t, QueryOne("SELECT atttypid::bigint FROM pg_attribute WHERE attrelid = "
+                                               "to_regclass(?) AND attname = ?",
+                                               {Value::Text(QuoteIdent((*row)[0].as_bytes())), Value::Text(col)}));
+      types.push_back(t ? static_cast<unsigned>((*t)[0].as_integer()) : 25u);
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+  }
+  return &key_types_.emplace(table_id, std::move(types)).first->second;
+}
+
+Status PgConnector::ReadChanges(int64_t after, int64_t upto, size_t limit, std::vector<CapturedChange>* out) {
+  size_t got = 0;
+  while (got < limit && after < upto) {
+    TANDEM_ASSIGN_OR_RETURN(auto window, WindowAround(after));
+    if (!window.second)  // `upto` came from MaxChangeSeq, which records its window first
+      return Status::Internal(fmt::format("{}: no change window recorded after position {} (up to {})", Describe(),
+                                          after, upto));
+    const Tick& start = window.first;
+    const Tick& end = *window.second;
+    // Within a window, go on from where the last read stopped.
+    int64_t from_id = 0, skip = after - start.seq;
+    if (cursor_.window_end == end.seq && cursor_.seq == after) {
+      from_id = cursor_.id;
+      skip = 0;
+    }
+    std::vector<Row> rows;
+    const int64_t want = static_cast<int64_t>(limit - got);
+    TANDEM_RETURN_IF_ERROR(session_->Run(
+        fmt::format("SELECT {} FROM tandem._tandem_log WHERE id > ? AND pg_visible_in_snapshot(tx, ?::pg_snapshot) "
+                    "AND NOT pg_visible_in_snapshot(tx, ?::pg_snapshot) ORDER BY id LIMIT ? OFFSET ?",
+                    kLogColumns),
+        {Value::Integer(from_id), Value::Text(end.snap), Value::Text(start.snap), Value::Integer(want),
+         Value::Integer(skip)},
+        &rows));
+    int64_t seq = after;
+    for (auto& r : rows) {
+      CapturedChange c;
+      c.seq = ++seq;
+      c.table_id = static_cast<int>(r[1].as_integer());
+      c.op = static_cast<ChangeOp>(r[2].as_integer());
+      TANDEM_ASSIGN_OR_RETURN(const std::vector<unsigned>* types, KeyTypes(c.table_id));
+      auto typed = [&](const Value& v, size_t i) {
+        if (v.is_null() || i >= types->size()) return v;
+        return PgSession::FromText(v.as_bytes().data(), static_cast<int>(v.as_bytes().size()), (*types)[i]);
+      };
+      c.key.reserve(kMaxKeyColumns);
+      for (int i = 0; i < kMaxKeyColumns; ++i) c.key.push_back(typed(r[3 + i], i));
+      if (c.op == ChangeOp::kKeyChange)
+        for (int i = 0; i < kMaxKeyColumns; ++i) c.old_key.push_back(typed(r[7 + i], i));
+      c.captured_at_ms = r[11].as_integer();
+      cursor_ = {c.seq, r[0].as_integer(), end.seq};
+      out->push_back(std::move(c));
+    }
+    got += rows.size();
+    if (static_cast<int64_t>(rows.size()) < want || seq >= end.seq) {
+      // The window is done (a shorter one than its tick says would mean
+      // purged rows): the next read starts at the following window.
+      if (seq < end.seq && !out->empty()) out->back().seq = end.seq;
+      after = end.seq;
+      if (rows.empty() && seq < end.seq) return Status::Ok();
+    } else {
+      after = seq;
+    }
+  }
+  return Status::Ok();
+}
+
+Status PgConnector::PurgeChanges(int64_t before) {
+  // The changes of every window up to `before` are applied: they are the ones
+  // its end snapshot sees. Ticks before it are no longer needed (it stays, as
+  // the start of the next window).
+  TANDEM_ASSIGN_OR_RETURN(auto window, WindowAround(before));
+  constexpr int64_t kChunk = 10000;
+  while (true) {
+    int64_t changed = 0;
+    TANDEM_RETURN_IF_ERROR(session_->Run(
+        "DELETE FROM tandem._tandem_log WHERE id IN (SELECT id FROM tandem._tandem_log WHERE "
+        "pg_visible_in_snapshot(tx, ?::pg_snapshot) ORDER BY id LIMIT ?)",
+        {Value::Text(window.first.snap), Value::Integer(kChunk)}, nullptr, &changed));
+    if (changed < kChunk) break;
+  }
+  known_ticks_.erase(known_ticks_.begin(), known_ticks_.lower_bound(window.first.seq));
+  return session_->Run("DELETE FROM tandem._tandem_ticks WHERE seq < ?", {Value::Integer(window.first.seq)});
+}
+
+Result<Connector::PendingInfo> PgConnector::PendingChanges(int64_t after, int table_id) {
+  TANDEM_ASSIGN_OR_RETURN(auto window, WindowAround(after));
+  TANDEM_ASSIGN_OR_RETURN(auto p, QueryOne("SELECT count(*), coalesce(min(at_ms), 0) FROM tandem._tandem_log WHERE "
+                                           "table_id = ? AND NOT pg_visible_in_snapshot(tx, ?::pg_snapshot)",
+                                           {Value::Integer(table_id), Value::Text(window.first.snap)}));
+  return PendingInfo{(*p)[0].as_integer(), (*p)[1].as_integer()};
+}
+
+Result<Value> PgConnector::NewestCaptureMillis(const std::string& table, const Row& key) {
+  std::string sql = "SELECT max(l.at_ms) FROM tandem._tandem_log l JOIN tandem._tandem_capture c ON c.table_id = "
+                    "l.table_id WHERE c.table_name = ?";
+  Row params{Value::Text(table)};
+  for (size_t i = 0; i < key.size(); ++i) {
+    sql += fmt::format(" AND l.k{} = ?::text", i + 1);
+    params.push_back(key[i].type() == ValueType::kBlob ? Value::Text(key[i].ToDisplay()) : key[i]);
+  }
+  TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne(sql, params));
+  return row ? (*row)[0] : Value::Null();
+}
+
+Result<bool> PgConnector::WaitForCommit(std::chrono::milliseconds timeout) {
+  // The probe: the newest log id (an index lookup) and the oldest running
+  // transaction. A new change moves the first; a transaction that took its
+  // ids earlier and commits now moves the second when it was the oldest
+  // (otherwise the engine's next pass picks it up with the next change or
+  // poll). One round trip and no writes.
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT (SELECT coalesce(max(id), 0) FROM tandem._tandem_log)::text "
+                                               "|| ':' || pg_snapshot_xmin(pg_current_snapshot())::text",
+                                               {}));
+    std::string probe = row ? (*row)[0].as_bytes() : "";
+    if (probe != probe_) {
+      probe_ = probe;
+      return true;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+}
+
+}  // namespace tandem

@@ -1,0 +1,114 @@
+// PgConnector: the Connector for PostgreSQL (10 or later; tested on 15).
+//
+// Capture: per captured table, statement-level AFTER INSERT / UPDATE / DELETE
+// triggers with transition tables append (table id, operation, key as text)
+// to tandem._tandem_log with one INSERT ... SELECT per statement, however many
+// rows it touched; a row-level trigger that fires only WHEN the key changed
+// adds the old key. Every log row carries its transaction id (xid8).
+//
+// Commit order. PostgreSQL commits transactions in another order than they
+// took sequence values, so the log's id is not a position. Positions come
+// from snapshots, as in PgQ: the reader takes a snapshot S and the changes of
+// transactions that S sees as committed but the previous tick's snapshot did
+// not form the next window. A window is recorded as a tick (its last
+// position, S) in tandem._tandem_ticks, committed on a separate session
+// before anything from the window is applied, so a position always names a
+// window end that can be found again after a crash. Positions are dense: a
+// window of n changes after position p covers p+1..p+n, in log-id order
+// (for one row, log ids follow the order its writers held its lock, so one
+// record's changes keep their order). A transaction still in flight is in
+// no window until it commits, whatever ids it took; none is ever skipped.
+//
+// The read transaction is REPEATABLE READ and its first statement fixes the
+// snapshot that makes the window, so the rows the engine reads are exactly
+// as of the window's end (no pinned snapshots are needed).
+//
+// Echo suppression: BeginApply() runs `SET LOCAL tandem.applying = 'on'`;
+// the triggers return at once when they see it. Other sessions never do.
+//
+// Change detection: a probe of the log's newest id and the oldest running
+// transaction, one round trip; see WaitForCommit.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "connectors/connector.h"
+#include "connectors/postgres/pg_session.h"
+
+namespace tandem {
+
+class PgConnector : public Connector {
+ public:
+  static Result<std::unique_ptr<PgConnector>> Open(const std::string& url, const ConnectorOptions& options);
+
+  std::string Describe() const override { return session_->display(); }
+  std::string QuoteIdent(const std::string& name) const override;
+
+  Result<std::optional<TableInfo>> DescribeTable(const std::string& table) override;
+
+  Status Exec(const std::string& sql, const Row& params, int64_t* rows_changed) override;
+  Status Query(const std::string& sql, const Row& params, std::vector<Row>* out) override;
+  Result<std::optional<Row>> QueryOne(const std::string& sql, const Row& params) override;
+  Result<Value> InsertReturningKey(const std::string& sql, const Row& params, const std::string& key_column) override;
+  std::vector<std::string> UniqueViolationColumns(const Status& failed) const override;
+
+  Status BeginRead() override;
+  void EndRead() override;
+  Status BeginApply() override;
+  Status CommitApply() override;
+  void RollbackApply() override;
+  Status BeginWrite() override;
+  Status Commit() override;
+  Status Savepoint(const std::string& name) override;
+  Status ReleaseSavepoint(const std::string& name) override;
+  Status RollbackToSavepoint(const std::string& name) override;
+  bool FailedStatementAbortsTransaction() const override { return true; }
+
+  std::vector<std::string> ControlTablesSql() const override;
+  Result<std::vector<std::string>> UpgradeControlTablesSql() override;
+  std::vector<std::string> CaptureSql(const CaptureTable& table) const override;
+  std::vector<std::string> DropCaptureSql(const CaptureTable& table) const override;
+  std::vector<std::string> DropControlTablesSql() const override;
+  Result<bool> IsInstalled() override;
+
+  Result<int64_t> MaxChangeSeq() override;
+  Status ReadChanges(int64_t after, int64_t upto, size_t limit, std::vector<CapturedChange>* out) override;
+  Status PurgeChanges(int64_t before) override;
+  Result<PendingInfo> PendingChanges(int64_t after, int table_id) override;
+  Result<Value> NewestCaptureMillis(const std::string& table, const Row& key) override;
+  bool SupportsBoundarySampling() const override { return false; }
+
+  Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
+
+ private:
+  explicit PgConnector(std::unique_ptr<PgSession> session) : session_(std::move(session)) {}
+  Status End(const char* sql);
+  // Type oids of a captured table's key columns (log keys are text).
+  Result<const std::vector<unsigned>*> KeyTypes(int table_id);
+  struct Tick {
+    int64_t seq = 0;
+    std::string snap;
+  };
+  // The tick ending at or before `seq` (the window start) and the one after it.
+  Result<std::pair<Tick, std::optional<Tick>>> WindowAround(int64_t seq);
+
+  std::unique_ptr<PgSession> session_;
+  std::unique_ptr<PgSession> ticker_;  // commits ticks outside the read transaction
+  std::string url_;
+  int lock_timeout_ms_ = 5000;
+  bool in_read_ = false;
+  std::map<int, std::vector<unsigned>> key_types_;
+  std::map<int64_t, std::string> known_ticks_;  // seq -> snapshot text
+  // Where the last ReadChanges stopped, to go on without re-scanning.
+  struct Cursor {
+    int64_t seq = -1;  // last position returned
+    int64_t id = 0;    // its log id
+    int64_t window_end = -1;
+  } cursor_;
+  std::string probe_;  // last WaitForCommit probe
+};
+
+}  // namespace tandem
