@@ -15,6 +15,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "connectors/sqlite/sqlite_handle.h"
 #include "engine/installer.h"
@@ -123,7 +124,47 @@ class TestEnv {
   }
   const DirectionStats& last_stats(Side source) const { return last_stats_[source == Side::kLegacy ? 0 : 1]; }
 
-  // A separate "application" connection per database.
+  // True when no captured change waits to be applied in either direction
+  // (`tandem status`'s pending counts are all 0). For waiting on a running
+  // `tandem run` to catch up.
+  bool CaughtUp() {
+    Config config = LoadConfig();
+    auto l = OpenConnector(config.legacy.resolved, {});
+    auto m = OpenConnector(config.modern.resolved, {});
+    if (!l.ok() || !m.ok()) return false;
+    auto report = BuildStatusReport(config, **l, **m);
+    if (!report.ok()) return false;
+    for (auto& d : (*report)["directions"])
+      for (auto& e : d["entities"])
+        if (e["pending"].get<int64_t>() != 0) return false;
+    return true;
+  }
+  // Waits (polling, up to `timeout`) until CaughtUp().
+  bool WaitUntilCaughtUp(std::chrono::seconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!CaughtUp()) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+  }
+
+  // An "application" connection to a side, through the Connector API, for
+  // either database system (BeginWrite/Commit are captured, unlike BeginApply).
+  Connector& AppDb(Side side) {
+    auto& c = app_dbs_[side == Side::kLegacy ? 0 : 1];
+    if (!c) {
+      // Named apart from Tandem's own sessions (application_name 'tandem').
+      auto opened = OpenConnector(pg(side) ? pg(side)->url() + "?application_name=test-app"
+                                           : "sqlite:" + (side == Side::kLegacy ? legacy_path() : modern_path()),
+                                  {});
+      EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+      c = std::move(opened).value();
+    }
+    return *c;
+  }
+
+  // A separate "application" connection per SQLite database.
   SqliteHandle& App(Side side) {
     auto& h = apps_[side == Side::kLegacy ? 0 : 1];
     if (!h) h = std::move(SqliteHandle::Open(side == Side::kLegacy ? legacy_path() : modern_path(),
@@ -186,6 +227,7 @@ class TestEnv {
   std::string config_path_;
   std::unique_ptr<SqliteHandle> apps_[2];
   std::unique_ptr<PgTestDatabase> pg_[2];
+  std::unique_ptr<Connector> app_dbs_[2];
   DirectionStats last_stats_[2];
 };
 

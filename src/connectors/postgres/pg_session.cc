@@ -75,6 +75,14 @@ Result<std::unique_ptr<PgSession>> PgSession::Connect(const std::string& url, in
 }
 
 Status PgSession::EnsureConnected() {
+  if (conn_ && !in_transaction_ && PQstatus(conn_) == CONNECTION_OK) {
+    // A session the server ended while it was idle (restart, administrator)
+    // has the server's goodbye and EOF waiting on its socket: two
+    // non-blocking reads find them, so the next statement goes to a new
+    // session instead of failing (nothing was sent yet, so nothing is lost).
+    for (int read = 0; read < 2 && PQstatus(conn_) == CONNECTION_OK; ++read)
+      if (!PQconsumeInput(conn_)) break;
+  }
   if (conn_ && PQstatus(conn_) == CONNECTION_OK) return Status::Ok();
   if (in_transaction_) {
     broken_in_transaction_ = true;
@@ -82,7 +90,7 @@ Status PgSession::EnsureConnected() {
   }
   if (conn_) PQfinish(conn_);
   prepared_.clear();
-  const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
+  const char* keys[] = {"dbname", "connect_timeout", "fallback_application_name", nullptr};
   const char* vals[] = {url_.c_str(), "10", "tandem", nullptr};
   conn_ = PQconnectdbParams(keys, vals, /*expand_dbname=*/1);
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
@@ -300,7 +308,7 @@ Status PgSession::Run(const std::string& sql, const Row& params, std::vector<Row
 Status PgSession::Script(const std::string& sql) {
   if (broken_in_transaction_)
     return Status::Unavailable(fmt::format("{}: connection lost inside a transaction (it is rolled back)", display_));
-  if (!conn_ || PQstatus(conn_) != CONNECTION_OK) TANDEM_RETURN_IF_ERROR(EnsureConnected());
+  TANDEM_RETURN_IF_ERROR(EnsureConnected());
   PGresult* res = PQexec(conn_, sql.c_str());
   ExecStatusType status = PQresultStatus(res);
   Status st = Status::Ok();
