@@ -9,6 +9,7 @@ namespace tandem {
 struct DemoOptions {
   std::string directory = "tandem-demo";
   double seconds = 0;  // 0 = until interrupted
+  std::string modern_url;  // a PostgreSQL database for the modern side; empty = SQLite
 };
 
 // `tandem demo`: creates example databases and config in options.directory,

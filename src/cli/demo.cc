@@ -1,8 +1,9 @@
 // `tandem demo`: the main job on the embedded default. Creates an example
-// legacy and modern SQLite database, installs capture, syncs, makes edits on
-// both sides with plain SQL (as other applications would) and prints each
-// change arriving on the other side with its delay; then keeps syncing so the
-// user can edit either file with the sqlite3 shell.
+// legacy and modern SQLite database (or, with --modern URL, the modern tables
+// in a PostgreSQL database), installs capture, syncs, makes edits on both
+// sides with plain SQL (as other applications would) and prints each change
+// arriving on the other side with its delay; then keeps syncing so the user
+// can edit either database with the sqlite3 shell or psql.
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -11,7 +12,6 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
-#include "connectors/sqlite/sqlite_handle.h"
 #include "core/clock.h"
 #include "engine/installer.h"
 #include "engine/status_report.h"
@@ -27,18 +27,44 @@ namespace fs = std::filesystem;
 // An "application" session: a plain connection that writes with SQL.
 class App {
  public:
-  explicit App(const std::string& path) {
-    handle_ = std::move(SqliteHandle::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, 5000)).value();
-  }
+  explicit App(std::unique_ptr<Connector> db) : db_(std::move(db)) {}
   void Sql(const std::string& sql) {
-    Status st = handle_->ExecScript(sql);
+    Status st = db_->ExecScript(sql);
     if (!st.ok()) fmt::print(stderr, "  (demo edit failed: {})\n", st.message());
   }
-  SqliteHandle& handle() { return *handle_; }
+  Connector& db() { return *db_; }
 
  private:
-  std::unique_ptr<SqliteHandle> handle_;
+  std::unique_ptr<Connector> db_;
 };
+
+Result<std::unique_ptr<Connector>> OpenApp(const std::string& url) {
+  ConnectorOptions opts;
+  opts.create_if_missing = true;
+  return OpenConnector(url, opts);
+}
+
+// Prepares the modern PostgreSQL database: the example tables, created fresh.
+// Tables a previous demo made (marked by a comment) are replaced; anything
+// else of the same name is left alone and the demo stops.
+Status PrepareModernPostgres(Connector& db) {
+  TANDEM_ASSIGN_OR_RETURN(
+      auto found, db.QueryOne("SELECT count(t.oid), count(t.oid) FILTER (WHERE obj_description(t.oid, 'pg_class') = "
+                              "'tandem demo'), (SELECT count(*) FROM pg_namespace WHERE nspname = 'tandem') FROM "
+                              "(SELECT to_regclass(n) AS oid FROM unnest(ARRAY['customers', 'addresses', 'orders']) n) t",
+                              {}));
+  const int64_t tables = (*found)[0].as_integer(), ours = (*found)[1].as_integer(),
+                tandem_schema = (*found)[2].as_integer();
+  if (tables != ours || (tandem_schema && tables == 0))
+    return Status::InvalidArgument(fmt::format(
+        "{} already has {} that the demo did not create; give it an empty database (e.g. createdb tandem_demo)",
+        db.Describe(), tables != ours ? "customers/addresses/orders tables" : "Tandem installed"));
+  TANDEM_RETURN_IF_ERROR(db.ExecScript("DROP TABLE IF EXISTS orders, addresses, customers CASCADE; DROP SCHEMA IF "
+                                       "EXISTS tandem CASCADE"));
+  TANDEM_RETURN_IF_ERROR(db.ExecScript(examples::kModernSchemaPostgres));
+  return db.ExecScript("COMMENT ON TABLE customers IS 'tandem demo'; COMMENT ON TABLE addresses IS 'tandem demo'; "
+                       "COMMENT ON TABLE orders IS 'tandem demo'");
+}
 
 void PrintApplied(const std::vector<AppliedRecord>& records) {
   int64_t now = Clock::Default()->NowMillis();
@@ -58,19 +84,38 @@ int RunDemo(const DemoOptions& options, const std::atomic<bool>& stop) {
   for (const char* f : {"legacy.db", "legacy.db-wal", "legacy.db-shm", "modern.db", "modern.db-wal", "modern.db-shm"})
     fs::remove(dir / "data" / f);
   fs::path config_path = dir / "tandem.yaml";
-  std::ofstream(config_path) << examples::kConfig;
+  const bool modern_pg = !options.modern_url.empty();
+  std::string config = examples::kConfig;
+  if (modern_pg) {
+    const std::string sqlite_url = "sqlite:data/modern.db";
+    config.replace(config.find(sqlite_url), sqlite_url.size(), options.modern_url);
+  }
+  std::ofstream(config_path) << config;
   std::ofstream(dir / "legacy_schema.sql") << examples::kLegacySchema;
-  std::ofstream(dir / "modern_schema.sql") << examples::kModernSchema;
+  std::ofstream(dir / "modern_schema.sql") << (modern_pg ? examples::kModernSchemaPostgres : examples::kModernSchema);
   const std::string legacy_db = (dir / "data" / "legacy.db").string();
-  const std::string modern_db = (dir / "data" / "modern.db").string();
-  {
-    App legacy(legacy_db), modern(modern_db);
-    legacy.Sql(examples::kLegacySchema);
+  const std::string modern_db = modern_pg ? options.modern_url : (dir / "data" / "modern.db").string();
+  const std::string modern_url = modern_pg ? modern_db : "sqlite:" + modern_db;
+  auto legacy_app = OpenApp("sqlite:" + legacy_db);
+  auto modern_app = OpenApp(modern_url);
+  for (auto* opened : {&legacy_app, &modern_app})
+    if (!opened->ok()) {
+      fmt::print(stderr, "{}\n", opened->status().message());
+      return 1;
+    }
+  App legacy(std::move(legacy_app).value()), modern(std::move(modern_app).value());
+  legacy.Sql(examples::kLegacySchema);
+  if (modern_pg) {
+    if (Status st = PrepareModernPostgres(modern.db()); !st.ok()) {
+      fmt::print(stderr, "{}\n", st.message());
+      return 1;
+    }
+  } else {
     modern.Sql(examples::kModernSchema);
   }
   fmt::print("Tandem demo in {}\n", dir.string());
   fmt::print("  legacy: {} (CUSTMAST, ORDHDR: uppercase, codes, cents, \"LAST, FIRST\", integer keys)\n", legacy_db);
-  fmt::print("  modern: {} (customers, addresses, orders: snake_case, UUIDs, decimals)\n", modern_db);
+  fmt::print("  modern: {} (customers, addresses, orders: snake_case, UUIDs, decimals)\n", modern.db().Describe());
   fmt::print("  config: {}\n\n", config_path.string());
 
   ParseOutcome parsed = ParseConfigFile(config_path.string());
@@ -107,7 +152,6 @@ int RunDemo(const DemoOptions& options, const std::atomic<bool>& stop) {
   Status engine_status;
   std::thread runner([&] { engine_status = (*engine)->Run(engine_stop); });
 
-  App legacy(legacy_db), modern(modern_db);
   auto step = [&](const std::string& title, App& app, const std::string& sql) {
     if (stop.load()) return;
     fmt::print("\n{}\n  SQL> {}\n", title, sql);
@@ -143,7 +187,10 @@ int RunDemo(const DemoOptions& options, const std::atomic<bool>& stop) {
 
   fmt::print("\nNow edit either database and watch the change arrive, e.g.:\n");
   fmt::print("  sqlite3 {} \"UPDATE CUSTMAST SET BAL_CENTS = BAL_CENTS + 100 WHERE CUSTNO = 1\"\n", legacy_db);
-  fmt::print("  sqlite3 {} \"SELECT first_name, last_name, balance, status FROM customers\"\n", modern_db);
+  if (modern_pg)
+    fmt::print("  psql {} -c \"SELECT first_name, last_name, balance, status FROM customers\"\n", modern.db().Describe());
+  else
+    fmt::print("  sqlite3 {} \"SELECT first_name, last_name, balance, status FROM customers\"\n", modern_db);
   fmt::print("  tandem status -c {}\n", config_path.string());
   fmt::print("Ctrl-C to stop.\n");
   std::fflush(stdout);

@@ -431,6 +431,9 @@ int main(int argc, char** argv) {
   auto* demo = app.add_subcommand("demo", "create example databases and watch changes sync both ways");
   demo->add_option("--dir", demo_opts.directory, "folder for the example databases and config")->capture_default_str();
   demo->add_option("--seconds", demo_opts.seconds, "stop after this many seconds (default: run until Ctrl-C)");
+  demo->add_option("--modern", demo_opts.modern_url,
+                   "a PostgreSQL database for the modern side (postgresql://USER@HOST:PORT/DB; password from "
+                   "PGPASSWORD or ~/.pgpass); default: a SQLite file");
   demo->add_option("--log-level", log_level, "trace|debug|info|warn|error");
 
   try {

@@ -76,6 +76,9 @@ class Connector {
   // --- plain statements (portable SQL with ? placeholders) ---
   virtual Status Exec(const std::string& sql, const Row& params = {}, int64_t* rows_changed = nullptr) = 0;
   virtual Status Query(const std::string& sql, const Row& params, std::vector<Row>* out) = 0;
+  // Several statements without parameters (schema scripts), in order;
+  // stops at the first failure.
+  virtual Status ExecScript(const std::string& sql) = 0;
   // First row or nullopt.
   virtual Result<std::optional<Row>> QueryOne(const std::string& sql, const Row& params) = 0;
   // Executes an INSERT and returns the key the database assigned to the new row.

@@ -192,5 +192,42 @@ TEST(CliTest, MissingDatabaseIsAClearError) {
   EXPECT_NE(out.find("nowhere.db"), std::string::npos) << out;
 }
 
+// `tandem demo`: the example edits on both sides arrive on the other side,
+// with SQLite on both sides, and with the modern side on PostgreSQL; run
+// twice, it starts afresh; it leaves a database it did not prepare alone.
+TEST(DemoTest, ExampleEditsArriveOnBothSides) {
+  TestEnv env;  // for its folder
+  std::string out;
+  ASSERT_EQ(RunCommand(Tandem("demo --seconds 0.2 --dir " + env.dir() + "/demo"), &out), 0) << out;
+  EXPECT_NE(out.find("modern -> legacy  insert customer"), std::string::npos) << out;
+  EXPECT_NE(out.find("retried  legacy -> modern  update customer"), std::string::npos) << out;
+  auto db = SqliteHandle::Open(env.dir() + "/demo/data/modern.db", SQLITE_OPEN_READWRITE, 5000);
+  ASSERT_TRUE(db.ok());
+  std::vector<Row> rows;
+  ASSERT_TRUE((*db)->Run("SELECT email FROM customers ORDER BY email", {}, &rows).ok());
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0][0].as_bytes(), "ada.lovelace@example.com");
+}
+
+TEST(DemoTest, ModernOnPostgres) {
+  TANDEM_REQUIRE_PG();
+  TestEnv env;
+  testing::PgTestDatabase pg;
+  for (int run = 0; run < 2; ++run) {
+    std::string out;
+    ASSERT_EQ(RunCommand(Tandem("demo --seconds 0.2 --dir " + env.dir() + "/demo --modern " + pg.url()), &out), 0)
+        << out;
+    EXPECT_NE(out.find("modern -> legacy  insert customer"), std::string::npos) << out;
+    EXPECT_EQ(pg.Query("SELECT email, balance FROM customers ORDER BY email"),
+              "ada.lovelace@example.com|0.99\nalan@example.com|10.50\ngrace@example.com|50.00\n");
+  }
+  // Tables the demo did not make are not touched.
+  pg.Exec("COMMENT ON TABLE customers IS 'mine'");
+  std::string out;
+  EXPECT_EQ(RunCommand(Tandem("demo --seconds 0.2 --dir " + env.dir() + "/demo --modern " + pg.url()), &out), 1);
+  EXPECT_NE(out.find("that the demo did not create"), std::string::npos) << out;
+  EXPECT_EQ(pg.Query("SELECT count(*) FROM customers"), "3\n");
+}
+
 }  // namespace
 }  // namespace tandem

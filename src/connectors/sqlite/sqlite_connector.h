@@ -34,6 +34,7 @@ class SqliteConnector : public Connector {
 
   Status Exec(const std::string& sql, const Row& params, int64_t* rows_changed) override;
   Status Query(const std::string& sql, const Row& params, std::vector<Row>* out) override;
+  Status ExecScript(const std::string& sql) override { return handle_->ExecScript(sql); }
   Result<std::optional<Row>> QueryOne(const std::string& sql, const Row& params) override;
   Result<Value> InsertReturningKey(const std::string& sql, const Row& params, const std::string& key_column) override;
   std::vector<std::string> UniqueViolationColumns(const Status& failed) const override;
