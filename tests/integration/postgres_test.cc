@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <thread>
 
 #include "support/pg_test_server.h"
@@ -188,6 +189,61 @@ entities:
   EXPECT_EQ(env.Query(L, "SELECT n FROM things"), "123456789012345678.91\n");
   env.SyncOnce();
   EXPECT_EQ(env.last_stats(L).changes_read + env.last_stats(M).changes_read, 0) << "no echo after a round trip";
+}
+
+// The shipped example configs work as they are, with only the server's
+// address changed (examples/sqlite-to-postgres.yaml, postgres-to-postgres.yaml).
+TEST(PgExamplesTest, ShippedConfigsSync) {
+  TANDEM_REQUIRE_PG();
+  for (const char* file : {"sqlite-to-postgres.yaml", "postgres-to-postgres.yaml"}) {
+    SCOPED_TRACE(file);
+    const bool legacy_pg = std::string(file).starts_with("postgres-");
+    TestEnv env(testing::ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/" + file),
+                Backends{legacy_pg, true, "", ""});
+    env.Install();
+    const std::string q = legacy_pg ? "\"" : "";
+    env.Write(L, "INSERT INTO " + q + "CUSTMAST" + q + "(" + q + "CNAME" + q + ", " + q + "EMAIL" + q +
+                     ") VALUES ('DOE, JOHN', 'j@x')");
+    env.Write(M, "INSERT INTO customers(id, email, status, first_name, last_name) VALUES "
+                 "('5f0c1a9e-0000-4000-8000-000000000001', 'a@x', 'active', 'Ann', 'Lee')");
+    env.SyncOnce();
+    EXPECT_EQ(env.Count(M, "customers"), 2);
+    EXPECT_EQ(env.Count(L, q + "CUSTMAST" + q), 2);
+  }
+}
+
+// A password written as ${NAME} in the config is used to connect and never
+// appears in anything Tandem prints, also when the connection fails.
+TEST(PgSecretsTest, PasswordIsNeverPrinted) {
+  TANDEM_REQUIRE_PG();
+  TestEnv env("", Backends{false, true, "", ""});
+  std::string cfg = testing::ReadFile(env.config_path());
+  const std::string url = env.pg(M)->url();
+  const std::string with_secret = "postgresql://tandem:${TANDEM_TEST_SECRET}@" + url.substr(url.find('@') + 1);
+  cfg.replace(cfg.find(url), url.size(), with_secret);
+  std::ofstream(env.config_path()) << cfg;
+  setenv("TANDEM_TEST_SECRET", "s3cr3t-Pa55", 1);
+  std::string out, all;
+  const std::string tandem = std::string(TANDEM_BINARY) + " ";
+  EXPECT_EQ(testing::RunCommand(tandem + "install -c " + env.config_path(), &out), 0) << out;
+  all += out;
+  env.Write(L, "INSERT INTO CUSTMAST(CNAME, EMAIL) VALUES ('DOE, JOHN', 'j@x')");
+  out.clear();
+  EXPECT_EQ(testing::RunCommand(tandem + "run --once --log-level debug -c " + env.config_path(), &out), 0) << out;
+  all += out;
+  EXPECT_EQ(env.Count(M, "customers"), 1);
+  out.clear();
+  EXPECT_EQ(testing::RunCommand(tandem + "status -c " + env.config_path(), &out), 0) << out;
+  all += out;
+  // Unreachable: the message names the server, not the password.
+  cfg.replace(cfg.find("@127.0.0.1:"), 11, "@127.0.0.1:1");
+  std::ofstream(env.config_path()) << cfg;
+  out.clear();
+  EXPECT_NE(testing::RunCommand(tandem + "run --once -c " + env.config_path(), &out), 0) << out;
+  EXPECT_NE(out.find("cannot connect to postgresql://tandem@127.0.0.1:1"), std::string::npos) << out;
+  all += out;
+  unsetenv("TANDEM_TEST_SECRET");
+  EXPECT_EQ(all.find("s3cr3t-Pa55"), std::string::npos) << all;
 }
 
 }  // namespace

@@ -51,8 +51,9 @@ struct Backends {
 class TestEnv {
  public:
   // `config_text`: YAML; defaults to examples/tandem.yaml. Its databases must
-  // be the example's sqlite:data/legacy.db and sqlite:data/modern.db; a side
-  // on PostgreSQL replaces its URL.
+  // be the examples' (sqlite:data/legacy.db and sqlite:data/modern.db, or
+  // postgresql://tandem@127.0.0.1:5432/legacy and .../modern); a side on
+  // PostgreSQL gets its test database's URL instead.
   explicit TestEnv(std::string config_text = "", Backends backends = {}) {
     char tmpl[] = "/tmp/tandem-test-XXXXXX";
     dir_ = mkdtemp(tmpl);
@@ -72,10 +73,15 @@ class TestEnv {
       auto& pg = pg_[legacy ? 0 : 1];
       pg = std::make_unique<PgTestDatabase>();
       pg->Exec(schema);
-      const std::string sqlite_url = legacy ? "sqlite:data/legacy.db" : "sqlite:data/modern.db";
-      auto at = config_text.find(sqlite_url);
-      EXPECT_NE(at, std::string::npos) << "the config does not use " << sqlite_url;
-      if (at != std::string::npos) config_text.replace(at, sqlite_url.size(), pg->url());
+      // The example configs' URLs for this side: examples/*.yaml.
+      std::string example_url = legacy ? "sqlite:data/legacy.db" : "sqlite:data/modern.db";
+      auto at = config_text.find(example_url);
+      if (at == std::string::npos) {
+        example_url = std::string("postgresql://tandem@127.0.0.1:5432/") + (legacy ? "legacy" : "modern");
+        at = config_text.find(example_url);
+      }
+      EXPECT_NE(at, std::string::npos) << "the config does not use an example URL for " << SideName(side);
+      if (at != std::string::npos) config_text.replace(at, example_url.size(), pg->url());
     }
     config_path_ = dir_ + "/tandem.yaml";
     std::ofstream(config_path_) << config_text;
