@@ -103,6 +103,10 @@ class Connector {
   virtual Status Savepoint(const std::string& name) = 0;
   virtual Status ReleaseSavepoint(const std::string& name) = 0;
   virtual Status RollbackToSavepoint(const std::string& name) = 0;
+  // True when a written value may be stored in another form than it was
+  // given (PostgreSQL: text into timestamptz, jsonb, numeric); the engine
+  // then reads back what it wrote (RETURNING) to keep as the agreed version.
+  virtual bool StoresValuesInItsOwnForm() const { return false; }
   // True when a failed statement leaves the transaction unusable until a
   // rollback (PostgreSQL); false when only the statement is undone (SQLite).
   virtual bool FailedStatementAbortsTransaction() const { return false; }

@@ -54,6 +54,10 @@ struct DirectionSql {
   std::string delete_target;
   std::string insert_with_key;     // target key columns, then rule target columns
   std::string insert_without_key;  // rule target columns only (the database assigns the key)
+  // Where the target keeps values in its own form (Connector::
+  // StoresValuesInItsOwnForm): " RETURNING <rule target columns>", so the
+  // version both sides agree on is the stored one; empty elsewhere.
+  std::string returning;
 };
 
 namespace {
@@ -179,6 +183,7 @@ class SyncEngine::Batch {
   bool careful_;
   bool needs_careful_ = false;
   bool in_record_savepoint_;  // the record being applied has a savepoint of its own
+  std::vector<Row> stored_;   // values a write RETURNed (DirectionSql::returning)
   std::vector<AppliedRecord> applied_;
   int64_t written_ = 0;
   std::map<std::string, int64_t> written_by_entity_;
@@ -702,6 +707,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   Connector& dst = *d_.dst;
   const std::string src_key = EncodeKey(item.key);
   const bool key_changed = !item.old_key.empty();
+  stored_.clear();
 
   // 1. What Tandem knows of this record.
   std::optional<RecordEntry> entry = item.entry_before;
@@ -882,9 +888,10 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       for (size_t i = 0; i < dm.rules.size(); ++i) cols.push_back(dm.rules[i].target_column);
       params = mapped;
       params.insert(params.end(), tkey.begin(), tkey.end());
-      TANDEM_RETURN_IF_ERROR(dst.Exec("UPDATE " + dst.QuoteIdent(dm.target_table) + " SET " +
-                                          JoinQuoted(dst, cols, ", ", " = ?") + WhereKey(dst, dm.target_key_columns),
-                                      params));
+      TANDEM_RETURN_IF_ERROR(dst.Query("UPDATE " + dst.QuoteIdent(dm.target_table) + " SET " +
+                                           JoinQuoted(dst, cols, ", ", " = ?") +
+                                           WhereKey(dst, dm.target_key_columns) + sql.returning,
+                                       params, &stored_));
     } else {
       if (!tkey_known && dm.target_new_keys == NewKeys::kUuid) {
         tkey.clear();
@@ -903,11 +910,21 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       if (guard) TANDEM_RETURN_IF_ERROR(dst.Savepoint("tandem_insert"));
       Status ins = Status::Ok();
       if (tkey_known) {
-        ins = dst.Exec(sql.insert_with_key, params);
-      } else {
+        ins = sql.returning.empty() ? dst.Exec(sql.insert_with_key, params)
+                                    : dst.Query(sql.insert_with_key + sql.returning, params, &stored_);
+      } else if (sql.returning.empty()) {
         auto assigned = dst.InsertReturningKey(sql.insert_without_key, params, dm.target_key_columns[0]);
         if (assigned.ok()) tkey = {*assigned};
         else ins = assigned.status();
+      } else {
+        // The assigned key first, then the stored values.
+        ins = dst.Query(sql.insert_without_key + " RETURNING " + dst.QuoteIdent(dm.target_key_columns[0]) + ", " +
+                            sql.returning.substr(sizeof(" RETURNING ") - 1),
+                        params, &stored_);
+        if (ins.ok() && !stored_.empty()) {
+          tkey = {stored_[0][0]};
+          stored_[0].erase(stored_[0].begin());
+        }
       }
       if (!ins.ok()) {
         if (guard) TANDEM_RETURN_IF_ERROR(dst.RollbackToSavepoint("tandem_insert"));
@@ -916,7 +933,9 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       }
       if (guard) TANDEM_RETURN_IF_ERROR(dst.ReleaseSavepoint("tandem_insert"));
     }
-    for (size_t i = 0; i < dm.rules.size(); ++i) new_base_t[dm.rules[i].target_column] = mapped[i];
+    const bool returned = !sql.returning.empty() && !stored_.empty() && stored_[0].size() == dm.rules.size();
+    for (size_t i = 0; i < dm.rules.size(); ++i)
+      new_base_t[dm.rules[i].target_column] = returned ? stored_[0][i] : mapped[i];
     applied.op = "insert";
   } else {
     // Three-way merge, column by column: what changed on each side since
@@ -972,7 +991,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       bool take_source;
       if (s.SameAs(t)) {
         take_source = false;
-        new_base_t[r.target_column] = s;
+        new_base_t[r.target_column] = t;
       } else if (source_changed[i] && !target_changed[i]) {
         take_source = true;
       } else if (!source_changed[i]) {
@@ -1000,9 +1019,16 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     }
     if (!set_cols.empty()) {
       params.insert(params.end(), tkey.begin(), tkey.end());
-      TANDEM_RETURN_IF_ERROR(dst.Exec("UPDATE " + dst.QuoteIdent(dm.target_table) + " SET " +
-                                          JoinQuoted(dst, set_cols, ", ", " = ?") + WhereKey(dst, dm.target_key_columns),
-                                      params));
+      std::string update = "UPDATE " + dst.QuoteIdent(dm.target_table) + " SET " +
+                           JoinQuoted(dst, set_cols, ", ", " = ?") + WhereKey(dst, dm.target_key_columns);
+      if (sql.returning.empty()) {
+        TANDEM_RETURN_IF_ERROR(dst.Exec(update, params));
+      } else {
+        // The written columns as stored become their base.
+        TANDEM_RETURN_IF_ERROR(dst.Query(update + " RETURNING " + JoinQuoted(dst, set_cols, ", "), params, &stored_));
+        if (!stored_.empty() && stored_[0].size() == set_cols.size())
+          for (size_t c = 0; c < set_cols.size(); ++c) new_base_t[set_cols[c]] = stored_[0][c];
+      }
       applied.op = "update";
     }
   }
@@ -1164,6 +1190,11 @@ Status SyncEngine::Init(const Config& config) {
       sql.insert_with_key = insert_sql(tcols);
       sql.insert_without_key = insert_sql(std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(), tcols.end()));
       sql.delete_target = "DELETE FROM " + t.QuoteIdent(dm.target_table) + WhereKey(t, dm.target_key_columns);
+      if (t.StoresValuesInItsOwnForm() && !dm.rules.empty()) {
+        sql.returning = " RETURNING " + JoinQuoted(t, std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(),
+                                                                              tcols.end()),
+                                                   ", ");
+      }
       dir->sql.push_back(std::move(sql));
     }
     spdlog::info("{}: resuming after change {}", dir->name, dir->position);

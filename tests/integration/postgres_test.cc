@@ -246,5 +246,42 @@ TEST(PgSecretsTest, PasswordIsNeverPrinted) {
   EXPECT_EQ(all.find("s3cr3t-Pa55"), std::string::npos) << all;
 }
 
+// SQLite values into PostgreSQL types that store them in their own form
+// (text into timestamptz, jsonb, numeric): the stored form is the agreed
+// version, so nothing travels back and the legacy text is never rewritten.
+TEST(PgTypesTest, ConvertedValuesDoNotTravelBack) {
+  TANDEM_REQUIRE_PG();
+  const std::string config = R"YAML(version: 1
+systems:
+  legacy: { database: "sqlite:data/legacy.db" }
+  modern: { database: "sqlite:data/modern.db" }
+primary: legacy
+entities:
+  event:
+    legacy: { table: EVENTS, key: ID, new_keys: same }
+    modern: { table: events, key: id, new_keys: same }
+    fields: { at: AT, doc: DOC, amount: AMOUNT, note: NOTE }
+)YAML";
+  Backends b{false, true, "CREATE TABLE EVENTS(ID INTEGER PRIMARY KEY, AT TEXT, DOC TEXT, AMOUNT REAL, NOTE TEXT)",
+             "CREATE TABLE events(id bigint PRIMARY KEY, at timestamptz, doc jsonb, amount numeric(12, 2), note text)"};
+  TestEnv env(config, b);
+  env.Install();
+  env.Write(L, "INSERT INTO EVENTS VALUES (1, '2024-01-02 03:04:05', '{\"b\":1,  \"a\":[1,2]}', 2.5, 'x')");
+  env.SyncOnce();
+  EXPECT_EQ(env.Query(M, "SELECT at, doc::text, amount FROM events"),
+            "2024-01-02 03:04:05+00|{\"a\": [1, 2], \"b\": 1}|2.50\n");
+  // A modern edit of another field: only that field travels back.
+  env.Write(M, "UPDATE events SET note = 'y'");
+  env.SyncOnce();
+  EXPECT_EQ(env.Query(L, "SELECT AT, DOC, AMOUNT, NOTE FROM EVENTS"),
+            "2024-01-02 03:04:05|{\"b\":1,  \"a\":[1,2]}|2.5|y\n");
+  // And a legacy edit of another field is no conflict.
+  env.Write(L, "UPDATE EVENTS SET NOTE = 'z'");
+  env.SyncOnce();
+  EXPECT_EQ(env.Count(L, "_tandem_conflicts") + env.Count(M, "_tandem_conflicts"), 0);
+  env.SyncOnce();
+  EXPECT_EQ(env.last_stats(L).changes_read + env.last_stats(M).changes_read, 0) << "quiet";
+}
+
 }  // namespace
 }  // namespace tandem

@@ -67,6 +67,7 @@ class PgConnector : public Connector {
   Status ReleaseSavepoint(const std::string& name) override;
   Status RollbackToSavepoint(const std::string& name) override;
   bool FailedStatementAbortsTransaction() const override { return true; }
+  bool StoresValuesInItsOwnForm() const override { return true; }
 
   std::vector<std::string> ControlTablesSql() const override;
   Result<std::vector<std::string>> UpgradeControlTablesSql() override;
