@@ -1,6 +1,7 @@
 // tandem: the command-line interface. One function per command; each returns
 // the process exit code: 0 ok, 1 a problem found or reported, 2 bad usage.
 #include <csignal>
+#include <thread>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -129,13 +130,22 @@ int CmdInstall(const std::string& path, bool dry_run, bool uninstall) {
 int CmdRun(const std::string& path, bool once) {
   auto config = LoadConfig(path);
   if (!config) return 1;
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
   auto engine = SyncEngine::Open(*config);
+  // A database that is down or restarting when `tandem run` starts is waited
+  // for, as during the run (`--once` reports it at once).
+  for (int backoff_ms = 50; !once && !engine.ok() && engine.status().retryable() && !g_stop.load();
+       backoff_ms = std::min(backoff_ms * 2, 5000)) {
+    spdlog::warn("cannot start yet: {}; retrying in {} ms", engine.status().message(), backoff_ms);
+    for (int waited = 0; waited < backoff_ms && !g_stop.load(); waited += 10)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    engine = SyncEngine::Open(*config);
+  }
   if (!engine.ok()) {
     fmt::print(stderr, "{}\n", engine.status().message());
     return 1;
   }
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
   Status st;
   if (once) {
     st = (*engine)->RunUntilIdle();

@@ -321,7 +321,10 @@ TEST(PgRestartSerialTest, ServerRestartsDuringRunLoseAndDuplicateNothing) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   Workload workload(env, seed);
   const std::string log = env.dir() + "/tandem.log";
+  // Started while the server is down: it waits for it.
+  ASSERT_TRUE(testing::PgClusterStop());
   pid_t pid = testing::Spawn({TANDEM_BINARY, "run", "-c", env.config_path(), "--log-level", "warn"}, log);
+  ASSERT_TRUE(testing::PgClusterStart());
   // A workload step per round: writes while the server is up, refused while it is down.
   int committed = 0;
   for (int round = 0; round < 3; ++round) {
