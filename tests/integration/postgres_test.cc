@@ -283,5 +283,25 @@ entities:
   EXPECT_EQ(env.last_stats(L).changes_read + env.last_stats(M).changes_read, 0) << "quiet";
 }
 
+// `tandem uninstall` removes the triggers, their functions and the tandem
+// schema, and keeps the data; `install` again starts afresh.
+TEST(PgInstallTest, UninstallRemovesCaptureAndKeepsData) {
+  TANDEM_REQUIRE_PG();
+  TestEnv env("", Backends{false, true, "", ""});
+  env.Install();
+  env.Write(L, "INSERT INTO CUSTMAST(CNAME, EMAIL) VALUES ('DOE, JOHN', 'j@x')");
+  env.SyncOnce();
+  std::string out;
+  ASSERT_EQ(testing::RunCommand(std::string(TANDEM_BINARY) + " uninstall -c " + env.config_path(), &out), 0) << out;
+  EXPECT_EQ(env.Count(M, "pg_trigger WHERE tgname LIKE '\\_tandem%'"), 0);
+  EXPECT_EQ(env.Count(M, "pg_proc WHERE proname LIKE '\\_tandem%'"), 0);
+  EXPECT_EQ(env.Count(M, "pg_namespace WHERE nspname = 'tandem'"), 0);
+  EXPECT_EQ(env.Count(M, "customers"), 1);
+  env.Write(M, "UPDATE customers SET email = 'uncaptured@x'");  // no trigger: nothing logged anywhere
+  env.Install();
+  env.SyncOnce();
+  EXPECT_EQ(env.Count(M, "tandem._tandem_log"), 0);
+}
+
 }  // namespace
 }  // namespace tandem
