@@ -27,9 +27,10 @@
 // the triggers return at once when they see it. Other sessions never do.
 //
 // Change detection: a probe of the log's newest id and the oldest running
-// transaction, one round trip; see WaitForCommit.
+// transaction, one round trip, thinned out while idle; see WaitForCommit.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -111,6 +112,8 @@ class PgConnector : public Connector {
     int64_t window_end = -1;
   } cursor_;
   std::string probe_;  // last WaitForCommit probe
+  int64_t idle_probes_ = 0;  // probes in a row that saw nothing new
+  std::chrono::steady_clock::time_point last_probe_{};
 };
 
 }  // namespace tandem
