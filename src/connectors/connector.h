@@ -103,6 +103,10 @@ class Connector {
   virtual Status Savepoint(const std::string& name) = 0;
   virtual Status ReleaseSavepoint(const std::string& name) = 0;
   virtual Status RollbackToSavepoint(const std::string& name) = 0;
+  // Refreshes the planner's statistics of Tandem's own tables after they grew
+  // (PostgreSQL: ANALYZE, so lookups keep their index plans); a no-op where
+  // the planner needs none.
+  virtual Status RefreshStatistics() { return Status::Ok(); }
   // True when a written value may be stored in another form than it was
   // given (PostgreSQL: text into timestamptz, jsonb, numeric); the engine
   // then reads back what it wrote (RETURNING) to keep as the agreed version.

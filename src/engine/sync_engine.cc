@@ -81,6 +81,7 @@ struct SyncEngine::Direction {
   bool has_waiting = false;
   int64_t last_purge_ms = 0;
   int64_t purged_before = 0;
+  int64_t written_since_statistics = 0;
   std::vector<DirectionSql> sql;  // per entity index
 };
 
@@ -1493,6 +1494,14 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     end_read();
     dir.position = pos;
     dir.applied_total = applied_total;
+    // Fresh planner statistics once the key map has grown by a fifth (from
+    // at least 1,000 rows written), so its lookups keep their index plans.
+    dir.written_since_statistics += batch.written();
+    if (dir.written_since_statistics >= std::max<int64_t>(1000, applied_total / 5)) {
+      if (Status rs = dst.RefreshStatistics(); !rs.ok())
+        spdlog::debug("{}: refreshing statistics postponed: {}", dir.name, rs.message());
+      dir.written_since_statistics = 0;
+    }
     boundaries.ForgetBelow(pos);
     DirectionStats& stats = stats_[dir.source == Side::kLegacy ? 0 : 1];
     stats.batches++;

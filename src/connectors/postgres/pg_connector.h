@@ -69,6 +69,7 @@ class PgConnector : public Connector {
   Status RollbackToSavepoint(const std::string& name) override;
   bool FailedStatementAbortsTransaction() const override { return true; }
   bool StoresValuesInItsOwnForm() const override { return true; }
+  Status RefreshStatistics() override;
 
   std::vector<std::string> ControlTablesSql() const override;
   Result<std::vector<std::string>> UpgradeControlTablesSql() override;
