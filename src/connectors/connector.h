@@ -134,6 +134,13 @@ class Connector {
   // Outside a transaction it is a commit boundary: every log row up to it
   // belongs to a transaction that committed, and no later row does.
   virtual Result<int64_t> MaxChangeSeq() = 0;
+  // Text a connector needs besides the number to resume reading after `seq`
+  // (PostgreSQL: the snapshot that ends the window at seq). The engine stores
+  // it with the position, in the same target transaction. REQUIRES: seq is 0
+  // or a value MaxChangeSeq() returned on this connector.
+  virtual std::string PositionCursor(int64_t /*seq*/) const { return ""; }
+  // Where reading resumes: a stored position and its cursor ("" for none).
+  virtual Status ResumeAt(int64_t /*seq*/, const std::string& /*cursor*/) { return Status::Ok(); }
   // Changes with after < seq <= upto, in seq order, at most `limit`.
   virtual Status ReadChanges(int64_t after, int64_t upto, size_t limit, std::vector<CapturedChange>* out) = 0;
   // Deletes change-log rows with seq < before (keeps the row at `before` so

@@ -44,10 +44,11 @@ Result<nlohmann::json> BuildStatusReport(const Config& config, Connector& legacy
     Connector& src = db(source);
     Connector& dst = db(Other(source));
     const std::string name = DirectionName(source);
-    TANDEM_ASSIGN_OR_RETURN(auto pos, dst.QueryOne("SELECT seq, applied_at_ms, source_at_ms, applied_total FROM "
-                                                   "_tandem_position WHERE direction = ?",
+    TANDEM_ASSIGN_OR_RETURN(auto pos, dst.QueryOne("SELECT seq, applied_at_ms, source_at_ms, applied_total, cursor "
+                                                   "FROM _tandem_position WHERE direction = ?",
                                                    {Value::Text(name)}));
     int64_t seq = pos ? (*pos)[0].as_integer() : 0;
+    TANDEM_RETURN_IF_ERROR(src.ResumeAt(seq, pos && !(*pos)[4].is_null() ? (*pos)[4].as_bytes() : ""));
     json d;
     d["direction"] = name;
     d["position"] = seq;

@@ -1156,13 +1156,14 @@ Status SyncEngine::Init(const Config& config) {
                                                    "install -c {}' after changing the config",
                                                    spec.table, SideName(source), config_.path));
     }
-    TANDEM_ASSIGN_OR_RETURN(auto pos, dir->dst->QueryOne("SELECT seq, applied_total FROM _tandem_position WHERE "
-                                                         "direction = ?",
+    TANDEM_ASSIGN_OR_RETURN(auto pos, dir->dst->QueryOne("SELECT seq, applied_total, cursor FROM _tandem_position "
+                                                         "WHERE direction = ?",
                                                          {Value::Text(dir->name)}));
     if (pos) {
       dir->position = (*pos)[0].as_integer();
       dir->applied_total = (*pos)[1].as_integer();
     }
+    TANDEM_RETURN_IF_ERROR(dir->src->ResumeAt(dir->position, pos && !(*pos)[2].is_null() ? (*pos)[2].as_bytes() : ""));
     rows.clear();
     TANDEM_RETURN_IF_ERROR(dir->dst->Query("SELECT entity, source_key, kind FROM _tandem_parked WHERE direction = ?",
                                            {Value::Text(dir->name)}, &rows));
@@ -1357,14 +1358,16 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     }
   } restore{dir, own_src, pinned};
   if (dir.position_uncertain) {
-    TANDEM_ASSIGN_OR_RETURN(auto stored, dir.dst->QueryOne("SELECT seq, applied_total FROM _tandem_position WHERE "
-                                                           "direction = ?",
+    TANDEM_ASSIGN_OR_RETURN(auto stored, dir.dst->QueryOne("SELECT seq, applied_total, cursor FROM "
+                                                           "_tandem_position WHERE direction = ?",
                                                            {Value::Text(dir.name)}));
     if (stored && (*stored)[0].as_integer() != dir.position) {
       spdlog::info("{}: the last batch was committed after all (position {})", dir.name, (*stored)[0].as_integer());
       dir.position = (*stored)[0].as_integer();
       dir.applied_total = (*stored)[1].as_integer();
     }
+    TANDEM_RETURN_IF_ERROR(dir.src->ResumeAt(
+        dir.position, stored && !(*stored)[2].is_null() ? (*stored)[2].as_bytes() : ""));
     dir.position_uncertain = false;
   }
   for (bool careful : {false, true}) {
@@ -1469,11 +1472,16 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     }
     int64_t applied_total = dir.applied_total + consumed;
     st = dst.Exec(
-        "INSERT INTO _tandem_position(direction, seq, applied_at_ms, source_at_ms, applied_total) VALUES (?, ?, ?, ?, "
-        "?) ON CONFLICT(direction) DO UPDATE SET seq = excluded.seq, applied_at_ms = excluded.applied_at_ms, "
-        "source_at_ms = excluded.source_at_ms, applied_total = excluded.applied_total",
+        "INSERT INTO _tandem_position(direction, seq, applied_at_ms, source_at_ms, applied_total, cursor) VALUES (?, "
+        "?, ?, ?, ?, ?) ON CONFLICT(direction) DO UPDATE SET seq = excluded.seq, applied_at_ms = "
+        "excluded.applied_at_ms, source_at_ms = excluded.source_at_ms, applied_total = excluded.applied_total, cursor "
+        "= excluded.cursor",
         {Value::Text(dir.name), Value::Integer(pos), Value::Integer(Clock::Default()->NowMillis()),
-         Value::Integer(source_at_ms), Value::Integer(applied_total)});
+         Value::Integer(source_at_ms), Value::Integer(applied_total),
+         [&] {
+           std::string c = src.PositionCursor(pos);
+           return c.empty() ? Value::Null() : Value::Text(std::move(c));
+         }()});
     for (auto& [entity, n] : batch.written_by_entity()) {
       if (!st.ok()) break;
       st = dst.Exec(

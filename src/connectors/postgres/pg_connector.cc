@@ -28,8 +28,6 @@ constexpr const char* kLogColumns = "id, table_id, op, k1, k2, k3, k4, o1, o2, o
 Result<std::unique_ptr<PgConnector>> PgConnector::Open(const std::string& url, const ConnectorOptions& options) {
   TANDEM_ASSIGN_OR_RETURN(auto session, PgSession::Connect(url, options.busy_timeout_ms));
   auto conn = std::unique_ptr<PgConnector>(new PgConnector(std::move(session)));
-  conn->url_ = url;
-  conn->lock_timeout_ms_ = options.busy_timeout_ms;
   return conn;
 }
 
@@ -191,15 +189,10 @@ std::vector<std::string> PgConnector::ControlTablesSql() const {
       "pg_current_xact_id(), table_id integer NOT NULL, op smallint NOT NULL, k1 text, k2 text, k3 text, k4 text, "
       "o1 text, o2 text, o3 text, o4 text, at_ms bigint NOT NULL DEFAULT (extract(epoch FROM clock_timestamp()) * "
       "1000)::bigint)",
-      // Windows of committed changes: seq is the last position of the window
-      // that ends at snapshot snap (see pg_connector.h). Tick 0 is the start.
-      "CREATE TABLE IF NOT EXISTS tandem._tandem_ticks(seq bigint PRIMARY KEY, snap pg_snapshot NOT NULL, at_ms "
-      "bigint NOT NULL)",
-      "INSERT INTO tandem._tandem_ticks(seq, snap, at_ms) VALUES (0, pg_current_snapshot(), (extract(epoch FROM "
-      "clock_timestamp()) * 1000)::bigint) ON CONFLICT (seq) DO NOTHING",
-      // Per direction applied INTO this database: the source position, stored with the data.
+      // Per direction applied INTO this database: the source position, stored
+      // with the data, and its cursor (a PostgreSQL source's window snapshot).
       "CREATE TABLE IF NOT EXISTS tandem._tandem_position(direction text PRIMARY KEY, seq bigint NOT NULL, "
-      "applied_at_ms bigint, source_at_ms bigint, applied_total bigint NOT NULL DEFAULT 0)",
+      "applied_at_ms bigint, source_at_ms bigint, applied_total bigint NOT NULL DEFAULT 0, cursor text)",
       "CREATE TABLE IF NOT EXISTS tandem._tandem_entity_stats(direction text NOT NULL, entity text NOT NULL, "
       "last_applied_at_ms bigint, applied_total bigint NOT NULL DEFAULT 0, PRIMARY KEY(direction, entity))",
       // Key map + last agreed version per record (see the SQLite connector).
@@ -292,59 +285,54 @@ std::vector<std::string> PgConnector::DropControlTablesSql() const { return {"DR
 
 Result<bool> PgConnector::IsInstalled() {
   TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT count(*) FROM pg_tables WHERE schemaname = 'tandem' AND "
-                                             "tablename IN ('_tandem_log', '_tandem_ticks', '_tandem_position', "
-                                             "'_tandem_records', '_tandem_capture')",
+                                             "tablename IN ('_tandem_log', '_tandem_position', '_tandem_records', "
+                                             "'_tandem_capture')",
                                              {}));
-  return row && (*row)[0].as_integer() == 5;
+  return row && (*row)[0].as_integer() == 4;
 }
 
 // --- positions: ticks over snapshots ---
 
+// A snapshot in which no transaction is visible: position 0 is before every change.
+constexpr const char* kBeforeEverything = "1:1:";
+
+Status PgConnector::ResumeAt(int64_t seq, const std::string& cursor) {
+  if (seq != 0 && cursor.empty())
+    return Status::InvalidArgument(fmt::format("{}: position {} has no stored snapshot (made by an older version?): "
+                                               "run 'tandem install' again",
+                                               Describe(), seq));
+  known_ticks_.clear();
+  known_ticks_.emplace(seq, cursor.empty() ? kBeforeEverything : cursor);
+  cursor_ = Cursor{};
+  return Status::Ok();
+}
+
+std::string PgConnector::PositionCursor(int64_t seq) const {
+  auto it = known_ticks_.find(seq);
+  return it == known_ticks_.end() ? "" : it->second;
+}
+
 Result<int64_t> PgConnector::MaxChangeSeq() {
-  // One statement: the snapshot it runs in is the one it counts in and the
-  // one the tick records (inside a read transaction: that transaction's).
-  TANDEM_ASSIGN_OR_RETURN(
-      auto row, QueryOne("SELECT t.seq, t.snap::text, pg_current_snapshot()::text, (SELECT count(*) FROM "
-                         "tandem._tandem_log l WHERE NOT pg_visible_in_snapshot(l.tx, t.snap)) FROM (SELECT seq, snap "
-                         "FROM tandem._tandem_ticks ORDER BY seq DESC LIMIT 1) t",
-                         {}));
-  if (!row) return Status::Internal(Describe() + ": tandem._tandem_ticks is empty; run 'tandem install'");
-  const int64_t last = (*row)[0].as_integer();
-  const int64_t n = (*row)[3].as_integer();
+  // The changes the newest window's snapshot did not see, counted in this
+  // statement's snapshot (inside a read transaction: that transaction's),
+  // which becomes the next window's end.
+  if (known_ticks_.empty()) known_ticks_.emplace(0, kBeforeEverything);
+  const auto& [last, last_snap] = *known_ticks_.rbegin();
+  TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT pg_current_snapshot()::text, (SELECT count(*) FROM "
+                                             "tandem._tandem_log l WHERE NOT pg_visible_in_snapshot(l.tx, "
+                                             "?::pg_snapshot))",
+                                             {Value::Text(last_snap)}));
+  const int64_t n = (*row)[1].as_integer();
   if (n == 0) return last;
-  // Record the window before anything of it is applied, on a session of its
-  // own so it is committed now, not when the read transaction ends.
-  if (!ticker_) {
-    TANDEM_ASSIGN_OR_RETURN(ticker_, PgSession::Connect(url_, lock_timeout_ms_));
-  }
-  int64_t inserted = 0;
-  TANDEM_RETURN_IF_ERROR(ticker_->Run(
-      "INSERT INTO tandem._tandem_ticks(seq, snap, at_ms) SELECT ?::bigint, ?::pg_snapshot, (extract(epoch FROM "
-      "clock_timestamp()) * 1000)::bigint WHERE (SELECT max(seq) FROM tandem._tandem_ticks) = ?::bigint ON CONFLICT "
-      "(seq) DO NOTHING",
-      {Value::Integer(last + n), (*row)[2], Value::Integer(last)}, nullptr, &inserted));
-  if (inserted != 1)
-    return Status::Unavailable(Describe() + ": another process recorded a change window at the same time; retrying");
-  known_ticks_.emplace(last, (*row)[1].as_bytes());
-  known_ticks_.emplace(last + n, (*row)[2].as_bytes());
-  return last + n;
+  const int64_t end = last + n;
+  known_ticks_.emplace(end, (*row)[0].as_bytes());
+  return end;
 }
 
 Result<std::pair<PgConnector::Tick, std::optional<PgConnector::Tick>>> PgConnector::WindowAround(int64_t seq) {
-  // Ticks this connector made are known at once: a read transaction that
-  // began before the ticker committed one cannot see it in the table.
   auto after = known_ticks_.upper_bound(seq);
-  if (after == known_ticks_.begin() || after == known_ticks_.end()) {
-    std::vector<Row> rows;
-    TANDEM_RETURN_IF_ERROR(session_->Run(
-        "(SELECT seq, snap::text FROM tandem._tandem_ticks WHERE seq <= ? ORDER BY seq DESC LIMIT 1) UNION ALL "
-        "(SELECT seq, snap::text FROM tandem._tandem_ticks WHERE seq > ? ORDER BY seq LIMIT 1)",
-        {Value::Integer(seq), Value::Integer(seq)}, &rows));
-    for (auto& r : rows) known_ticks_.emplace(r[0].as_integer(), r[1].as_bytes());
-    after = known_ticks_.upper_bound(seq);
-  }
   if (after == known_ticks_.begin())
-    return Status::Internal(fmt::format("{}: no change window at or before position {} (purged?)", Describe(), seq));
+    return Status::Internal(fmt::format("{}: no change window at or before position {}", Describe(), seq));
   auto start = std::prev(after);
   std::pair<Tick, std::optional<Tick>> out;
   out.first = {start->first, start->second};
@@ -435,8 +423,8 @@ Status PgConnector::ReadChanges(int64_t after, int64_t upto, size_t limit, std::
 
 Status PgConnector::PurgeChanges(int64_t before) {
   // The changes of every window up to `before` are applied: they are the ones
-  // its end snapshot sees. Ticks before it are no longer needed (it stays, as
-  // the start of the next window).
+  // its end snapshot sees. Windows before it are no longer needed (it stays,
+  // as the start of the next one).
   TANDEM_ASSIGN_OR_RETURN(auto window, WindowAround(before));
   constexpr int64_t kChunk = 10000;
   while (true) {
@@ -448,7 +436,7 @@ Status PgConnector::PurgeChanges(int64_t before) {
     if (changed < kChunk) break;
   }
   known_ticks_.erase(known_ticks_.begin(), known_ticks_.lower_bound(window.first.seq));
-  return session_->Run("DELETE FROM tandem._tandem_ticks WHERE seq < ?", {Value::Integer(window.first.seq)});
+  return Status::Ok();
 }
 
 Result<Connector::PendingInfo> PgConnector::PendingChanges(int64_t after, int table_id) {

@@ -9,15 +9,18 @@
 // Commit order. PostgreSQL commits transactions in another order than they
 // took sequence values, so the log's id is not a position. Positions come
 // from snapshots, as in PgQ: the reader takes a snapshot S and the changes of
-// transactions that S sees as committed but the previous tick's snapshot did
-// not form the next window. A window is recorded as a tick (its last
-// position, S) in tandem._tandem_ticks, committed on a separate session
-// before anything from the window is applied, so a position always names a
-// window end that can be found again after a crash. Positions are dense: a
-// window of n changes after position p covers p+1..p+n, in log-id order
-// (for one row, log ids follow the order its writers held its lock, so one
-// record's changes keep their order). A transaction still in flight is in
-// no window until it commits, whatever ids it took; none is ever skipped.
+// transactions that S sees as committed but the previous window's snapshot
+// did not form the next window. Positions are dense: a window of n changes
+// after position p covers p+1..p+n, in log-id order (for one row, log ids
+// follow the order its writers held its lock, so one record's changes keep
+// their order). A transaction still in flight is in no window until it
+// commits, whatever ids it took; none is ever skipped.
+//
+// The engine stores the snapshot that ends the applied window with the
+// position, in the target transaction (PositionCursor / ResumeAt): after a
+// crash the next window starts exactly there. Windows made but not yet
+// applied live in memory only, so reading positions writes nothing to the
+// source database.
 //
 // The read transaction is REPEATABLE READ and its first statement fixes the
 // snapshot that makes the window, so the rows the engine reads are exactly
@@ -78,6 +81,8 @@ class PgConnector : public Connector {
   std::vector<std::string> DropControlTablesSql() const override;
   Result<bool> IsInstalled() override;
 
+  std::string PositionCursor(int64_t seq) const override;
+  Status ResumeAt(int64_t seq, const std::string& cursor) override;
   Result<int64_t> MaxChangeSeq() override;
   Status ReadChanges(int64_t after, int64_t upto, size_t limit, std::vector<CapturedChange>* out) override;
   Status PurgeChanges(int64_t before) override;
@@ -100,12 +105,9 @@ class PgConnector : public Connector {
   Result<std::pair<Tick, std::optional<Tick>>> WindowAround(int64_t seq);
 
   std::unique_ptr<PgSession> session_;
-  std::unique_ptr<PgSession> ticker_;  // commits ticks outside the read transaction
-  std::string url_;
-  int lock_timeout_ms_ = 5000;
   bool in_read_ = false;
   std::map<int, std::vector<unsigned>> key_types_;
-  std::map<int64_t, std::string> known_ticks_;  // seq -> snapshot text
+  std::map<int64_t, std::string> known_ticks_;  // window end position -> its snapshot (text)
   // Where the last ReadChanges stopped, to go on without re-scanning.
   struct Cursor {
     int64_t seq = -1;  // last position returned

@@ -167,7 +167,7 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
       "CREATE TABLE IF NOT EXISTS _tandem_applying(x INTEGER)",
       // Per direction applied INTO this database: the source position, stored with the data.
       "CREATE TABLE IF NOT EXISTS _tandem_position(direction TEXT PRIMARY KEY, seq INTEGER NOT NULL, applied_at_ms "
-      "INTEGER, source_at_ms INTEGER, applied_total INTEGER NOT NULL DEFAULT 0)",
+      "INTEGER, source_at_ms INTEGER, applied_total INTEGER NOT NULL DEFAULT 0, cursor TEXT)",
       // Per direction and entity: when a record was last written, and how many in all.
       "CREATE TABLE IF NOT EXISTS _tandem_entity_stats(direction TEXT NOT NULL, entity TEXT NOT NULL, "
       "last_applied_at_ms INTEGER, applied_total INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(direction, entity))",
@@ -229,6 +229,9 @@ Result<std::vector<std::string>> SqliteConnector::UpgradeControlTablesSql() {
     out.push_back("UPDATE _tandem_records SET mhash = tandem_key_hash(entity, mkey)");
     out.push_back("DROP INDEX IF EXISTS _tandem_records_by_mkey");
   }
+  TANDEM_ASSIGN_OR_RETURN(auto position, DescribeTable("_tandem_position"));
+  if (position && position->Find("cursor") < 0)  // before positions carried a connector cursor
+    out.push_back("ALTER TABLE _tandem_position ADD COLUMN cursor TEXT");
   TANDEM_ASSIGN_OR_RETURN(auto parked, DescribeTable("_tandem_parked"));
   if (parked && parked->Find("old_key") < 0)  // before held key changes kept their old key
     out.push_back("ALTER TABLE _tandem_parked ADD COLUMN old_key TEXT");
