@@ -212,21 +212,16 @@ void ExpectConverged(TestEnv& env, const Workload& workload) {
             << ", uncertain: " << workload.uncertain().size() << ", final: " << legacy.size() << "\n";
 }
 
-// Which sides are PostgreSQL.
-struct Pair {
-  const char* name;
-  bool legacy_pg, modern_pg;
-};
-std::string PairName(const ::testing::TestParamInfo<Pair>& p) { return p.param.name; }
+using Pair = testing::SystemsPair;
 
 class CrashTest : public ::testing::TestWithParam<Pair> {
  protected:
-  bool any_pg() const { return GetParam().legacy_pg || GetParam().modern_pg; }
+  bool any_pg() const { return GetParam().any_pg(); }
 };
 
 TEST_P(CrashTest, RepeatedKillNineUnderTwoSidedWorkloadConvergesExactly) {
   if (any_pg()) TANDEM_REQUIRE_PG();
-  TestEnv env("", Backends{GetParam().legacy_pg, GetParam().modern_pg, "", ""});
+  TestEnv env("", GetParam().backends());
   env.Install();
   const uint64_t seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));
@@ -264,7 +259,7 @@ TEST_P(CrashTest, RepeatedKillNineUnderTwoSidedWorkloadConvergesExactly) {
 INSTANTIATE_TEST_SUITE_P(Sides, CrashTest,
                          ::testing::Values(Pair{"SqliteToSqlite", false, false}, Pair{"PgToPg", true, true},
                                            Pair{"SqliteToPg", false, true}),
-                         PairName);
+                         testing::SystemsPairName);
 
 // Tandem's own PostgreSQL sessions are cut (pg_terminate_backend) at random
 // moments while it applies batches under a two-sided workload: a batch whose

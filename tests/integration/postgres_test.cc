@@ -20,20 +20,13 @@ using testing::TestEnv;
 constexpr Side L = Side::kLegacy;
 constexpr Side M = Side::kModern;
 
-// Which sides are PostgreSQL.
-struct Pair {
-  const char* name;
-  bool legacy_pg, modern_pg;
-};
+using Pair = testing::SystemsPair;
 
 class PgPairTest : public ::testing::TestWithParam<Pair> {
  protected:
   void SetUp() override {
     TANDEM_REQUIRE_PG();
-    Backends b;
-    b.legacy_pg = GetParam().legacy_pg;
-    b.modern_pg = GetParam().modern_pg;
-    env_ = std::make_unique<TestEnv>("", b);
+    env_ = std::make_unique<TestEnv>("", GetParam().backends());
     env_->Install();
   }
   // Legacy's uppercase names are quoted on PostgreSQL.
@@ -112,7 +105,7 @@ TEST_P(PgPairTest, MultiRowStatementsAreCapturedWhole) {
 INSTANTIATE_TEST_SUITE_P(Sides, PgPairTest,
                          ::testing::Values(Pair{"PgToPg", true, true}, Pair{"SqliteToPg", false, true},
                                            Pair{"PgToSqlite", true, false}),
-                         [](const ::testing::TestParamInfo<Pair>& p) { return std::string(p.param.name); });
+                         testing::SystemsPairName);
 
 // Commit order is not sequence order: a transaction that took its log ids
 // early and commits late is applied when it commits, and none of its changes

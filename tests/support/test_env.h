@@ -48,6 +48,16 @@ struct Backends {
   std::string legacy_schema, modern_schema;
 };
 
+// A named choice of database systems, for tests parameterized over them:
+// INSTANTIATE_TEST_SUITE_P(Sides, T, Values(SystemsPair{"PgToPg", true, true}, ...), SystemsPairName).
+struct SystemsPair {
+  const char* name;
+  bool legacy_pg, modern_pg;
+  Backends backends() const { return Backends{legacy_pg, modern_pg, "", ""}; }
+  bool any_pg() const { return legacy_pg || modern_pg; }
+};
+inline std::string SystemsPairName(const ::testing::TestParamInfo<SystemsPair>& p) { return p.param.name; }
+
 class TestEnv {
  public:
   // `config_text`: YAML; defaults to examples/tandem.yaml. Its databases must
