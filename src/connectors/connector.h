@@ -103,6 +103,10 @@ class Connector {
   virtual Status Savepoint(const std::string& name) = 0;
   virtual Status ReleaseSavepoint(const std::string& name) = 0;
   virtual Status RollbackToSavepoint(const std::string& name) = 0;
+  // Makes this session the only one running a sync engine on this database
+  // (a lock held as long as the session, taken again on reconnect); Busy when
+  // another process holds it.
+  virtual Status LockForOneEngine() { return Status::Ok(); }
   // Refreshes the planner's statistics of Tandem's own tables after they grew
   // (PostgreSQL: ANALYZE, so lookups keep their index plans); a no-op where
   // the planner needs none.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <cerrno>
 #include <chrono>
@@ -1109,6 +1110,8 @@ Status SyncEngine::Init(const Config& config) {
   opts.busy_timeout_ms = config_.sync.busy_timeout_ms;
   TANDEM_ASSIGN_OR_RETURN(legacy_, OpenConnector(config_.legacy.resolved, opts));
   TANDEM_ASSIGN_OR_RETURN(modern_, OpenConnector(config_.modern.resolved, opts));
+  // A server database: the lock is a session lock there, held while this engine lives.
+  if (config_.legacy.resolved.rfind("sqlite:", 0) != 0) TANDEM_RETURN_IF_ERROR(legacy_->LockForOneEngine());
   for (Side s : {Side::kLegacy, Side::kModern}) {
     TANDEM_ASSIGN_OR_RETURN(bool installed, db(s).IsInstalled());
     if (!installed)
@@ -1368,6 +1371,9 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     }
     TANDEM_RETURN_IF_ERROR(dir.src->ResumeAt(
         dir.position, stored && !(*stored)[2].is_null() ? (*stored)[2].as_bytes() : ""));
+    // Positions after the stored one may be numbered afresh (PostgreSQL
+    // windows): boundaries noted for the failed batch no longer hold.
+    boundaries_[dir.source == Side::kLegacy ? 0 : 1]->ForgetBelow(std::numeric_limits<int64_t>::max());
     dir.position_uncertain = false;
   }
   for (bool careful : {false, true}) {
@@ -1471,17 +1477,18 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       return st;
     }
     int64_t applied_total = dir.applied_total + consumed;
-    st = dst.Exec(
+    std::string cursor = src.PositionCursor(pos);
+    if (cursor.empty() && !src.SupportsBoundarySampling() && pos != 0)  // a PostgreSQL position needs its snapshot
+      st = Status::Internal(fmt::format("{}: position {} is not the end of a change window; not committing it",
+                                        dir.name, pos));
+    if (st.ok()) st = dst.Exec(
         "INSERT INTO _tandem_position(direction, seq, applied_at_ms, source_at_ms, applied_total, cursor) VALUES (?, "
         "?, ?, ?, ?, ?) ON CONFLICT(direction) DO UPDATE SET seq = excluded.seq, applied_at_ms = "
         "excluded.applied_at_ms, source_at_ms = excluded.source_at_ms, applied_total = excluded.applied_total, cursor "
         "= excluded.cursor",
         {Value::Text(dir.name), Value::Integer(pos), Value::Integer(Clock::Default()->NowMillis()),
          Value::Integer(source_at_ms), Value::Integer(applied_total),
-         [&] {
-           std::string c = src.PositionCursor(pos);
-           return c.empty() ? Value::Null() : Value::Text(std::move(c));
-         }()});
+         cursor.empty() ? Value::Null() : Value::Text(cursor)});
     for (auto& [entity, n] : batch.written_by_entity()) {
       if (!st.ok()) break;
       st = dst.Exec(

@@ -296,5 +296,43 @@ TEST(PgInstallTest, UninstallRemovesCaptureAndKeepsData) {
   EXPECT_EQ(env.Count(M, "tandem._tandem_log"), 0);
 }
 
+// An application connecting as its own role keeps writing captured tables
+// after `tandem install` (the triggers append to the log with its rights).
+TEST(PgInstallTest, ApplicationRoleCanStillWrite) {
+  TANDEM_REQUIRE_PG();
+  TestEnv env("", Backends{false, true, "", ""});
+  env.Install();
+  const std::string role = "app_" + env.pg(M)->name().substr(env.pg(M)->name().size() - 8);
+  env.Write(M, "CREATE ROLE " + role + " LOGIN; GRANT ALL ON customers TO " + role);
+  std::string error;
+  const std::string url = env.pg(M)->url();
+  auto app = testing::PgConnect("postgresql://" + role + url.substr(url.find('@')), &error);
+  ASSERT_TRUE(app) << error;
+  testing::PgResultPtr r(PQexec(app.get(), "INSERT INTO customers(id, email, status, first_name, last_name) VALUES "
+                                           "('5f0c1a9e-0000-4000-8000-000000000009', 'role@x', 'active', 'A', 'B')"));
+  EXPECT_EQ(PQresultStatus(r.get()), PGRES_COMMAND_OK) << PQerrorMessage(app.get());
+  r.reset();
+  app.reset();
+  env.SyncOnce();
+  EXPECT_EQ(env.Count(L, "CUSTMAST WHERE EMAIL = 'role@x'"), 1);
+  env.Write(M, "DROP OWNED BY " + role + "; DROP ROLE " + role);
+}
+
+// One engine per pair: a second one on the same PostgreSQL legacy database
+// is refused while the first runs (it would apply the same windows again).
+TEST(PgInstallTest, SecondEngineIsRefused) {
+  TANDEM_REQUIRE_PG();
+  TestEnv env("", Backends{true, true, "", ""});
+  env.Install();
+  auto first = SyncEngine::Open(env.LoadConfig());
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  auto second = SyncEngine::Open(env.LoadConfig());
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kBusy) << second.status().ToString();
+  first->reset();
+  auto third = SyncEngine::Open(env.LoadConfig());
+  EXPECT_TRUE(third.ok()) << "free again once the first is gone: " << third.status().ToString();
+}
+
 }  // namespace
 }  // namespace tandem

@@ -73,6 +73,8 @@ class PgConnector : public Connector {
   bool FailedStatementAbortsTransaction() const override { return true; }
   bool StoresValuesInItsOwnForm() const override { return true; }
   Status RefreshStatistics() override;
+  Status LockForOneEngine() override { return session_->HoldSessionLock(kEngineLockKey); }
+  static constexpr int64_t kEngineLockKey = 0x74616e64656d;  // "tandem"
 
   std::vector<std::string> ControlTablesSql() const override;
   Result<std::vector<std::string>> UpgradeControlTablesSql() override;

@@ -90,8 +90,12 @@ Status PgSession::EnsureConnected() {
   }
   if (conn_) PQfinish(conn_);
   prepared_.clear();
-  const char* keys[] = {"dbname", "connect_timeout", "fallback_application_name", nullptr};
-  const char* vals[] = {url_.c_str(), "10", "tandem", nullptr};
+  // Keepalives and a TCP user timeout: a connection a firewall dropped
+  // silently fails within about a minute instead of hanging a call forever.
+  const char* keys[] = {"dbname",           "connect_timeout",    "fallback_application_name",
+                        "keepalives",       "keepalives_idle",    "keepalives_interval",
+                        "keepalives_count", "tcp_user_timeout",   nullptr};
+  const char* vals[] = {url_.c_str(), "10", "tandem", "1", "30", "10", "3", "60000", nullptr};
   conn_ = PQconnectdbParams(keys, vals, /*expand_dbname=*/1);
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
     std::string why = conn_ ? PQerrorMessage(conn_) : "out of memory";
@@ -106,7 +110,20 @@ Status PgSession::EnsureConnected() {
   // Server notices ("trigger ... does not exist, skipping") are for debugging only.
   PQsetNoticeProcessor(
       conn_, [](void*, const char* message) { spdlog::debug("postgresql: {}", std::string_view(message)); }, nullptr);
-  return Configure();
+  TANDEM_RETURN_IF_ERROR(Configure());
+  if (session_lock_) return HoldSessionLock(*session_lock_);
+  return Status::Ok();
+}
+
+Status PgSession::HoldSessionLock(int64_t key) {
+  session_lock_ = key;
+  std::vector<Row> rows;
+  TANDEM_RETURN_IF_ERROR(Run("SELECT pg_try_advisory_lock(?::bigint)", {Value::Integer(key)}, &rows));
+  if (rows.empty() || rows[0][0].as_integer() != 1)
+    return Status::Busy(fmt::format("another tandem process is already syncing {} (it holds the engine's advisory "
+                                    "lock); stop it first, or use 'tandem retry' which asks the running process",
+                                    display_));
+  return Status::Ok();
 }
 
 Status PgSession::Configure() {
@@ -281,7 +298,15 @@ Status PgSession::Run(const std::string& sql, const Row& params, std::vector<Row
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
     Status st = res ? ErrorOf(res, fmt::format("executing [{}]", sql.substr(0, 200)))
                     : ConnectionLost(fmt::format("executing [{}]", sql.substr(0, 200)));
+    const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
     PQclear(res);
+    if (state && !std::strcmp(state, "0A000") && st.message().find("cached plan") != std::string::npos) {
+      // A table's columns changed under a prepared statement: prepare it
+      // again on the retry.
+      (void)Script("DEALLOCATE " + p.name);
+      prepared_.erase(sql);
+      return Status::Unavailable(st.message() + " (the table changed; retrying with a fresh statement)");
+    }
     return st;
   }
   if (out && status == PGRES_TUPLES_OK) {

@@ -26,6 +26,7 @@
 #include <libpq-fe.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -53,6 +54,10 @@ class PgSession {
   // Several statements without parameters (DDL scripts, BEGIN/COMMIT).
   Status Script(const std::string& sql);
 
+  // Takes the advisory lock `key` for this session, and again after every
+  // reconnect; Busy (not retryable) when another session holds it.
+  Status HoldSessionLock(int64_t key);
+
   // Transaction state as the caller declared it (see the class comment).
   void set_in_transaction(bool in) {
     in_transaction_ = in;
@@ -79,6 +84,7 @@ class PgSession {
   std::string display_;
   int lock_timeout_ms_ = 5000;
   bool in_transaction_ = false;
+  std::optional<int64_t> session_lock_;
   bool broken_in_transaction_ = false;
   struct Prepared {
     std::string name;
