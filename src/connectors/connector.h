@@ -103,6 +103,10 @@ class Connector {
   virtual Status Savepoint(const std::string& name) = 0;
   virtual Status ReleaseSavepoint(const std::string& name) = 0;
   virtual Status RollbackToSavepoint(const std::string& name) = 0;
+  // A clause that locks the rows a SELECT reads until the transaction ends
+  // (" FOR UPDATE"), where the database lets other writers in during a write
+  // transaction; "" where a write transaction excludes them (SQLite).
+  virtual std::string LockRowsForUpdate() const { return ""; }
   // Makes this session the only one running a sync engine on this database
   // (a lock held as long as the session, taken again on reconnect); Busy when
   // another process holds it.

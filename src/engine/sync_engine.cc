@@ -1186,6 +1186,12 @@ Status SyncEngine::Init(const Config& config) {
       sql.select_target = "SELECT " + JoinQuoted(t, tcols, ", ") + " FROM " + t.QuoteIdent(dm.target_table) +
                           WhereKey(t, dm.target_key_columns);
       sql.select_target_many = SelectByKeysSql(t, dm.target_table, tcols, dm.target_key_columns);
+      // Target rows are read to be merged and written in this transaction:
+      // where other writers are not kept out by the database (PostgreSQL),
+      // lock them, so an application's edit lands before the read (and is
+      // merged) or after the write (and is captured), never in between.
+      sql.select_target += t.LockRowsForUpdate();
+      sql.select_target_many += t.LockRowsForUpdate();
       auto insert_sql = [&](const std::vector<std::string>& cols) {
         std::string placeholders;
         for (size_t i = 0; i < cols.size(); ++i) placeholders += i ? ", ?" : "?";

@@ -334,5 +334,43 @@ TEST(PgInstallTest, SecondEngineIsRefused) {
   EXPECT_TRUE(third.ok()) << "free again once the first is gone: " << third.status().ToString();
 }
 
+// An application's update of a row Tandem is about to merge into is never
+// overwritten unseen: Tandem locks the target rows it reads, so the update
+// either lands first (and is merged as a concurrent edit) or after Tandem's
+// write (and is captured).
+TEST(PgApplyTest, ConcurrentTargetUpdateIsMergedNotLost) {
+  TANDEM_REQUIRE_PG();
+  std::string cfg = testing::ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/tandem.yaml");
+  cfg.replace(cfg.find("primary: legacy"), 15, "primary: modern");
+  TestEnv env(cfg, Backends{false, true, "", ""});
+  env.Install();
+  env.Write(L, "INSERT INTO CUSTMAST(CUSTNO, CNAME, EMAIL, STAT) VALUES (1, 'DOE, JOHN', 'j@x', 'A')");
+  env.SyncOnce();
+  env.Write(L, "UPDATE CUSTMAST SET EMAIL = 'legacy@x' WHERE CUSTNO = 1");
+  // The application holds the modern row while Tandem starts its batch.
+  std::string error;
+  auto app = testing::PgConnect(env.pg(M)->url() + "?application_name=test-app", &error);
+  ASSERT_TRUE(app) << error;
+  testing::PgResultPtr(PQexec(app.get(), "BEGIN"));
+  testing::PgResultPtr r(PQexec(app.get(), "UPDATE customers SET email = 'modern@x'"));
+  ASSERT_EQ(PQresultStatus(r.get()), PGRES_COMMAND_OK) << PQerrorMessage(app.get());
+  std::thread sync([&] { env.SyncOnce(); });
+  // Wait (with a deadline) until Tandem's session waits for the row lock.
+  const std::string waiting = "pg_stat_activity WHERE application_name = 'tandem' AND wait_event_type = 'Lock'";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (env.Count(M, waiting) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(env.Count(M, waiting), 1) << "tandem did not wait for the row the application holds";
+  testing::PgResultPtr(PQexec(app.get(), "COMMIT"));
+  sync.join();
+  env.SyncOnce();
+  // Both edits met in the merge: the field's policy (primary: modern) decided, and it is recorded.
+  EXPECT_EQ(env.Query(M, "SELECT email FROM customers"), "modern@x\n");
+  EXPECT_EQ(env.Query(L, "SELECT EMAIL FROM CUSTMAST"), "modern@x\n");
+  EXPECT_EQ(env.Count(M, "_tandem_conflicts WHERE field = 'email'") +
+                env.Count(L, "_tandem_conflicts WHERE field = 'email'"),
+            1);
+}
+
 }  // namespace
 }  // namespace tandem

@@ -73,6 +73,7 @@ class PgConnector : public Connector {
   bool FailedStatementAbortsTransaction() const override { return true; }
   bool StoresValuesInItsOwnForm() const override { return true; }
   Status RefreshStatistics() override;
+  std::string LockRowsForUpdate() const override { return " FOR UPDATE"; }
   Status LockForOneEngine() override { return session_->HoldSessionLock(kEngineLockKey); }
   static constexpr int64_t kEngineLockKey = 0x74616e64656d;  // "tandem"
 
