@@ -103,6 +103,13 @@ class Connector {
   virtual Status Savepoint(const std::string& name) = 0;
   virtual Status ReleaseSavepoint(const std::string& name) = 0;
   virtual Status RollbackToSavepoint(const std::string& name) = 0;
+  // True when a write transaction of a process that died may still commit
+  // afterwards (a server finishes a COMMIT it received): the engine then
+  // calls FenceApply at the start of each apply transaction.
+  virtual bool FencesApply() const { return false; }
+  // Inside an apply transaction: waits until no other transaction applying
+  // `direction` is in progress, and keeps others out until this one ends.
+  virtual Status FenceApply(const std::string& /*direction*/) { return Status::Ok(); }
   // A clause that locks the rows a SELECT reads until the transaction ends
   // (" FOR UPDATE"), where the database lets other writers in during a write
   // transaction; "" where a write transaction excludes them (SQLite).

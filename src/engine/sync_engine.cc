@@ -1423,6 +1423,30 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       end_read();
       return st;
     }
+    // Fencing: a process killed while its COMMIT was on the way may still be
+    // committing on a server (PostgreSQL keeps going without its client).
+    // Wait for any such transaction of this direction, then check that the
+    // position is still ours; if not, reload it and start over.
+    if (dst.FencesApply()) {
+      st = dst.FenceApply(dir.name);
+      std::optional<Row> stored;
+      if (st.ok()) {
+        auto r = dst.QueryOne("SELECT seq FROM _tandem_position WHERE direction = ?", {Value::Text(dir.name)});
+        if (r.ok()) stored = std::move(r).value();
+        else st = r.status();
+      }
+      if (st.ok() && (stored ? (*stored)[0].as_integer() : 0) != dir.position) {
+        dir.position_uncertain = true;
+        st = Status::Unavailable(fmt::format("{}: the position moved (a previous process's last batch committed "
+                                             "after it stopped); reloading it",
+                                             dir.name));
+      }
+      if (!st.ok()) {
+        dst.RollbackApply();
+        end_read();
+        return st;
+      }
+    }
     Batch batch(*this, dir, careful);
     int64_t pos = dir.position, consumed = 0, source_at_ms = 0;
     bool ended_early = false;  // this target transaction ends at a commit boundary before the snapshot end
@@ -1576,9 +1600,18 @@ Result<int64_t> SyncEngine::DrainOnce() {
 }
 
 Status SyncEngine::RunUntilIdle() {
+  // A passing problem (a deadlock, a position that moved, a busy database)
+  // is retried a few times before it is reported.
+  int retries = 0;
   while (true) {
-    TANDEM_ASSIGN_OR_RETURN(int64_t n, DrainOnce());
-    if (n == 0) return Status::Ok();
+    auto n = DrainOnce();
+    if (!n.ok()) {
+      if (!n.status().retryable() || ++retries > 5) return n.status();
+      spdlog::info("{}; retrying", n.status().message());
+      std::this_thread::sleep_for(std::chrono::milliseconds(50 << retries));
+      continue;
+    }
+    if (*n == 0) return Status::Ok();
   }
 }
 

@@ -71,7 +71,8 @@ class SyncEngine {
   // One pass: drains each enabled direction once (every change visible now).
   // Returns the number of source changes consumed.
   Result<int64_t> DrainOnce();
-  // Drains until a pass finds nothing to do (`tandem run --once`).
+  // Drains until a pass finds nothing to do (`tandem run --once`). A
+  // retryable failure is retried up to 5 times (~3 s) before it is returned.
   Status RunUntilIdle();
   // Runs until `stop` becomes true; waits for commits between passes.
   // Retryable failures (database busy or gone) are retried with backoff.

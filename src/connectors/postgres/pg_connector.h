@@ -74,6 +74,10 @@ class PgConnector : public Connector {
   bool StoresValuesInItsOwnForm() const override { return true; }
   Status RefreshStatistics() override;
   std::string LockRowsForUpdate() const override { return " FOR UPDATE"; }
+  bool FencesApply() const override { return true; }
+  Status FenceApply(const std::string& direction) override {
+    return session_->Run("SELECT pg_advisory_xact_lock(hashtext(?))", {Value::Text("tandem apply " + direction)});
+  }
   Status LockForOneEngine() override { return session_->HoldSessionLock(kEngineLockKey); }
   static constexpr int64_t kEngineLockKey = 0x74616e64656d;  // "tandem"
 
