@@ -1469,9 +1469,13 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       BuildWorkItems(dir, changes, &items);
       st = batch.Prefetch(items);
       if (!st.ok()) break;
-      // Parents before children for rows that exist; children before parents for deletes.
+      // Records whose key a new record took over (deleted, then inserted
+      // again) go first, so their delete cannot hit the new record's row;
+      // then parents before children for rows that exist; children before
+      // parents for deletes.
       std::stable_sort(items.begin(), items.end(), [](const WorkItem& a, const WorkItem& b) {
-        if (a.source_exists != b.source_exists) return a.source_exists;
+        auto rank = [](const WorkItem& w) { return w.superseded ? 0 : w.source_exists ? 1 : 2; };
+        if (rank(a) != rank(b)) return rank(a) < rank(b);
         return a.source_exists ? a.entity < b.entity : a.entity > b.entity;
       });
       for (const WorkItem& w : items) {

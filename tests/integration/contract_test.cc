@@ -87,6 +87,20 @@ TEST_F(ContractTest, SameKeyInsertedOnBothSidesIsOneRecordOrAConflict) {
   EXPECT_EQ(env_.Query(M, "SELECT quantity FROM stock WHERE sku = 2"), "7\n");
 }
 
+// A record deleted and a new one inserted under the same key before Tandem
+// syncs: the old one's delete is applied first, so the new row survives.
+TEST_F(ContractTest, KeyReusedAfterADeleteKeepsTheNewRow) {
+  env_.Write(L, "INSERT INTO ITEMS VALUES ('north', 28, 1, 'OLD')");
+  env_.SyncOnce();
+  env_.Write(L, "DELETE FROM ITEMS WHERE SKU = 28");
+  env_.Write(L, "INSERT INTO ITEMS VALUES ('north', 28, 2, 'NEW')");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(M, "SELECT warehouse, sku, quantity, description FROM stock"), "north|28|2|new\n");
+  env_.SyncOnce();
+  EXPECT_EQ(env_.Query(L, "SELECT WH, SKU, QTY, DESCR FROM ITEMS"), "north|28|2|NEW\n");
+  EXPECT_EQ(env_.Count(L, "_tandem_conflicts") + env_.Count(M, "_tandem_conflicts"), 0);
+}
+
 TEST_F(ContractTest, CompositeEqualKeysSyncBothWays) {
   env_.Write(L, "INSERT INTO ITEMS VALUES ('north', 1, 10, 'BOLT'), ('south', 1, 20, 'NUT')");
   env_.SyncOnce();
