@@ -3,6 +3,7 @@
 #include <unordered_set>
 
 #include "core/key_codec.h"
+#include "engine/multi_row.h"
 
 namespace tandem {
 
@@ -139,23 +140,53 @@ Result<std::optional<RecordEntry>> RecordStore::Find(const std::string& entity, 
   return by_lkey;
 }
 
+namespace {
+constexpr const char* kPutColumns = "INSERT INTO _tandem_records(entity, lkey, mkey, mhash, version, gone, lbase, mbase) VALUES ";
+constexpr const char* kPutUpsert =
+    " ON CONFLICT(entity, lkey) DO UPDATE SET mkey = excluded.mkey, mhash = excluded.mhash, version = "
+    "excluded.version, gone = excluded.gone, lbase = excluded.lbase, mbase = excluded.mbase";
+constexpr size_t kPutParams = 8;
+
+void AppendPutParams(const RecordEntry& e, Row* params) {
+  params->push_back(Value::Text(e.entity));
+  params->push_back(Value::Text(e.lkey));
+  params->push_back(Value::Text(e.mkey));
+  params->push_back(Value::Integer(KeyHash(e.entity, e.mkey)));
+  params->push_back(Value::Integer(e.version));
+  params->push_back(Value::Integer(e.gone ? 1 : 0));
+  params->push_back(e.lbase ? Value::Text(RecordStore::EncodeBase(*e.lbase)) : Value::Null());
+  params->push_back(e.mbase ? Value::Text(RecordStore::EncodeBase(*e.mbase)) : Value::Null());
+}
+}  // namespace
+
 Status RecordStore::Put(Side into, RecordEntry* e) {
   e->version = ++version_;
+  static const std::string sql = std::string(kPutColumns) + MultiRowValues(1, kPutParams) + kPutUpsert;
   Row params;
-  params.reserve(8);
-  params.push_back(Value::Text(e->entity));
-  params.push_back(Value::Text(e->lkey));
-  params.push_back(Value::Text(e->mkey));
-  params.push_back(Value::Integer(KeyHash(e->entity, e->mkey)));
-  params.push_back(Value::Integer(e->version));
-  params.push_back(Value::Integer(e->gone ? 1 : 0));
-  params.push_back(e->lbase ? Value::Text(EncodeBase(*e->lbase)) : Value::Null());
-  params.push_back(e->mbase ? Value::Text(EncodeBase(*e->mbase)) : Value::Null());
-  return Db(into).Exec(
-      "INSERT INTO _tandem_records(entity, lkey, mkey, mhash, version, gone, lbase, mbase) VALUES (?, ?, ?, ?, ?, ?, "
-      "?, ?) ON CONFLICT(entity, lkey) DO UPDATE SET mkey = excluded.mkey, mhash = excluded.mhash, version = excluded.version, gone = "
-      "excluded.gone, lbase = excluded.lbase, mbase = excluded.mbase",
-      params);
+  params.reserve(kPutParams);
+  AppendPutParams(*e, &params);
+  return Db(into).Exec(sql, params);
+}
+
+Status RecordStore::PutMany(Side into, std::vector<RecordEntry>* entries) {
+  for (RecordEntry& e : *entries) e.version = ++version_;
+  // One row per (entity, lkey): a multi-row upsert may not touch a row twice.
+  std::unordered_map<std::string, size_t> last;
+  for (size_t i = 0; i < entries->size(); ++i) last[(*entries)[i].entity + '\x1d' + (*entries)[i].lkey] = i;
+  std::vector<const RecordEntry*> rows;
+  rows.reserve(last.size());
+  for (size_t i = 0; i < entries->size(); ++i)
+    if (last[(*entries)[i].entity + '\x1d' + (*entries)[i].lkey] == i) rows.push_back(&(*entries)[i]);
+  Row params;
+  size_t at = 0;
+  for (size_t n : MultiRowCounts(rows.size())) {
+    params.clear();
+    params.reserve(n * kPutParams);
+    for (size_t i = 0; i < n; ++i) AppendPutParams(*rows[at + i], &params);
+    at += n;
+    TANDEM_RETURN_IF_ERROR(Db(into).Exec(std::string(kPutColumns) + MultiRowValues(n, kPutParams) + kPutUpsert, params));
+  }
+  return Status::Ok();
 }
 
 }  // namespace tandem

@@ -90,6 +90,11 @@ class RecordStore {
   // Writes `entry` (with a new version) into `into`'s database.
   // REQUIRES: inside an apply transaction on that database.
   Status Put(Side into, RecordEntry* entry);
+  // Put() for many entries, in order, with a few multi-row statements. When
+  // two entries share a legacy key the later one is written (its version is
+  // newer; it would overwrite the earlier one anyway).
+  // REQUIRES: inside an apply transaction on that database.
+  Status PutMany(Side into, std::vector<RecordEntry>* entries);
 
   // Housekeeping: removes up to `limit` gone entries stored in `side`'s
   // database, each after removing the older entries it hides in the other

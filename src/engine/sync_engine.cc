@@ -21,6 +21,7 @@
 
 #include "core/clock.h"
 #include "core/key_codec.h"
+#include "engine/multi_row.h"
 
 namespace tandem {
 
@@ -55,6 +56,8 @@ struct DirectionSql {
   std::string delete_target;
   std::string insert_with_key;     // target key columns, then rule target columns
   std::string insert_without_key;  // rule target columns only (the database assigns the key)
+  std::string insert_with_key_head;            // insert_with_key up to its VALUES list
+  std::unordered_map<size_t, std::string> insert_many;  // by row count: multi-row insert_with_key + returning
   // Where the target keeps values in its own form (Connector::
   // StoresValuesInItsOwnForm): " RETURNING <rule target columns>", so the
   // version both sides agree on is the stored one; empty elsewhere.
@@ -108,7 +111,11 @@ static std::string ParkedKey(const std::string& entity, const std::string& key) 
 class SyncEngine::Batch {
  public:
   Batch(SyncEngine& engine, Direction& dir, bool careful)
-      : e_(engine), d_(dir), careful_(careful), in_record_savepoint_(careful) {}
+      : e_(engine),
+        d_(dir),
+        careful_(careful),
+        defer_(!careful && dir.dst->FailedStatementAbortsTransaction()),
+        in_record_savepoint_(careful) {}
 
   // Reads, with a few IN-list statements, everything applying `items` needs:
   // their current source rows (in the batch's read snapshot), their key-map
@@ -125,6 +132,12 @@ class SyncEngine::Batch {
   int64_t written() const { return written_; }
   const std::map<std::string, int64_t>& written_by_entity() const { return written_by_entity_; }
   bool needs_careful() const { return needs_careful_; }
+  // Sends the writes held back (see defer_). A target rejection marks the
+  // batch for a careful re-run, like a rejection while applying.
+  Status FlushPending();
+  // Sends the held-back inserts only (their entries stay held): before a
+  // statement that reads or writes target tables.
+  Status FlushPendingWrites();
   // The mapped target values of a source row of `entity` (one per rule).
   Status MapSourceRow(int entity, const Row& srow, Row* out) {
     return MapRow(e_.mapping_->entities[entity].from(d_.source), srow, out);
@@ -183,6 +196,29 @@ class SyncEngine::Batch {
   SyncEngine& e_;
   Direction& d_;
   bool careful_;
+  // Where a failed statement spoils the transaction anyway (PostgreSQL) and
+  // records have no savepoint of their own, new records' inserts and key-map
+  // entries are held back and sent as multi-row statements: one statement
+  // per few hundred records instead of two per record. A rejection then
+  // re-runs the batch record by record, as any rejection there does.
+  // Everything else the batch sends to the target, or reads from it, flushes
+  // them first, so statements reach the database in the order the records
+  // were applied.
+  const bool defer_;
+  struct PendingInsert {
+    int entity = 0;
+    Row params;  // the target key columns, then the rules' target columns
+    Row source_key;
+    Row tkey;
+    RecordEntry next;  // its target base is what the insert stored
+    AppliedRecord applied;
+  };
+  std::vector<PendingInsert> pending_inserts_;
+  std::vector<RecordEntry> pending_entries_;
+  bool deferring() const { return defer_ && !in_record_savepoint_; }
+  // Keeps the batch caches as PutEntry does, for an entry written later.
+  void CacheEntryKeys(const RecordEntry& entry);
+  Status FlushInserts(size_t from, size_t to);
   bool needs_careful_ = false;
   bool in_record_savepoint_;  // the record being applied has a savepoint of its own
   std::vector<Row> stored_;   // values a write RETURNed (DirectionSql::returning)
@@ -263,6 +299,7 @@ Result<std::optional<RecordEntry>> SyncEngine::Batch::FindEntry(const std::strin
   std::string ck = EntryCacheKey(entity, side, key);
   auto it = entries_.find(ck);
   if (it != entries_.end()) return it->second;
+  TANDEM_RETURN_IF_ERROR(FlushPending());
   TANDEM_ASSIGN_OR_RETURN(auto e, e_.records_->Find(entity, side, key));
   entries_[ck] = e;
   return e;
@@ -272,7 +309,18 @@ Status SyncEngine::Batch::PutEntry(RecordEntry* entry) {
   std::string claim = entry->entity + '\x1d' + entry->lkey;
   if (entry->gone && claimed_lkeys_.count(claim)) return Status::Ok();  // another record owns this key now
   if (!entry->gone) claimed_lkeys_.insert(claim);
-  TANDEM_RETURN_IF_ERROR(e_.records_->Put(d_.target, entry));
+  if (deferring()) {
+    pending_entries_.push_back(*entry);
+  } else {
+    TANDEM_RETURN_IF_ERROR(FlushPending());
+    TANDEM_RETURN_IF_ERROR(e_.records_->Put(d_.target, entry));
+  }
+  CacheEntryKeys(*entry);
+  return Status::Ok();
+}
+
+void SyncEngine::Batch::CacheEntryKeys(const RecordEntry& entry_ref) {
+  const RecordEntry* entry = &entry_ref;
   // Later records of this chunk only need the keys (lookups of this record
   // as a parent); each record itself is applied once per chunk.
   RecordEntry keys_only;
@@ -283,6 +331,66 @@ Status SyncEngine::Batch::PutEntry(RecordEntry* entry) {
   keys_only.gone = entry->gone;
   entries_[EntryCacheKey(entry->entity, Side::kLegacy, entry->lkey)] = keys_only;
   entries_[EntryCacheKey(entry->entity, Side::kModern, entry->mkey)] = std::move(keys_only);
+}
+
+Status SyncEngine::Batch::FlushPending() {
+  Status st = FlushPendingWrites();
+  if (st.ok() && !pending_entries_.empty()) st = e_.records_->PutMany(d_.target, &pending_entries_);
+  pending_entries_.clear();
+  if (st.code() == StatusCode::kConstraint) needs_careful_ = true;
+  return st;
+}
+
+Status SyncEngine::Batch::FlushPendingWrites() {
+  if (pending_inserts_.empty()) return Status::Ok();
+  Status st = Status::Ok();
+  // Runs of one entity's inserts, in the order they were applied.
+  for (size_t from = 0; from < pending_inserts_.size() && st.ok();) {
+    size_t to = from + 1;
+    while (to < pending_inserts_.size() && pending_inserts_[to].entity == pending_inserts_[from].entity) ++to;
+    st = FlushInserts(from, to);
+    from = to;
+  }
+  pending_inserts_.clear();
+  if (st.code() == StatusCode::kConstraint) needs_careful_ = true;
+  return st;
+}
+
+Status SyncEngine::Batch::FlushInserts(size_t from, size_t to) {
+  const int entity = pending_inserts_[from].entity;
+  const DirectionMapping& dm = e_.mapping_->entities[entity].from(d_.source);
+  DirectionSql& sql = d_.sql[entity];
+  const size_t width = dm.target_key_columns.size() + dm.rules.size();
+  Row params;
+  std::vector<Row> stored;
+  size_t at = from;
+  for (size_t n : MultiRowCounts(to - from)) {
+    std::string& text = sql.insert_many[n];
+    if (text.empty()) text = sql.insert_with_key_head + MultiRowValues(n, width) + sql.returning;
+    params.clear();
+    params.reserve(n * width);
+    for (size_t i = at; i < at + n; ++i)
+      params.insert(params.end(), pending_inserts_[i].params.begin(), pending_inserts_[i].params.end());
+    stored.clear();
+    TANDEM_RETURN_IF_ERROR(sql.returning.empty() ? d_.dst->Exec(text, params) : d_.dst->Query(text, params, &stored));
+    // PostgreSQL returns an INSERT ... VALUES's rows in the order of its VALUES.
+    const bool returned = !sql.returning.empty() && stored.size() == n;
+    for (size_t i = at; i < at + n; ++i) {
+      PendingInsert& p = pending_inserts_[i];
+      const size_t tk = dm.target_key_columns.size();
+      ColumnValues base_t;
+      base_t.reserve(dm.rules.size());
+      for (size_t r = 0; r < dm.rules.size(); ++r) {
+        const Row& row = stored.empty() ? p.params : stored[i - at];
+        bool ok = returned && row.size() == dm.rules.size();
+        base_t[dm.rules[r].target_column] = ok ? row[r] : p.params[tk + r];
+      }
+      p.next.base(d_.target) = std::move(base_t);
+      pending_entries_.push_back(std::move(p.next));
+      Report(std::move(p.applied), p.source_key, p.tkey);
+    }
+    at += n;
+  }
   return Status::Ok();
 }
 
@@ -290,10 +398,12 @@ Result<std::optional<Row>> SyncEngine::Batch::TargetRow(int entity, const Row& t
   std::string ck = std::to_string(entity) + '\x1d' + EncodeKey(tkey);
   auto it = target_rows_.find(ck);
   if (it != target_rows_.end()) return it->second;
+  TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
   return d_.dst->QueryOne(d_.sql[entity].select_target, tkey);
 }
 
 Status SyncEngine::Batch::Prefetch(std::vector<WorkItem>& items) {
+  TANDEM_RETURN_IF_ERROR(FlushPending());
   entries_.clear();
   target_rows_.clear();
   claimed_lkeys_.clear();
@@ -416,6 +526,7 @@ Status SyncEngine::Batch::RecordConflict(const EntityMapping& em, const RecordEn
   const Value& mv = d_.source == Side::kLegacy ? c.target_value : c.source_value;
   const std::string& key = entry.lkey.empty() ? entry.mkey : entry.lkey;
   int64_t now = Clock::Default()->NowMillis();
+  TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
   if (!c.request.empty()) {
     spdlog::warn("conflict: {} {} {} on the read-only {} side; {}", em.name, key, c.field, SideName(d_.source),
                  c.policy);
@@ -492,6 +603,7 @@ Result<Side> SyncEngine::Batch::NewestSide(const EntityMapping& em, const WorkIt
   const Side S = d_.source, T = d_.target;
   const DirectionMapping& dm = em.from(S);
   Value ts_s, ts_t;
+  TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
   auto one = [](Connector& db, const std::string& sql, const Row& params) -> Result<Value> {
     TANDEM_ASSIGN_OR_RETURN(auto row, db.QueryOne(sql, params));
     return row ? (*row)[0] : Value::Null();
@@ -530,6 +642,7 @@ Status SyncEngine::Batch::Park(const WorkItem& item, const Status& why) {
   const EntityMapping& em = e_.mapping_->entities[item.entity];
   std::string key = EncodeKey(item.key);
   bool waiting = IsWaiting(why);
+  TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
   if (waiting) {
     spdlog::debug("{} {} {} waits: {}", d_.name, em.name, DisplayKey(item.key), why.message());
     d_.has_waiting = true;
@@ -555,6 +668,7 @@ Status SyncEngine::Batch::Park(const WorkItem& item, const Status& why) {
 Result<bool> SyncEngine::Batch::Retry(const WorkItem& item) {
   const EntityMapping& em = e_.mapping_->entities[item.entity];
   const std::string pk = ParkedKey(em.name, EncodeKey(item.key));
+  TANDEM_RETURN_IF_ERROR(FlushPending());
   TANDEM_RETURN_IF_ERROR(d_.dst->Savepoint("tandem_retry"));
   in_record_savepoint_ = true;
   Status st = Apply(item);
@@ -579,6 +693,8 @@ Result<bool> SyncEngine::Batch::Retry(const WorkItem& item) {
 Status SyncEngine::Batch::ApplyOrPark(const WorkItem& item) {
   const EntityMapping& em = e_.mapping_->entities[item.entity];
   std::string pk = ParkedKey(em.name, EncodeKey(item.key));
+  if ((!item.old_key.empty() && d_.parked.count(ParkedKey(em.name, EncodeKey(item.old_key)))) || d_.parked.count(pk))
+    TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
   if (!item.old_key.empty() && d_.parked.count(ParkedKey(em.name, EncodeKey(item.old_key)))) {
     // The record's key changed while an earlier change of it is put aside: the
     // put-aside row moves to the new key and keeps the key the record had, so
@@ -657,6 +773,7 @@ Status SyncEngine::Batch::ReadOnlyEdit(const WorkItem& item) {
   else if (d_.source == Side::kLegacy) pair.lkey = EncodeKey(item.key);
   else pair.mkey = EncodeKey(item.key);
   const char* policy = em.read_only_edits == ReadOnlyEditPolicy::kRevert ? "revert" : "park";
+  TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
   if (!entry || !item.source_exists) {
     // A record created or deleted on the read-only side: put aside for a person.
     TANDEM_RETURN_IF_ERROR(RecordConflict(em, pair, {"(row)", Value::Text(item.source_exists ? "inserted" : "deleted"),
@@ -805,6 +922,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   // --- the record is gone at the source ---
   if (!item.source_exists) {
     if (!entry && !(dm.target_new_keys == NewKeys::kSame && target_exists)) return Status::Ok();
+    TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
     if (target_exists) {
       // Delete here vs update there: on_delete decides (default: the primary side's action).
       const bool conflict = e_.config_.sync.detect_conflicts && target_changed_since_base();
@@ -851,6 +969,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   ColumnValues new_base_t = base_t ? *base_t : ColumnValues{};
 
   if (!target_exists && entry && base_s && (trow.has_value() == dm.target_row_shared)) {
+    TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
     // Deleted on the target since the last sync (that delete is on its way
     // back; a split record's delete clears its columns of the shared row).
     // Only a change of a mapped source column makes this a conflict.
@@ -883,6 +1002,36 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   if (!target_exists) {
     std::vector<std::string> cols;
     Row params;
+    if (!tkey_known && dm.target_new_keys == NewKeys::kUuid && !dm.target_row_shared) {
+      tkey.clear();
+      for (size_t i = 0; i < tk; ++i) tkey.push_back(Value::Text(NewUuid()));
+      tkey_known = true;
+    }
+    if (deferring() && tkey_known && !entry && !key_changed && !dm.target_row_shared) {
+      // A new record: its insert and entry go later, with others (FlushPending).
+      PendingInsert p;
+      p.entity = item.entity;
+      p.params.reserve(tk + mapped.size());
+      p.params = tkey;
+      p.params.insert(p.params.end(), mapped.begin(), mapped.end());
+      p.source_key = item.key;
+      p.tkey = tkey;
+      const std::string tkey_enc = EncodeKey(tkey);
+      next.lkey = S == Side::kLegacy ? src_key : tkey_enc;
+      next.mkey = S == Side::kLegacy ? tkey_enc : src_key;
+      next.gone = false;
+      ColumnValues& base = next.base(S).emplace();
+      base.reserve(dm.source_columns.size());
+      for (size_t i = 0; i < dm.source_columns.size(); ++i) base[dm.source_columns[i]] = (*item.source_row)[i];
+      claimed_lkeys_.insert(em.name + '\x1d' + next.lkey);
+      CacheEntryKeys(next);
+      p.next = std::move(next);
+      applied.op = "insert";
+      p.applied = std::move(applied);
+      pending_inserts_.push_back(std::move(p));
+      return Status::Ok();
+    }
+    TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
     if (dm.target_row_shared) {
       if (!trow)
         return Status::NotFound(fmt::format("waiting for the {} row {} that {} shares", SideName(T),
@@ -895,11 +1044,6 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
                                            WhereKey(dst, dm.target_key_columns) + sql.returning,
                                        params, &stored_));
     } else {
-      if (!tkey_known && dm.target_new_keys == NewKeys::kUuid) {
-        tkey.clear();
-        for (size_t i = 0; i < tk; ++i) tkey.push_back(Value::Text(NewUuid()));
-        tkey_known = true;
-      }
       params.reserve(tk + mapped.size());
       if (tkey_known) params = tkey;
       params.insert(params.end(), mapped.begin(), mapped.end());
@@ -1020,6 +1164,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       }
     }
     if (!set_cols.empty()) {
+      TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
       params.insert(params.end(), tkey.begin(), tkey.end());
       std::string update = "UPDATE " + dst.QuoteIdent(dm.target_table) + " SET " +
                            JoinQuoted(dst, set_cols, ", ", " = ?") + WhereKey(dst, dm.target_key_columns);
@@ -1039,6 +1184,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   // and leave a gone entry for the old legacy key.
   std::string tkey_enc = EncodeKey(tkey);
   if (key_changed && entry) {
+    TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
     if (dm.target_new_keys == NewKeys::kSame && !dm.target_row_shared && item.key != item.old_key) {
       Row params = item.key;
       params.insert(params.end(), tkey.begin(), tkey.end());
@@ -1199,6 +1345,8 @@ Status SyncEngine::Init(const Config& config) {
                placeholders + ")";
       };
       sql.insert_with_key = insert_sql(tcols);
+      sql.insert_with_key_head = "INSERT INTO " + t.QuoteIdent(dm.target_table) + " (" + JoinQuoted(t, tcols, ", ") +
+                                 ") VALUES ";
       sql.insert_without_key = insert_sql(std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(), tcols.end()));
       sql.delete_target = "DELETE FROM " + t.QuoteIdent(dm.target_table) + WhereKey(t, dm.target_key_columns);
       if (t.StoresValuesInItsOwnForm() && !dm.rules.empty()) {
@@ -1482,6 +1630,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
         st = batch.ApplyOrPark(w);
         if (!st.ok()) break;
       }
+      if (st.ok()) st = batch.FlushPending();
       if (!st.ok()) break;
       pos = changes.back().seq;
       source_at_ms = changes.back().captured_at_ms;

@@ -102,6 +102,47 @@ TEST_P(PgPairTest, MultiRowStatementsAreCapturedWhole) {
   EXPECT_EQ(env_->Count(M, "customers"), 400);
 }
 
+// A row the target rejects among hundreds of new records (PostgreSQL sends
+// new records as multi-row statements; one rejection re-runs the batch
+// record by record): only that record is put aside, with its child waiting
+// behind it; every other record and child arrives, and a retry after the fix
+// applies the two.
+TEST_P(PgPairTest, RowRejectedAmongManyIsPutAsideAndTheRestArrive) {
+  const std::string cust = Q("CUSTMAST"), ord = Q("ORDHDR");
+  env_->Write(M, "CREATE UNIQUE INDEX customers_email ON customers(email)");
+  std::string customers, orders;
+  for (int i = 1; i <= 300; ++i) {
+    customers += (i > 1 ? ", " : "") + fmt::format("({}, 'N{}, F', 'e{}@x', 'A', {})", i, i, i == 150 ? 10 : i, i);
+    orders += (i > 1 ? ", " : "") + fmt::format("({}, {}, {})", 1000 + i, i, i);
+  }
+  env_->Write(L, "INSERT INTO " + cust + "(" + Q("CUSTNO") + ", " + Q("CNAME") + ", " + Q("EMAIL") + ", " + Q("STAT") +
+                     ", " + Q("BAL_CENTS") + ") VALUES " + customers);
+  env_->Write(L, "INSERT INTO " + ord + "(" + Q("ORDNO") + ", " + Q("CUSTNO") + ", " + Q("TOTAL_CENTS") + ") VALUES " +
+                     orders);
+  env_->SyncOnce();
+  EXPECT_EQ(env_->Count(M, "customers"), 299);
+  EXPECT_EQ(env_->Count(M, "orders"), 299);
+  EXPECT_EQ(env_->Query(M, "SELECT entity, source_key, kind FROM _tandem_parked ORDER BY entity"),
+            "customer|i150|rejected\norder|i1150|waiting\n");
+  EXPECT_EQ(env_->Count(M, "customers WHERE email = 'e10@x' AND first_name = 'F' AND last_name = 'N10'"), 1);
+  // Fixed at the source, then retried: both arrive, and nothing is left aside.
+  env_->Write(L, "UPDATE " + cust + " SET " + Q("EMAIL") + " = 'e150@x' WHERE " + Q("CUSTNO") + " = 150");
+  env_->SyncOnce();
+  {
+    auto engine = SyncEngine::Open(env_->LoadConfig());
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    ASSERT_TRUE((*engine)->RetryAllParked().ok());
+    ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  }
+  EXPECT_EQ(env_->Count(M, "customers"), 300);
+  EXPECT_EQ(env_->Count(M, "orders o JOIN customers c ON c.id = o.customer_id WHERE c.email = 'e150@x'"), 1);
+  EXPECT_EQ(env_->Count(M, "_tandem_parked"), 0);
+  // Every record is mapped once, and nothing flows back.
+  EXPECT_EQ(env_->Count(M, "_tandem_records WHERE gone = 0"), 600);
+  env_->SyncOnce();
+  EXPECT_EQ(env_->last_stats(M).changes_read, 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sides, PgPairTest,
                          ::testing::Values(Pair{"PgToPg", true, true}, Pair{"SqliteToPg", false, true},
                                            Pair{"PgToSqlite", true, false}),
