@@ -42,6 +42,7 @@ struct CaptureTable {
   int id = 0;
   std::string table;
   std::vector<std::string> key_columns;
+  std::vector<std::string> key_types;  // declared types of key_columns (DescribeTable); empty when unknown
 };
 
 enum class ChangeOp { kInsert = 1, kUpdate = 2, kDelete = 3, kKeyChange = 4 };

@@ -40,7 +40,7 @@ Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, Connector& legac
       bool still = false;
       for (auto& s : specs) still |= strcasecmp(s.table.c_str(), t.name.c_str()) == 0;
       if (!still) {
-        for (auto& sql : db.DropCaptureSql(CaptureTable{t.id, t.name, {}})) out.push_back(sql);
+        for (auto& sql : db.DropCaptureSql(CaptureTable{t.id, t.name, {}, {}})) out.push_back(sql);
         out.push_back(fmt::format("DELETE FROM _tandem_capture WHERE table_id = {}", t.id));
       }
     }
@@ -49,7 +49,15 @@ Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, Connector& legac
       for (auto& t : installed)
         if (strcasecmp(s.table.c_str(), t.name.c_str()) == 0) id = t.id;
       if (!id) id = next_id++;
-      for (auto& sql : db.CaptureSql(CaptureTable{id, s.table, s.key_columns})) out.push_back(sql);
+      CaptureTable capture{id, s.table, s.key_columns, {}};
+      TANDEM_ASSIGN_OR_RETURN(auto info, db.DescribeTable(s.table));
+      for (const std::string& k : s.key_columns) {
+        int at = info ? info->Find(k) : -1;
+        if (at < 0) break;
+        capture.key_types.push_back(info->columns[at].declared_type);
+      }
+      if (capture.key_types.size() != capture.key_columns.size()) capture.key_types.clear();
+      for (auto& sql : db.CaptureSql(capture)) out.push_back(sql);
     }
   }
   return plan;
@@ -62,7 +70,7 @@ Result<InstallPlan> PlanUninstall(Connector& legacy, Connector& modern) {
     auto& out = plan.statements[side == Side::kLegacy ? 0 : 1];
     TANDEM_ASSIGN_OR_RETURN(auto installed, InstalledTables(db));
     for (auto& t : installed)
-      for (auto& sql : db.DropCaptureSql(CaptureTable{t.id, t.name, {}})) out.push_back(sql);
+      for (auto& sql : db.DropCaptureSql(CaptureTable{t.id, t.name, {}, {}})) out.push_back(sql);
     for (auto& sql : db.DropControlTablesSql()) out.push_back(sql);
   }
   return plan;

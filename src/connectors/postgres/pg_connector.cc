@@ -3,11 +3,29 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <thread>
 
 namespace tandem {
 
 namespace {
+// Key types whose text form no session setting changes (a domain's is not
+// known here, so it counts as changing).
+bool PrintsAlike(const std::string& declared_type) {
+  static const char* const kTypes[] = {"smallint", "integer", "bigint", "text", "uuid", "boolean", "numeric",
+                                       "character varying", "character"};
+  for (const char* t : kTypes)
+    if (declared_type == t || (declared_type.starts_with(t) && declared_type[strlen(t)] == '(')) return true;
+  return false;
+}
+
+// A key column's value as logged: its type's text output, NULL as NULL. A
+// cast to text is that output, except for char(n), whose padding it strips.
+std::string KeyText(const std::string& column, const std::string& declared_type) {
+  if (PrintsAlike(declared_type) && !declared_type.starts_with("character("))
+    return column + "::text";
+  return "CASE WHEN " + column + " IS NULL THEN NULL ELSE format('%s', " + column + ") END";
+}
 
 // A SQL string literal.
 std::string Literal(const std::string& text) {
@@ -228,14 +246,17 @@ std::vector<std::string> PgConnector::CaptureSql(const CaptureTable& t) const {
   std::vector<std::string> out = DropCaptureSql(t);
   const std::string tbl = QuoteIdent(t.table);
   std::string kcols, ocols, newk, oldk, rowk_new, rowk_old, key_changed, keys_csv;
+  bool all_print_alike = true;
   for (size_t i = 0; i < t.key_columns.size(); ++i) {
     const std::string q = QuoteIdent(t.key_columns[i]);
     kcols += fmt::format(", k{}", i + 1);
     ocols += fmt::format(", o{}", i + 1);
-    newk += ", n." + q + "::text";
-    oldk += ", o." + q + "::text";
-    rowk_new += ", NEW." + q + "::text";
-    rowk_old += ", OLD." + q + "::text";
+    const std::string type = i < t.key_types.size() ? t.key_types[i] : "";
+    all_print_alike &= PrintsAlike(type);
+    newk += ", " + KeyText("n." + q, type);
+    oldk += ", " + KeyText("o." + q, type);
+    rowk_new += ", " + KeyText("NEW." + q, type);
+    rowk_old += ", " + KeyText("OLD." + q, type);
     // Bytewise: a change of letter case under a case-insensitive collation is a key change too.
     key_changed += fmt::format("{}OLD.{}::text COLLATE \"C\" IS DISTINCT FROM NEW.{}::text COLLATE \"C\"",
                                i ? " OR " : "", q, q);
@@ -247,19 +268,25 @@ std::vector<std::string> PgConnector::CaptureSql(const CaptureTable& t) const {
       t.id, Literal(t.table), Literal(keys_csv)));
   // One INSERT ... SELECT per statement, from its transition table.
   const std::string skip = "IF current_setting('tandem.applying', true) = 'on' THEN RETURN NULL; END IF;";
+  // Keys are logged in the text form Tandem's own session reads them in,
+  // whatever the writing session's settings (time zone, date style, float
+  // digits, bytea output): the functions run with Tandem's settings, unless
+  // every key type prints alike under any settings (which saves a few
+  // microseconds per statement).
+  const std::string settings = all_print_alike ? "" : " " + TextFormSettings(" ");
   auto statement_fn = [&](const char* kind, int op, const char* rows, const std::string& keys) {
     return fmt::format(
-        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $tandem$ BEGIN {} INSERT INTO "
+        "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql{} AS $tandem$ BEGIN {} INSERT INTO "
         "tandem._tandem_log(table_id, op{}) SELECT {}, {}{} FROM {}; RETURN NULL; END $tandem$",
-        FunctionName(t, kind), skip, kcols, t.id, op, keys, rows);
+        FunctionName(t, kind), settings, skip, kcols, t.id, op, keys, rows);
   };
   out.push_back(statement_fn("ins", 1, "tandem_new n", newk));
   out.push_back(statement_fn("upd", 2, "tandem_new n", newk));
   out.push_back(statement_fn("del", 3, "tandem_old o", oldk));
   out.push_back(fmt::format(
-      "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS $tandem$ BEGIN {} INSERT INTO "
+      "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql{} AS $tandem$ BEGIN {} INSERT INTO "
       "tandem._tandem_log(table_id, op{}{}) VALUES ({}, 4{}{}); RETURN NULL; END $tandem$",
-      FunctionName(t, "key"), skip, kcols, ocols, t.id, rowk_new, rowk_old));
+      FunctionName(t, "key"), settings, skip, kcols, ocols, t.id, rowk_new, rowk_old));
   out.push_back(fmt::format("CREATE TRIGGER {} AFTER INSERT ON {} REFERENCING NEW TABLE AS tandem_new FOR EACH "
                             "STATEMENT EXECUTE FUNCTION {}()",
                             TriggerName(t, "ins"), tbl, FunctionName(t, "ins")));
@@ -360,8 +387,10 @@ Result<const std::vector<unsigned>*> PgConnector::KeyTypes(int table_id) {
     while (pos <= cols.size()) {
       size_t comma = cols.find(',', pos);
       std::string col = cols.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-      TANDEM_ASSIGN_OR_RETURN(auto t, QueryOne("SELECT atttypid::bigint FROM pg_attribute WHERE attrelid = "
-                                               "to_regclass(?) AND attname = ?",
+      // A domain's values arrive typed as its base type.
+      TANDEM_ASSIGN_OR_RETURN(auto t, QueryOne("SELECT coalesce(nullif(t.typbasetype, 0), t.oid)::bigint FROM "
+                                               "pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = "
+                                               "to_regclass(?) AND a.attname = ?",
                                                {Value::Text(QuoteIdent((*row)[0].as_bytes())), Value::Text(col)}));
       types.push_back(t ? static_cast<unsigned>((*t)[0].as_integer()) : 25u);
       if (comma == std::string::npos) break;

@@ -126,12 +126,22 @@ Status PgSession::HoldSessionLock(int64_t key) {
   return Status::Ok();
 }
 
+std::string TextFormSettings(const char* separator) {
+  static constexpr const char* kSettings[][2] = {{"TimeZone", "'UTC'"},
+                                                 {"DateStyle", "'ISO, YMD'"},
+                                                 {"IntervalStyle", "'iso_8601'"},
+                                                 {"extra_float_digits", "3"},
+                                                 {"bytea_output", "'hex'"}};
+  std::string out;
+  for (auto& [name, value] : kSettings) out += fmt::format("{}SET {} = {}", out.empty() ? "" : separator, name, value);
+  return out;
+}
+
 Status PgSession::Configure() {
   return Script(fmt::format(
-      "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; SET extra_float_digits = 3; "
-      "SET client_encoding = 'UTF8'; SET lock_timeout = {}; "
+      "{}; SET client_encoding = 'UTF8'; SET lock_timeout = {}; "
       "SELECT set_config('search_path', current_setting('search_path') || ', tandem', false)",
-      lock_timeout_ms_));
+      TextFormSettings("; "), lock_timeout_ms_));
 }
 
 Status PgSession::ConnectionLost(const std::string& what) {

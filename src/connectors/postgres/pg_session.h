@@ -36,6 +36,13 @@
 
 namespace tandem {
 
+// The settings that fix how values print as text: "SET name = value" clauses
+// joined by `separator`. Tandem's sessions run with them, and so do the
+// capture functions, so a key any writer logs reads back exactly as Tandem
+// reads it from the row, whatever that writer's own time zone, date style,
+// float digits or bytea output.
+std::string TextFormSettings(const char* separator);
+
 class PgSession {
  public:
   // `url`: a libpq URI or conninfo string. `lock_timeout_ms` bounds waits for
