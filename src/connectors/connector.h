@@ -76,6 +76,11 @@ class Connector {
 
   // --- plain statements (portable SQL with ? placeholders) ---
   virtual Status Exec(const std::string& sql, const Row& params = {}, int64_t* rows_changed = nullptr) = 0;
+  // Exec for a write whose outcome nothing needs at once: the connector may
+  // send it without waiting (PostgreSQL pipelines it) and report a failure
+  // from the next call that waits for the database, commit included. Where a
+  // failed statement spoils the transaction, so does this one.
+  virtual Status ExecLater(const std::string& sql, const Row& params) { return Exec(sql, params); }
   virtual Status Query(const std::string& sql, const Row& params, std::vector<Row>* out) = 0;
   // Several statements without parameters (schema scripts), in order;
   // stops at the first failure.

@@ -4,6 +4,7 @@
 // prepared once per session and reused.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -35,6 +36,23 @@ inline std::string MultiRowValues(size_t rows, size_t columns) {
     out += one;
   }
   return out;
+}
+
+// IN-list reads of many keys: a list is padded (its last key repeated) to the
+// next of a few lengths, so each length's statement is prepared once, and a
+// few keys do not pay for planning a list of a hundred (PostgreSQL plans a
+// statement with its parameters' values each time).
+inline constexpr std::array<size_t, 4> kInListLengths = {1, 8, 32, 128};
+constexpr size_t kInListMax = 128;
+// The statements of one IN-list read, one per length.
+using InListSql = std::array<std::string, kInListLengths.size()>;
+
+// Index into kInListLengths of the list that takes `remaining` keys (the
+// longest when more remain).
+inline size_t InListShape(size_t remaining) {
+  size_t i = 0;
+  while (i + 1 < kInListLengths.size() && kInListLengths[i] < remaining) ++i;
+  return i;
 }
 
 }  // namespace tandem

@@ -40,7 +40,6 @@ std::optional<ColumnValues> RecordStore::DecodeBase(const Value& stored) {
 }
 
 namespace {
-constexpr size_t kInListSize = 128;  // keys per statement; short lists are padded so one statement shape is reused
 
 RecordEntry EntryFromRow(const std::string& entity, const Row& r) {
   RecordEntry e;
@@ -59,23 +58,35 @@ Status RecordStore::FindManyRaw(const std::string& entity, Side side, const std:
                                 std::unordered_map<std::string, RecordEntry>* out) {
   // By legacy key: the unique (entity, lkey) index. By modern key: the mhash
   // index; rows of colliding hashes are dropped below.
-  std::string sql = "SELECT lkey, mkey, version, gone, lbase, mbase FROM _tandem_records WHERE ";
-  sql += side == Side::kLegacy ? "entity = ? AND lkey IN (" : "mhash IN (";
-  for (size_t i = 0; i < kInListSize; ++i) sql += i ? ", ?" : "?";
-  sql += ")";
-  if (side == Side::kModern) sql += " AND entity = ?";
+  static const auto kSql = [] {
+    std::array<InListSql, 2> by_side;  // by legacy key, by modern key
+    for (size_t shape = 0; shape < kInListLengths.size(); ++shape) {
+      for (int s = 0; s < 2; ++s) {
+        std::string sql = "SELECT lkey, mkey, version, gone, lbase, mbase FROM _tandem_records WHERE ";
+        sql += s == 0 ? "entity = ? AND lkey IN (" : "mhash IN (";
+        for (size_t i = 0; i < kInListLengths[shape]; ++i) sql += i ? ", ?" : "?";
+        sql += ")";
+        if (s == 1) sql += " AND entity = ?";
+        by_side[s][shape] = std::move(sql);
+      }
+    }
+    return by_side;
+  }();
   Row params;
   std::vector<Row> rows;
   std::unordered_set<std::string_view> wanted;
-  for (size_t start = 0; start < keys.size(); start += kInListSize) {
+  for (size_t start = 0; start < keys.size();) {
+    const size_t shape = InListShape(keys.size() - start), n = kInListLengths[shape];
+    const std::string& sql = kSql[side == Side::kLegacy ? 0 : 1][shape];
     params.clear();
     wanted.clear();
     if (side == Side::kLegacy) params.push_back(Value::Text(entity));
-    for (size_t i = 0; i < kInListSize; ++i) {
+    for (size_t i = 0; i < n; ++i) {
       const std::string& k = keys[std::min(start + i, keys.size() - 1)];
       wanted.insert(k);
       params.push_back(side == Side::kLegacy ? Value::Text(k) : Value::Integer(KeyHash(entity, k)));
     }
+    start += n;
     if (side == Side::kModern) params.push_back(Value::Text(entity));
     for (Side db : {Side::kLegacy, Side::kModern}) {
       rows.clear();
@@ -184,7 +195,8 @@ Status RecordStore::PutMany(Side into, std::vector<RecordEntry>* entries) {
     params.reserve(n * kPutParams);
     for (size_t i = 0; i < n; ++i) AppendPutParams(*rows[at + i], &params);
     at += n;
-    TANDEM_RETURN_IF_ERROR(Db(into).Exec(std::string(kPutColumns) + MultiRowValues(n, kPutParams) + kPutUpsert, params));
+    TANDEM_RETURN_IF_ERROR(
+        Db(into).ExecLater(std::string(kPutColumns) + MultiRowValues(n, kPutParams) + kPutUpsert, params));
   }
   return Status::Ok();
 }

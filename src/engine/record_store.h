@@ -93,6 +93,7 @@ class RecordStore {
   // Put() for many entries, in order, with a few multi-row statements. When
   // two entries share a legacy key the later one is written (its version is
   // newer; it would overwrite the earlier one anyway).
+  // Sent with Connector::ExecLater: a failure may surface at a later call.
   // REQUIRES: inside an apply transaction on that database.
   Status PutMany(Side into, std::vector<RecordEntry>* entries);
 

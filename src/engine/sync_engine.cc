@@ -50,9 +50,9 @@ bool IsForeignKeyFailure(const Status& st) {
 
 // The SQL one entity needs in one direction, built once.
 struct DirectionSql {
-  std::string select_source_many;  // source_columns by up to kInListSize source keys
+  InListSql select_source_many;    // source_columns by source keys
   std::string select_target;       // target key + rule target columns by target key
-  std::string select_target_many;  // the same by up to kInListSize target keys
+  InListSql select_target_many;    // the same by target keys
   std::string delete_target;
   std::string insert_with_key;     // target key columns, then rule target columns
   std::string insert_without_key;  // rule target columns only (the database assigns the key)
@@ -234,40 +234,47 @@ class SyncEngine::Batch {
 };
 
 namespace {
-constexpr size_t kInListSize = 128;  // keys per IN-list statement; shorter lists are padded
 
 std::string EntryCacheKey(const std::string& entity, Side side, const std::string& key) {
   return entity + (side == Side::kLegacy ? "\x1dL\x1d" : "\x1dM\x1d") + key;
 }
 
-// SELECT `columns` FROM `table` WHERE key IN (...) for up to kInListSize keys.
-std::string SelectByKeysSql(Connector& db, const std::string& table, const std::vector<std::string>& columns,
-                            const std::vector<std::string>& key_columns) {
-  std::string sql = "SELECT " + JoinQuoted(db, columns, ", ") + " FROM " + db.QuoteIdent(table) + " WHERE ";
-  if (key_columns.size() == 1) {
-    sql += db.QuoteIdent(key_columns[0]) + " IN (";
-    for (size_t i = 0; i < kInListSize; ++i) sql += i ? ", ?" : "?";
-    return sql + ")";
+// SELECT `columns` FROM `table` WHERE key IN (...) `suffix`, for each IN-list length.
+InListSql SelectByKeysSql(Connector& db, const std::string& table, const std::vector<std::string>& columns,
+                          const std::vector<std::string>& key_columns, const std::string& suffix = "") {
+  InListSql out;
+  for (size_t shape = 0; shape < kInListLengths.size(); ++shape) {
+    const size_t n = kInListLengths[shape];
+    std::string sql = "SELECT " + JoinQuoted(db, columns, ", ") + " FROM " + db.QuoteIdent(table) + " WHERE ";
+    if (key_columns.size() == 1) {
+      sql += db.QuoteIdent(key_columns[0]) + " IN (";
+      for (size_t i = 0; i < n; ++i) sql += i ? ", ?" : "?";
+      sql += ")";
+    } else {
+      std::string one = "(" + JoinQuoted(db, key_columns, " AND ", " = ?") + ")";
+      for (size_t i = 0; i < n; ++i) sql += (i ? " OR " : "") + one;
+    }
+    out[shape] = sql + suffix;
   }
-  std::string one = "(" + JoinQuoted(db, key_columns, " AND ", " = ?") + ")";
-  for (size_t i = 0; i < kInListSize; ++i) sql += (i ? " OR " : "") + one;
-  return sql;
+  return out;
 }
 
 // Runs SelectByKeysSql over `keys`; rows are keyed by EncodeKey of their first
 // key_count columns.
-Status SelectByKeys(Connector& db, const std::string& sql, size_t key_count, const std::vector<Row>& keys,
+Status SelectByKeys(Connector& db, const InListSql& sql, size_t key_count, const std::vector<Row>& keys,
                     std::unordered_map<std::string, Row>* out) {
   Row params;
   std::vector<Row> rows;
-  for (size_t start = 0; start < keys.size(); start += kInListSize) {
+  for (size_t start = 0; start < keys.size();) {
+    const size_t shape = InListShape(keys.size() - start), n = kInListLengths[shape];
     params.clear();
-    for (size_t i = 0; i < kInListSize; ++i) {
+    for (size_t i = 0; i < n; ++i) {
       const Row& k = keys[std::min(start + i, keys.size() - 1)];
       params.insert(params.end(), k.begin(), k.end());
     }
+    start += n;
     rows.clear();
-    TANDEM_RETURN_IF_ERROR(db.Query(sql, params, &rows));
+    TANDEM_RETURN_IF_ERROR(db.Query(sql[shape], params, &rows));
     for (auto& r : rows) {
       Row key(r.begin(), r.begin() + key_count);
       (*out)[EncodeKey(key)] = std::move(r);
@@ -1276,7 +1283,8 @@ Status SyncEngine::Init(const Config& config) {
   if (!compiled.problems.empty()) {
     std::string msg = "the configuration has problems:";
     for (auto& p : compiled.problems) msg += "\n  " + p.ToString();
-    return Status::InvalidArgument(msg);
+    // A database that could not be read for a passing reason: retry, not a config error.
+    return compiled.retryable ? Status::Unavailable(msg) : Status::InvalidArgument(msg);
   }
   mapping_ = std::move(compiled.mapping);
   records_ = std::make_unique<RecordStore>(*legacy_, *modern_);
@@ -1331,13 +1339,12 @@ Status SyncEngine::Init(const Config& config) {
       for (auto& r : dm.rules) tcols.push_back(r.target_column);
       sql.select_target = "SELECT " + JoinQuoted(t, tcols, ", ") + " FROM " + t.QuoteIdent(dm.target_table) +
                           WhereKey(t, dm.target_key_columns);
-      sql.select_target_many = SelectByKeysSql(t, dm.target_table, tcols, dm.target_key_columns);
+      sql.select_target_many = SelectByKeysSql(t, dm.target_table, tcols, dm.target_key_columns, t.LockRowsForUpdate());
       // Target rows are read to be merged and written in this transaction:
       // where other writers are not kept out by the database (PostgreSQL),
       // lock them, so an application's edit lands before the read (and is
       // merged) or after the write (and is captured), never in between.
       sql.select_target += t.LockRowsForUpdate();
-      sql.select_target_many += t.LockRowsForUpdate();
       auto insert_sql = [&](const std::vector<std::string>& cols) {
         std::string placeholders;
         for (size_t i = 0; i < cols.size(); ++i) placeholders += i ? ", ?" : "?";
@@ -1664,7 +1671,8 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     if (cursor.empty() && !src.SupportsBoundarySampling() && pos != 0)  // a PostgreSQL position needs its snapshot
       st = Status::Internal(fmt::format("{}: position {} is not the end of a change window; not committing it",
                                         dir.name, pos));
-    if (st.ok()) st = dst.Exec(
+    // The position and statistics travel with the commit (ExecLater).
+    if (st.ok()) st = dst.ExecLater(
         "INSERT INTO _tandem_position(direction, seq, applied_at_ms, source_at_ms, applied_total, cursor) VALUES (?, "
         "?, ?, ?, ?, ?) ON CONFLICT(direction) DO UPDATE SET seq = excluded.seq, applied_at_ms = "
         "excluded.applied_at_ms, source_at_ms = excluded.source_at_ms, applied_total = excluded.applied_total, cursor "
@@ -1674,7 +1682,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
          cursor.empty() ? Value::Null() : Value::Text(cursor)});
     for (auto& [entity, n] : batch.written_by_entity()) {
       if (!st.ok()) break;
-      st = dst.Exec(
+      st = dst.ExecLater(
           "INSERT INTO _tandem_entity_stats(direction, entity, last_applied_at_ms, applied_total) VALUES (?, ?, ?, ?) "
           "ON CONFLICT(direction, entity) DO UPDATE SET last_applied_at_ms = excluded.last_applied_at_ms, "
           "applied_total = _tandem_entity_stats.applied_total + excluded.applied_total",

@@ -75,6 +75,7 @@ class Compiler {
   Connector& modern_;
   SqliteHandle& expr_db_;
   std::vector<ConfigProblem> problems_;
+  bool retryable_ = false;
   std::map<std::string, std::optional<TableInfo>> tables_[2];
   bool shares_parent_row_ = false;
 };
@@ -88,6 +89,7 @@ const TableInfo* Compiler::Table(Side side, const SideTableConfig& cfg, const st
       Problem(cfg.where, fmt::format("entity '{}': cannot read table '{}' on the {} database: {}", entity, cfg.table,
                                      SideName(side), r.status().message()));
       cache[cfg.table] = std::nullopt;
+      if (r.status().retryable()) retryable_ = true;
     } else {
       cache[cfg.table] = *r;
       if (!r->has_value())
@@ -353,7 +355,7 @@ CompileOutcome Compiler::Run() {
     mapping->index_by_name[e.name] = static_cast<int>(mapping->entities.size());
     mapping->entities.push_back(std::move(em));
   }
-  if (!problems_.empty()) return CompileOutcome{nullptr, std::move(problems_)};
+  if (!problems_.empty()) return CompileOutcome{nullptr, std::move(problems_), retryable_};
 
   // Resolve lookups and collect captured tables.
   for (size_t i = 0; i < mapping->entities.size(); ++i) {
@@ -384,8 +386,8 @@ CompileOutcome Compiler::Run() {
       }
     }
   }
-  if (!problems_.empty()) return CompileOutcome{nullptr, std::move(problems_)};
-  return CompileOutcome{std::move(mapping), {}};
+  if (!problems_.empty()) return CompileOutcome{nullptr, std::move(problems_), retryable_};
+  return CompileOutcome{std::move(mapping), {}, false};
 }
 
 }  // namespace

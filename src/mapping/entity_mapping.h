@@ -96,6 +96,9 @@ struct CompiledMapping {
 struct CompileOutcome {
   std::unique_ptr<CompiledMapping> mapping;  // null when problems is not empty
   std::vector<ConfigProblem> problems;
+  // A database could not be read for a passing reason (a lost connection, a
+  // server restarting): the problems may go away on a retry.
+  bool retryable = false;
 };
 
 // Compiles `config` against the two databases. Expressions are compiled in `expr_db`,

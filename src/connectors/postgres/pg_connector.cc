@@ -97,6 +97,8 @@ Status PgConnector::Exec(const std::string& sql, const Row& params, int64_t* row
   return session_->Run(sql, params, nullptr, rows_changed);
 }
 
+Status PgConnector::ExecLater(const std::string& sql, const Row& params) { return session_->Send(sql, params); }
+
 Status PgConnector::Query(const std::string& sql, const Row& params, std::vector<Row>* out) {
   return session_->Run(sql, params, out);
 }
@@ -140,13 +142,19 @@ std::vector<std::string> PgConnector::UniqueViolationColumns(const Status& faile
 // --- transactions ---
 
 Status PgConnector::End(const char* sql) {
+  // A failure among statements still in the pipeline is the caller's to
+  // learn from the call that waited; a ROLLBACK must reach the server anyway.
+  Status pending = session_->Collect();
   Status st = session_->Script(sql);
+  if (st.ok() && std::string_view(sql) != "ROLLBACK") st = pending;
   session_->set_in_transaction(false);
   return st;
 }
 
+// Transactions begin and read transactions end in the pipeline: they cost no
+// round trip of their own (they travel with the next statement).
 Status PgConnector::BeginRead() {
-  TANDEM_RETURN_IF_ERROR(session_->Script("BEGIN ISOLATION LEVEL REPEATABLE READ"));
+  TANDEM_RETURN_IF_ERROR(session_->Send("BEGIN ISOLATION LEVEL REPEATABLE READ"));
   session_->set_in_transaction(true);
   in_read_ = true;
   return Status::Ok();
@@ -155,17 +163,23 @@ Status PgConnector::BeginRead() {
 void PgConnector::EndRead() {
   if (!in_read_) return;
   in_read_ = false;
-  (void)End("COMMIT");
+  // Its outcome is read with the next statement's; a read transaction has nothing to lose.
+  if (!session_->Send("COMMIT").ok()) (void)End("ROLLBACK");
+  session_->set_in_transaction(false);
 }
 
 Status PgConnector::BeginApply() {
-  TANDEM_RETURN_IF_ERROR(session_->Script("BEGIN; SET LOCAL tandem.applying = 'on'"));
+  TANDEM_RETURN_IF_ERROR(session_->Send("BEGIN"));
+  TANDEM_RETURN_IF_ERROR(session_->Send("SET LOCAL tandem.applying = 'on'"));
   session_->set_in_transaction(true);
   return Status::Ok();
 }
 
 Status PgConnector::CommitApply() {
-  Status st = End("COMMIT");
+  // With the writes still in the pipeline: one round trip for all.
+  Status st = session_->Send("COMMIT");
+  if (st.ok()) st = session_->Collect();
+  session_->set_in_transaction(false);
   if (!st.ok()) (void)End("ROLLBACK");
   return st;
 }

@@ -54,6 +54,7 @@ class PgConnector : public Connector {
   Result<std::optional<TableInfo>> DescribeTable(const std::string& table) override;
 
   Status Exec(const std::string& sql, const Row& params, int64_t* rows_changed) override;
+  Status ExecLater(const std::string& sql, const Row& params) override;
   Status Query(const std::string& sql, const Row& params, std::vector<Row>* out) override;
   Status ExecScript(const std::string& sql) override { return session_->Script(sql); }
   Result<std::optional<Row>> QueryOne(const std::string& sql, const Row& params) override;

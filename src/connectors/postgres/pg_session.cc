@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <utility>
 #include <cstdlib>
 #include <cstring>
 
@@ -139,7 +140,7 @@ std::string TextFormSettings(const char* separator) {
 
 Status PgSession::Configure() {
   return Script(fmt::format(
-      "{}; SET client_encoding = 'UTF8'; SET lock_timeout = {}; "
+      "{}; SET client_encoding = 'UTF8'; SET lock_timeout = {}; SET plan_cache_mode = force_custom_plan; "
       "SELECT set_config('search_path', current_setting('search_path') || ', tandem', false)",
       TextFormSettings("; "), lock_timeout_ms_));
 }
@@ -238,82 +239,90 @@ Value PgSession::FromText(const char* text, int length, unsigned int type_oid) {
   }
 }
 
-Status PgSession::Run(const std::string& sql, const Row& params, std::vector<Row>* out, int64_t* rows_changed) {
-  if (broken_in_transaction_)
-    return Status::Unavailable(fmt::format("{}: connection lost inside a transaction (it is rolled back)", display_));
-  TANDEM_RETURN_IF_ERROR(EnsureConnected());
+Result<const PgSession::Prepared*> PgSession::PrepareOnce(const std::string& sql, const Row& params) {
   auto it = prepared_.find(sql);
-  if (it == prepared_.end()) {
-    Prepared p;
-    p.name = "t" + std::to_string(next_statement_++);
-    std::string numbered = NumberPlaceholders(sql, &p.params);
-    PGresult* res = PQprepare(conn_, p.name.c_str(), numbered.c_str(), 0, nullptr);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-      const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-      if (state && !std::strcmp(state, "42P18") && params.size() == static_cast<size_t>(p.params)) {
-        // A parameter whose type the statement does not tell: type it by value.
-        PQclear(res);
-        std::vector<Oid> types;
-        for (const Value& v : params)
-          types.push_back(v.type() == ValueType::kInteger ? kInt8Oid
-                          : v.type() == ValueType::kReal  ? kFloat8Oid
-                          : v.type() == ValueType::kBlob  ? kByteaOid
-                                                          : kTextOid);
-        res = PQprepare(conn_, p.name.c_str(), numbered.c_str(), p.params, types.data());
-      }
-    }
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-      Status st = ErrorOf(res, fmt::format("preparing [{}]", sql.substr(0, 200)));
+  if (it != prepared_.end()) return &it->second;
+  TANDEM_RETURN_IF_ERROR(Collect());  // preparing waits for the server
+  TANDEM_RETURN_IF_ERROR(EnsureConnected());
+  Prepared p;
+  p.name = "t" + std::to_string(next_statement_++);
+  std::string numbered = NumberPlaceholders(sql, &p.params);
+  PGresult* res = PQprepare(conn_, p.name.c_str(), numbered.c_str(), 0, nullptr);
+  if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (state && !std::strcmp(state, "42P18") && params.size() == static_cast<size_t>(p.params)) {
+      // A parameter whose type the statement does not tell: type it by value.
       PQclear(res);
-      return st;
+      std::vector<Oid> types;
+      for (const Value& v : params)
+        types.push_back(v.type() == ValueType::kInteger ? kInt8Oid
+                        : v.type() == ValueType::kReal  ? kFloat8Oid
+                        : v.type() == ValueType::kBlob  ? kByteaOid
+                                                        : kTextOid);
+      res = PQprepare(conn_, p.name.c_str(), numbered.c_str(), p.params, types.data());
     }
+  }
+  if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    Status st = ErrorOf(res, fmt::format("preparing [{}]", sql.substr(0, 200)));
     PQclear(res);
-    it = prepared_.emplace(sql, std::move(p)).first;
+    return st;
   }
-  const Prepared& p = it->second;
-  if (params.size() != static_cast<size_t>(p.params))
-    return Status::Internal(fmt::format("[{}] takes {} parameters, got {}", sql.substr(0, 200), p.params,
-                                        params.size()));
-  std::vector<std::string> text(params.size());
-  std::vector<const char*> values(params.size());
-  std::vector<int> lengths(params.size()), formats(params.size());
-  for (size_t i = 0; i < params.size(); ++i) {
-    const Value& v = params[i];
-    switch (v.type()) {
-      case ValueType::kNull:
-        values[i] = nullptr;
-        continue;
-      case ValueType::kInteger:
-        text[i] = std::to_string(v.as_integer());
-        break;
-      case ValueType::kReal:
-        text[i] = fmt::format("{}", v.as_real());
-        break;
-      case ValueType::kText:
-        if (v.as_bytes().find('\0') != std::string::npos)
-          return Status::Constraint("text with a NUL character cannot be stored in PostgreSQL");
-        text[i] = v.as_bytes();
-        break;
-      case ValueType::kBlob:
-        values[i] = v.as_bytes().data();
-        lengths[i] = static_cast<int>(v.as_bytes().size());
-        formats[i] = 1;
-        continue;
+  PQclear(res);
+  return &prepared_.emplace(sql, std::move(p)).first->second;
+}
+
+namespace {
+// libpq's parameter arrays for `params`: text, except blobs (binary).
+struct BoundParams {
+  std::vector<std::string> text;
+  std::vector<const char*> values;
+  std::vector<int> lengths, formats;
+  Status Bind(const Row& params) {
+    text.assign(params.size(), std::string());
+    values.assign(params.size(), nullptr);
+    lengths.assign(params.size(), 0);
+    formats.assign(params.size(), 0);
+    for (size_t i = 0; i < params.size(); ++i) {
+      const Value& v = params[i];
+      switch (v.type()) {
+        case ValueType::kNull:
+          continue;
+        case ValueType::kInteger:
+          text[i] = std::to_string(v.as_integer());
+          break;
+        case ValueType::kReal:
+          text[i] = fmt::format("{}", v.as_real());
+          break;
+        case ValueType::kText:
+          if (v.as_bytes().find('\0') != std::string::npos)
+            return Status::Constraint("text with a NUL character cannot be stored in PostgreSQL");
+          text[i] = v.as_bytes();
+          break;
+        case ValueType::kBlob:
+          values[i] = v.as_bytes().data();
+          lengths[i] = static_cast<int>(v.as_bytes().size());
+          formats[i] = 1;
+          continue;
+      }
+      values[i] = text[i].c_str();
+      lengths[i] = static_cast<int>(text[i].size());
     }
-    values[i] = text[i].c_str();
-    lengths[i] = static_cast<int>(text[i].size());
+    return Status::Ok();
   }
-  PGresult* res = PQexecPrepared(conn_, p.name.c_str(), p.params, values.data(), lengths.data(), formats.data(), 0);
+};
+}  // namespace
+
+Status PgSession::TakeResult(PGresult* res, const std::string& sql, const Prepared* p, std::vector<Row>* out,
+                             int64_t* rows_changed) {
   ExecStatusType status = PQresultStatus(res);
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
     Status st = res ? ErrorOf(res, fmt::format("executing [{}]", sql.substr(0, 200)))
                     : ConnectionLost(fmt::format("executing [{}]", sql.substr(0, 200)));
     const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
-    PQclear(res);
-    if (state && !std::strcmp(state, "0A000") && st.message().find("cached plan") != std::string::npos) {
+    if (p && state && !std::strcmp(state, "0A000") && st.message().find("cached plan") != std::string::npos) {
       // A table's columns changed under a prepared statement: prepare it
       // again on the retry.
-      (void)Script("DEALLOCATE " + p.name);
+      to_deallocate_.push_back(p->name);
       prepared_.erase(sql);
       return Status::Unavailable(st.message() + " (the table changed; retrying with a fresh statement)");
     }
@@ -336,13 +345,98 @@ Status PgSession::Run(const std::string& sql, const Row& params, std::vector<Row
     const char* n = PQcmdTuples(res);
     *rows_changed = n && *n ? std::atoll(n) : 0;
   }
-  PQclear(res);
   return Status::Ok();
+}
+
+Status PgSession::Run(const std::string& sql, const Row& params, std::vector<Row>* out, int64_t* rows_changed) {
+  if (broken_in_transaction_)
+    return Status::Unavailable(fmt::format("{}: connection lost inside a transaction (it is rolled back)", display_));
+  // Connected first: a new session has none of the old one's statements.
+  if (sent_.empty()) TANDEM_RETURN_IF_ERROR(EnsureConnected());
+  TANDEM_ASSIGN_OR_RETURN(const Prepared* p, PrepareOnce(sql, params));
+  if (params.size() != static_cast<size_t>(p->params))
+    return Status::Internal(fmt::format("[{}] takes {} parameters, got {}", sql.substr(0, 200), p->params,
+                                        params.size()));
+  if (!sent_.empty()) {
+    // Statements are waiting in the pipeline: this one joins them, and one
+    // round trip reads every result.
+    TANDEM_RETURN_IF_ERROR(SendPrepared(sql, *p, params, out, rows_changed));
+    return Collect();
+  }
+  BoundParams bound;
+  TANDEM_RETURN_IF_ERROR(bound.Bind(params));
+  PGresult* res = PQexecPrepared(conn_, p->name.c_str(), p->params, bound.values.data(), bound.lengths.data(),
+                                 bound.formats.data(), 0);
+  Status st = TakeResult(res, sql, p, out, rows_changed);
+  PQclear(res);
+  for (const std::string& name : std::exchange(to_deallocate_, {})) (void)Script("DEALLOCATE " + name);
+  return st;
+}
+
+Status PgSession::Send(const std::string& sql, const Row& params) {
+  if (broken_in_transaction_)
+    return Status::Unavailable(fmt::format("{}: connection lost inside a transaction (it is rolled back)", display_));
+  if (sent_.empty()) TANDEM_RETURN_IF_ERROR(EnsureConnected());
+  TANDEM_ASSIGN_OR_RETURN(const Prepared* p, PrepareOnce(sql, params));
+  if (params.size() != static_cast<size_t>(p->params))
+    return Status::Internal(fmt::format("[{}] takes {} parameters, got {}", sql.substr(0, 200), p->params,
+                                        params.size()));
+  return SendPrepared(sql, *p, params, nullptr, nullptr);
+}
+
+Status PgSession::SendPrepared(const std::string& sql, const Prepared& p, const Row& params, std::vector<Row>* out,
+                               int64_t* rows_changed) {
+  if (sent_.empty() && !PQenterPipelineMode(conn_)) return PipelineBroken("entering pipeline mode");
+  BoundParams bound;
+  TANDEM_RETURN_IF_ERROR(bound.Bind(params));
+  if (!PQsendQueryPrepared(conn_, p.name.c_str(), p.params, bound.values.data(), bound.lengths.data(),
+                           bound.formats.data(), 0))
+    return PipelineBroken(fmt::format("sending [{}]", sql.substr(0, 200)));
+  sent_.push_back({sql, out, rows_changed});
+  return Status::Ok();
+}
+
+Status PgSession::PipelineBroken(const std::string& what) {
+  // The session's state is unknown: it is closed, so the next call starts a
+  // new one (inside a transaction, once the caller has ended it).
+  Status st = ConnectionLost(what);
+  sent_.clear();
+  if (conn_) PQfinish(conn_);
+  conn_ = nullptr;
+  prepared_.clear();
+  return st;
+}
+
+Status PgSession::Collect() {
+  if (sent_.empty()) return Status::Ok();
+  std::vector<Sent> sent = std::move(sent_);
+  sent_.clear();
+  if (!PQpipelineSync(conn_)) return PipelineBroken("sending a pipeline sync");
+  Status first = Status::Ok();
+  for (const Sent& s : sent) {
+    PGresult* res = PQgetResult(conn_);
+    if (!res) return PipelineBroken(fmt::format("executing [{}]", s.sql.substr(0, 200)));
+    for (; res; res = PQgetResult(conn_)) {
+      if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED && first.ok()) {
+        auto it = prepared_.find(s.sql);
+        first = TakeResult(res, s.sql, it == prepared_.end() ? nullptr : &it->second, s.out, s.rows_changed);
+      }
+      PQclear(res);
+    }
+  }
+  PGresult* sync = PQgetResult(conn_);
+  const bool synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  PQclear(sync);
+  if (!synced || !PQexitPipelineMode(conn_)) return PipelineBroken("ending a pipeline");
+  if (!to_deallocate_.empty())
+    for (const std::string& name : std::exchange(to_deallocate_, {})) (void)Script("DEALLOCATE " + name);
+  return first;
 }
 
 Status PgSession::Script(const std::string& sql) {
   if (broken_in_transaction_)
     return Status::Unavailable(fmt::format("{}: connection lost inside a transaction (it is rolled back)", display_));
+  TANDEM_RETURN_IF_ERROR(Collect());
   TANDEM_RETURN_IF_ERROR(EnsureConnected());
   PGresult* res = PQexec(conn_, sql.c_str());
   ExecStatusType status = PQresultStatus(res);

@@ -61,6 +61,16 @@ class PgSession {
   // Several statements without parameters (DDL scripts, BEGIN/COMMIT).
   Status Script(const std::string& sql);
 
+  // Pipelining (libpq pipeline mode): sends one statement whose result
+  // nothing needs at once, without waiting for the server. The next call that
+  // waits (Run, Script, Collect) sends the rest with it and reads every result
+  // in that one round trip; it fails with the first failure among the
+  // statements sent (in a transaction, the statements after a failure are
+  // not run). `params` as for Run.
+  Status Send(const std::string& sql, const Row& params = {});
+  // Waits for the statements sent; the first failure among them.
+  Status Collect();
+
   // Takes the advisory lock `key` for this session, and again after every
   // reconnect; Busy (not retryable) when another session holds it.
   Status HoldSessionLock(int64_t key);
@@ -85,6 +95,8 @@ class PgSession {
   Status Configure();
   Status ErrorOf(const PGresult* res, const std::string& what);
   Status ConnectionLost(const std::string& what);
+  // A pipeline failed part-way: ConnectionLost, and the session is closed.
+  Status PipelineBroken(const std::string& what);
 
   PGconn* conn_ = nullptr;
   std::string url_;
@@ -99,6 +111,23 @@ class PgSession {
   };
   std::unordered_map<std::string, Prepared> prepared_;
   int next_statement_ = 0;
+  // Statements sent in pipeline mode whose results are not read yet.
+  struct Sent {
+    std::string sql;
+    std::vector<Row>* out = nullptr;  // the waiting statement's rows (Run)
+    int64_t* rows_changed = nullptr;
+  };
+  std::vector<Sent> sent_;
+  std::vector<std::string> to_deallocate_;  // statements a table change spoiled, dropped after the pipeline
+
+  // The statement prepared for `sql`, preparing it first (waits).
+  Result<const Prepared*> PrepareOnce(const std::string& sql, const Row& params);
+  // Sends a prepared statement in pipeline mode (entering it if needed).
+  Status SendPrepared(const std::string& sql, const Prepared& p, const Row& params, std::vector<Row>* out,
+                      int64_t* rows_changed);
+  // A statement's result: its failure, or its rows into out/rows_changed.
+  Status TakeResult(PGresult* res, const std::string& sql, const Prepared* p, std::vector<Row>* out,
+                    int64_t* rows_changed);
 };
 
 }  // namespace tandem
