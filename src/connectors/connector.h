@@ -115,6 +115,7 @@ class Connector {
   virtual bool FencesApply() const { return false; }
   // Inside an apply transaction: waits until no other transaction applying
   // `direction` is in progress, and keeps others out until this one ends.
+  // The wait may happen at the next statement, which then runs after it.
   virtual Status FenceApply(const std::string& /*direction*/) { return Status::Ok(); }
   // A clause that locks the rows a SELECT reads until the transaction ends
   // (" FOR UPDATE"), where the database lets other writers in during a write

@@ -535,6 +535,7 @@ Status SyncEngine::Batch::RecordConflict(const EntityMapping& em, const RecordEn
   int64_t now = Clock::Default()->NowMillis();
   TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
   if (!c.request.empty()) {
+    e_.next_operator_check_ms_ = 0;  // carried out by the next pass
     spdlog::warn("conflict: {} {} {} on the read-only {} side; {}", em.name, key, c.field, SideName(d_.source),
                  c.policy);
   } else if (!c.winner) {
@@ -1375,6 +1376,7 @@ Status SyncEngine::Init(const Config& config) {
 
 Status SyncEngine::ReloadParkedIfChanged(Direction& dir, bool force) {
   // An operator may retry or discard put-aside changes from another process.
+  if (!force && !operator_checks_due_) return Status::Ok();
   TANDEM_ASSIGN_OR_RETURN(auto n, dir.dst->QueryOne("SELECT count(*), coalesce(sum(CASE WHEN kind = 'waiting' OR "
                                                     "retry_requested <> 0 THEN 1 ELSE 0 END), 0), coalesce(sum(CASE "
                                                     "WHEN retry_requested <> 0 THEN 1 ELSE 0 END), 0) FROM "
@@ -1742,7 +1744,14 @@ Result<int64_t> SyncEngine::DrainOnce() {
   int64_t total = 0;
   // Conflicts an operator settled (`tandem conflicts resolve`), before the
   // changes they held are retried.
-  TANDEM_ASSIGN_OR_RETURN(int resolved, ProcessResolutions());
+  const int64_t now = Clock::Default()->NowMillis();
+  operator_checks_due_ = now >= next_operator_check_ms_;
+  operator_check_owed_ = !operator_checks_due_;
+  int resolved = 0;
+  if (operator_checks_due_) {
+    next_operator_check_ms_ = now + kOperatorCheckIntervalMs;
+    TANDEM_ASSIGN_OR_RETURN(resolved, ProcessResolutions());
+  }
   if (resolved > 0) {
     for (auto& dir : directions_) TANDEM_RETURN_IF_ERROR(ReloadParkedIfChanged(*dir, /*force=*/true));
   }
@@ -1761,6 +1770,7 @@ Result<int64_t> SyncEngine::DrainOnce() {
 }
 
 Status SyncEngine::RunUntilIdle() {
+  next_operator_check_ms_ = 0;  // what operators asked for so far is seen
   // A passing problem (a deadlock, a position that moved, a busy database)
   // is retried a few times before it is reported.
   int retries = 0;
@@ -1792,8 +1802,10 @@ Status SyncEngine::Run(const std::atomic<bool>& stop) {
     if (backoff_ms) spdlog::info("recovered; syncing again");
     backoff_ms = 0;
     if (*n > 0) continue;  // more may have arrived while applying
-    // Idle: wait for a commit on either side.
+    // Idle: wait for a commit on either side, or until checks a pass
+    // skipped are due.
     while (!stop.load()) {
+      if (operator_check_owed_ && Clock::Default()->NowMillis() >= next_operator_check_ms_) break;
       auto a = legacy_->WaitForCommit(std::chrono::milliseconds(0));
       auto b = modern_->WaitForCommit(std::chrono::milliseconds(0));
       if (!a.ok() || !b.ok() || *a || *b) break;

@@ -127,6 +127,12 @@ class SyncEngine {
   DirectionStats stats_[2];
   AppliedCallback applied_callback_;
   int lock_fd_ = -1;
+  // Operators' requests (conflict resolutions, retries and discards of
+  // put-aside changes) are looked for at most this often, not every pass.
+  static constexpr int64_t kOperatorCheckIntervalMs = 200;
+  int64_t next_operator_check_ms_ = 0;
+  bool operator_checks_due_ = true;
+  bool operator_check_owed_ = false;  // a pass skipped the checks: one is done when due, even if idle
   std::unique_ptr<CommitBoundaries> boundaries_[2];  // where source transactions end, per source side
 };
 

@@ -76,8 +76,10 @@ class PgConnector : public Connector {
   Status RefreshStatistics() override;
   std::string LockRowsForUpdate() const override { return " FOR UPDATE"; }
   bool FencesApply() const override { return true; }
+  // Pipelined: the lock is taken before the next statement starts (and that
+  // statement's snapshot is taken after it), in the same round trip.
   Status FenceApply(const std::string& direction) override {
-    return session_->Run("SELECT pg_advisory_xact_lock(hashtext(?))", {Value::Text("tandem apply " + direction)});
+    return session_->Send("SELECT pg_advisory_xact_lock(hashtext(?))", {Value::Text("tandem apply " + direction)});
   }
   Status LockForOneEngine() override { return session_->HoldSessionLock(kEngineLockKey); }
   static constexpr int64_t kEngineLockKey = 0x74616e64656d;  // "tandem"
