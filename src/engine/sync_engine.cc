@@ -1172,7 +1172,13 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       }
     }
     if (!set_cols.empty()) {
-      TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
+      // Held-back inserts of other entities (parents) go first. Those of
+      // this entity may follow the update: one that depends on them (a
+      // self-reference, a unique value swapped) fails, and the batch re-runs
+      // record by record, in order.
+      bool other_pending = false;
+      for (const PendingInsert& p : pending_inserts_) other_pending |= p.entity != item.entity;
+      if (other_pending || !deferring()) TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
       params.insert(params.end(), tkey.begin(), tkey.end());
       std::string update = "UPDATE " + dst.QuoteIdent(dm.target_table) + " SET " +
                            JoinQuoted(dst, set_cols, ", ", " = ?") + WhereKey(dst, dm.target_key_columns);
