@@ -378,9 +378,9 @@ entities:
   env.Write(L, "UPDATE EVENTS SET NOTE = 'z'");
   env.SyncOnce();
   EXPECT_EQ(env.Count(L, "_tandem_conflicts") + env.Count(M, "_tandem_conflicts"), 0);
-  // Updates of converted fields too (PostgreSQL targets send updates in a
-  // pipeline): what modern stored is the agreed version, so a later modern
-  // edit of another field leaves legacy's text as it is.
+  // Updates of converted fields too: what modern stored is the agreed
+  // version, so a later modern edit of another field leaves legacy's text as
+  // it is.
   env.Write(L, "UPDATE EVENTS SET AT = '2024-05-06 07:08:09', AMOUNT = 3.5");
   env.SyncOnce();
   EXPECT_EQ(env.Query(M, "SELECT at, amount FROM events"), "2024-05-06 07:08:09+00|3.50\n");

@@ -348,7 +348,7 @@ Status PgSession::TakeResult(PGresult* res, const std::string& sql, const Prepar
   return Status::Ok();
 }
 
-Status PgSession::Run(const std::string& sql, const Row& params, std::vector<Row>* out, int64_t* rows_changed) {
+Result<const PgSession::Prepared*> PgSession::ReadyToRun(const std::string& sql, const Row& params) {
   if (broken_in_transaction_)
     return Status::Unavailable(fmt::format("{}: connection lost inside a transaction (it is rolled back)", display_));
   // Connected first: a new session has none of the old one's statements.
@@ -357,6 +357,11 @@ Status PgSession::Run(const std::string& sql, const Row& params, std::vector<Row
   if (params.size() != static_cast<size_t>(p->params))
     return Status::Internal(fmt::format("[{}] takes {} parameters, got {}", sql.substr(0, 200), p->params,
                                         params.size()));
+  return p;
+}
+
+Status PgSession::Run(const std::string& sql, const Row& params, std::vector<Row>* out, int64_t* rows_changed) {
+  TANDEM_ASSIGN_OR_RETURN(const Prepared* p, ReadyToRun(sql, params));
   if (!sent_.empty()) {
     // Statements are waiting in the pipeline: this one joins them, and one
     // round trip reads every result.
@@ -374,13 +379,7 @@ Status PgSession::Run(const std::string& sql, const Row& params, std::vector<Row
 }
 
 Status PgSession::Send(const std::string& sql, const Row& params) {
-  if (broken_in_transaction_)
-    return Status::Unavailable(fmt::format("{}: connection lost inside a transaction (it is rolled back)", display_));
-  if (sent_.empty()) TANDEM_RETURN_IF_ERROR(EnsureConnected());
-  TANDEM_ASSIGN_OR_RETURN(const Prepared* p, PrepareOnce(sql, params));
-  if (params.size() != static_cast<size_t>(p->params))
-    return Status::Internal(fmt::format("[{}] takes {} parameters, got {}", sql.substr(0, 200), p->params,
-                                        params.size()));
+  TANDEM_ASSIGN_OR_RETURN(const Prepared* p, ReadyToRun(sql, params));
   return SendPrepared(sql, *p, params, nullptr, nullptr);
 }
 

@@ -122,6 +122,9 @@ class PgSession {
 
   // The statement prepared for `sql`, preparing it first (waits).
   Result<const Prepared*> PrepareOnce(const std::string& sql, const Row& params);
+  // Run and Send's common start: a usable session, the statement prepared,
+  // and as many parameters as it takes.
+  Result<const Prepared*> ReadyToRun(const std::string& sql, const Row& params);
   // Sends a prepared statement in pipeline mode (entering it if needed).
   Status SendPrepared(const std::string& sql, const Prepared& p, const Row& params, std::vector<Row>* out,
                       int64_t* rows_changed);
