@@ -380,18 +380,18 @@ Status SyncEngine::Batch::FlushInserts(size_t from, size_t to) {
       params.insert(params.end(), pending_inserts_[i].params.begin(), pending_inserts_[i].params.end());
     stored.clear();
     TANDEM_RETURN_IF_ERROR(sql.returning.empty() ? d_.dst->Exec(text, params) : d_.dst->Query(text, params, &stored));
-    // PostgreSQL returns an INSERT ... VALUES's rows in the order of its VALUES.
+    // PostgreSQL returns an INSERT ... VALUES's rows in the order of its
+    // VALUES. Fewer rows (a target trigger skipped some): the values sent
+    // stand for what was stored.
     const bool returned = !sql.returning.empty() && stored.size() == n;
     for (size_t i = at; i < at + n; ++i) {
       PendingInsert& p = pending_inserts_[i];
       const size_t tk = dm.target_key_columns.size();
+      const Row* row = returned && stored[i - at].size() == dm.rules.size() ? &stored[i - at] : nullptr;
       ColumnValues base_t;
       base_t.reserve(dm.rules.size());
-      for (size_t r = 0; r < dm.rules.size(); ++r) {
-        const Row& row = stored.empty() ? p.params : stored[i - at];
-        bool ok = returned && row.size() == dm.rules.size();
-        base_t[dm.rules[r].target_column] = ok ? row[r] : p.params[tk + r];
-      }
+      for (size_t r = 0; r < dm.rules.size(); ++r)
+        base_t[dm.rules[r].target_column] = row ? (*row)[r] : p.params[tk + r];
       p.next.base(d_.target) = std::move(base_t);
       pending_entries_.push_back(std::move(p.next));
       Report(std::move(p.applied), p.source_key, p.tkey);
