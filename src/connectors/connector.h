@@ -81,6 +81,14 @@ class Connector {
   // from the next call that waits for the database, commit included. Where a
   // failed statement spoils the transaction, so does this one.
   virtual Status ExecLater(const std::string& sql, const Row& params) { return Exec(sql, params); }
+  // Query whose rows are needed a little later: `out` (which must stay
+  // alive) is filled by the time Collect, or the next call that waits,
+  // returns ok. Lets reads of two databases overlap.
+  virtual Status QueryLater(const std::string& sql, const Row& params, std::vector<Row>* out) {
+    return Query(sql, params, out);
+  }
+  // Waits for everything sent with ExecLater/QueryLater; the first failure.
+  virtual Status Collect() { return Status::Ok(); }
   virtual Status Query(const std::string& sql, const Row& params, std::vector<Row>* out) = 0;
   // Several statements without parameters (schema scripts), in order;
   // stops at the first failure.

@@ -1,5 +1,6 @@
 #include "engine/record_store.h"
 
+#include <deque>
 #include <unordered_set>
 
 #include "core/key_codec.h"
@@ -72,25 +73,37 @@ Status RecordStore::FindManyRaw(const std::string& entity, Side side, const std:
     }
     return by_side;
   }();
+  // Every statement to both databases is sent before any answer is read, so
+  // the two databases work at the same time.
+  std::deque<std::vector<Row>> results[2];  // per database, per statement (stable addresses)
+  struct CollectBoth {  // no statement may be left writing into `results`
+    RecordStore& store;
+    ~CollectBoth() {
+      (void)store.legacy_.Collect();
+      (void)store.modern_.Collect();
+    }
+  } collect_both{*this};
   Row params;
-  std::vector<Row> rows;
-  std::unordered_set<std::string_view> wanted;
   for (size_t start = 0; start < keys.size();) {
     const size_t shape = InListShape(keys.size() - start), n = kInListLengths[shape];
     const std::string& sql = kSql[side == Side::kLegacy ? 0 : 1][shape];
     params.clear();
-    wanted.clear();
     if (side == Side::kLegacy) params.push_back(Value::Text(entity));
     for (size_t i = 0; i < n; ++i) {
       const std::string& k = keys[std::min(start + i, keys.size() - 1)];
-      wanted.insert(k);
       params.push_back(side == Side::kLegacy ? Value::Text(k) : Value::Integer(KeyHash(entity, k)));
     }
     start += n;
     if (side == Side::kModern) params.push_back(Value::Text(entity));
-    for (Side db : {Side::kLegacy, Side::kModern}) {
-      rows.clear();
-      TANDEM_RETURN_IF_ERROR(Db(db).Query(sql, params, &rows));
+    for (int db = 0; db < 2; ++db)
+      TANDEM_RETURN_IF_ERROR(Db(db == 0 ? Side::kLegacy : Side::kModern).QueryLater(sql, params, &results[db].emplace_back()));
+  }
+  Status legacy_done = legacy_.Collect(), modern_done = modern_.Collect();
+  TANDEM_RETURN_IF_ERROR(legacy_done);
+  TANDEM_RETURN_IF_ERROR(modern_done);
+  const std::unordered_set<std::string_view> wanted(keys.begin(), keys.end());
+  for (auto& per_db : results) {
+    for (auto& rows : per_db) {
       for (auto& r : rows) {
         const std::string& k = r[side == Side::kLegacy ? 0 : 1].as_bytes();
         if (!wanted.count(k)) continue;  // a hash collision

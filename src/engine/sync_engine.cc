@@ -10,6 +10,7 @@
 #include <map>
 #include <cerrno>
 #include <chrono>
+#include <deque>
 #include <cstring>
 #include <thread>
 #include <set>
@@ -259,12 +260,11 @@ InListSql SelectByKeysSql(Connector& db, const std::string& table, const std::ve
   return out;
 }
 
-// Runs SelectByKeysSql over `keys`; rows are keyed by EncodeKey of their first
-// key_count columns.
-Status SelectByKeys(Connector& db, const InListSql& sql, size_t key_count, const std::vector<Row>& keys,
-                    std::unordered_map<std::string, Row>* out) {
+// Sends SelectByKeysSql over `keys` (Connector::QueryLater): the answers
+// land in `results` once `db` collects them.
+Status SendSelectByKeys(Connector& db, const InListSql& sql, const std::vector<Row>& keys,
+                        std::deque<std::vector<Row>>* results) {
   Row params;
-  std::vector<Row> rows;
   for (size_t start = 0; start < keys.size();) {
     const size_t shape = InListShape(keys.size() - start), n = kInListLengths[shape];
     params.clear();
@@ -273,13 +273,32 @@ Status SelectByKeys(Connector& db, const InListSql& sql, size_t key_count, const
       params.insert(params.end(), k.begin(), k.end());
     }
     start += n;
-    rows.clear();
-    TANDEM_RETURN_IF_ERROR(db.Query(sql[shape], params, &rows));
+    TANDEM_RETURN_IF_ERROR(db.QueryLater(sql[shape], params, &results->emplace_back()));
+  }
+  return Status::Ok();
+}
+
+// The rows SendSelectByKeys received, keyed by EncodeKey of their first
+// key_count columns.
+void KeyRows(std::deque<std::vector<Row>>* results, size_t key_count, std::unordered_map<std::string, Row>* out) {
+  for (auto& rows : *results) {
     for (auto& r : rows) {
       Row key(r.begin(), r.begin() + key_count);
       (*out)[EncodeKey(key)] = std::move(r);
     }
   }
+}
+
+// Runs SelectByKeysSql over `keys`; rows are keyed by EncodeKey of their first
+// key_count columns.
+Status SelectByKeys(Connector& db, const InListSql& sql, size_t key_count, const std::vector<Row>& keys,
+                    std::unordered_map<std::string, Row>* out) {
+  std::deque<std::vector<Row>> results;
+  Status sent = SendSelectByKeys(db, sql, keys, &results);
+  Status collected = db.Collect();  // always: no answer may land in `results` after it is gone
+  TANDEM_RETURN_IF_ERROR(sent);
+  TANDEM_RETURN_IF_ERROR(collected);
+  KeyRows(&results, key_count, out);
   return Status::Ok();
 }
 }  // namespace
@@ -429,8 +448,18 @@ Status SyncEngine::Batch::Prefetch(std::vector<WorkItem>& items) {
       encoded.push_back(EncodeKey(w->key));
       if (!w->old_key.empty()) encoded.push_back(EncodeKey(w->old_key));
     }
+    // The source rows are read while the key map is (both databases at once).
+    std::deque<std::vector<Row>> source_results;
+    {
+      Status sent = SendSelectByKeys(*d_.src, d_.sql[ei].select_source_many, keys, &source_results);
+      // This entity's key-map entries, and those its foreign keys resolve through.
+      if (sent.ok()) sent = PrefetchEntries(em.name, d_.source, std::move(encoded));
+      Status collected = d_.src->Collect();  // always: no answer may land in source_results after it is gone
+      TANDEM_RETURN_IF_ERROR(sent);
+      TANDEM_RETURN_IF_ERROR(collected);
+    }
     std::unordered_map<std::string, Row> rows;
-    TANDEM_RETURN_IF_ERROR(SelectByKeys(*d_.src, d_.sql[ei].select_source_many, dm.source_key_count, keys, &rows));
+    KeyRows(&source_results, dm.source_key_count, &rows);
     for (WorkItem* w : by_entity[ei]) {
       auto it = rows.find(EncodeKey(w->key));
       w->source_row.reset();
@@ -443,8 +472,6 @@ Status SyncEngine::Batch::Prefetch(std::vector<WorkItem>& items) {
         w->source_exists = any;
       }
     }
-    // This entity's key-map entries, and those its foreign keys resolve through.
-    TANDEM_RETURN_IF_ERROR(PrefetchEntries(em.name, d_.source, std::move(encoded)));
     for (WorkItem* w : by_entity[ei]) {
       auto& e = entries_[EntryCacheKey(em.name, d_.source, EncodeKey(w->old_key.empty() ? w->key : w->old_key))];
       if (!w->is_new) w->entry_before = e;

@@ -55,6 +55,10 @@ class PgConnector : public Connector {
 
   Status Exec(const std::string& sql, const Row& params, int64_t* rows_changed) override;
   Status ExecLater(const std::string& sql, const Row& params) override;
+  Status QueryLater(const std::string& sql, const Row& params, std::vector<Row>* out) override {
+    return session_->Send(sql, params, out);
+  }
+  Status Collect() override { return session_->Collect(); }
   Status Query(const std::string& sql, const Row& params, std::vector<Row>* out) override;
   Status ExecScript(const std::string& sql) override { return session_->Script(sql); }
   Result<std::optional<Row>> QueryOne(const std::string& sql, const Row& params) override;

@@ -378,9 +378,9 @@ Status PgSession::Run(const std::string& sql, const Row& params, std::vector<Row
   return st;
 }
 
-Status PgSession::Send(const std::string& sql, const Row& params) {
+Status PgSession::Send(const std::string& sql, const Row& params, std::vector<Row>* out) {
   TANDEM_ASSIGN_OR_RETURN(const Prepared* p, ReadyToRun(sql, params));
-  return SendPrepared(sql, *p, params, nullptr, nullptr);
+  return SendPrepared(sql, *p, params, out, nullptr);
 }
 
 Status PgSession::SendPrepared(const std::string& sql, const Prepared& p, const Row& params, std::vector<Row>* out,

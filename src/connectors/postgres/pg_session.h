@@ -66,8 +66,9 @@ class PgSession {
   // waits (Run, Script, Collect) sends the rest with it and reads every result
   // in that one round trip; it fails with the first failure among the
   // statements sent (in a transaction, the statements after a failure are
-  // not run). `params` as for Run.
-  Status Send(const std::string& sql, const Row& params = {});
+  // not run). `params` as for Run; `out` (optional, must stay alive)
+  // receives the statement's rows by the time that call returns ok.
+  Status Send(const std::string& sql, const Row& params = {}, std::vector<Row>* out = nullptr);
   // Waits for the statements sent; the first failure among them.
   Status Collect();
 
