@@ -43,7 +43,6 @@ inline std::string MultiRowValues(size_t rows, size_t columns) {
 // few keys do not pay for planning a list of a hundred (PostgreSQL plans a
 // statement with its parameters' values each time).
 inline constexpr std::array<size_t, 4> kInListLengths = {1, 8, 32, 128};
-constexpr size_t kInListMax = 128;
 // The statements of one IN-list read, one per length.
 using InListSql = std::array<std::string, kInListLengths.size()>;
 

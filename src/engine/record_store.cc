@@ -181,15 +181,22 @@ void AppendPutParams(const RecordEntry& e, Row* params) {
   params->push_back(e.lbase ? Value::Text(RecordStore::EncodeBase(*e.lbase)) : Value::Null());
   params->push_back(e.mbase ? Value::Text(RecordStore::EncodeBase(*e.mbase)) : Value::Null());
 }
+
+// The upsert of `rows` entries (a MultiRowCounts count), built once per count.
+const std::string& PutSql(size_t rows) {
+  static std::unordered_map<size_t, std::string> by_rows;
+  std::string& sql = by_rows[rows];
+  if (sql.empty()) sql = std::string(kPutColumns) + MultiRowValues(rows, kPutParams) + kPutUpsert;
+  return sql;
+}
 }  // namespace
 
 Status RecordStore::Put(Side into, RecordEntry* e) {
   e->version = ++version_;
-  static const std::string sql = std::string(kPutColumns) + MultiRowValues(1, kPutParams) + kPutUpsert;
   Row params;
   params.reserve(kPutParams);
   AppendPutParams(*e, &params);
-  return Db(into).Exec(sql, params);
+  return Db(into).Exec(PutSql(1), params);
 }
 
 Status RecordStore::PutMany(Side into, std::vector<RecordEntry>* entries) {
@@ -208,8 +215,7 @@ Status RecordStore::PutMany(Side into, std::vector<RecordEntry>* entries) {
     params.reserve(n * kPutParams);
     for (size_t i = 0; i < n; ++i) AppendPutParams(*rows[at + i], &params);
     at += n;
-    TANDEM_RETURN_IF_ERROR(
-        Db(into).ExecLater(std::string(kPutColumns) + MultiRowValues(n, kPutParams) + kPutUpsert, params));
+    TANDEM_RETURN_IF_ERROR(Db(into).ExecLater(PutSql(n), params));
   }
   return Status::Ok();
 }
