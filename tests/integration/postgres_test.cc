@@ -184,6 +184,38 @@ TEST(PgCaptureTest, LongTransactionCommittingAfterShortOnesIsNotSkipped) {
   EXPECT_EQ(env.Count(M, "customers WHERE email = 'gone5@x'"), 0);
 }
 
+// A window longer than the rows read with its end (the first 2,000) is read
+// on from the log: every change arrives once, in order, with a long
+// transaction's early log ids among them.
+TEST(PgCaptureTest, WindowLongerThanItsFirstReadArrivesWhole) {
+  TANDEM_REQUIRE_PG();
+  TestEnv env("", Backends{true, true, "", ""});
+  env.Install();
+  std::string error;
+  auto long_tx = testing::PgConnect(env.pg(L)->url(), &error);
+  ASSERT_TRUE(long_tx) << error;
+  auto run = [&](PGconn* c, const std::string& sql) {
+    testing::PgResultPtr r(PQexec(c, sql.c_str()));
+    ASSERT_TRUE(PQresultStatus(r.get()) == PGRES_COMMAND_OK) << PQerrorMessage(c) << sql;
+  };
+  const std::string insert = "INSERT INTO \"CUSTMAST\"(\"CUSTNO\", \"CNAME\", \"EMAIL\", \"BAL_CENTS\") ";
+  run(long_tx.get(), "BEGIN");
+  run(long_tx.get(), insert + "SELECT g, 'LONG, A', 'long' || g || '@x', g FROM generate_series(1, 1500) g");
+  env.Write(L, insert + "SELECT g, 'SHORT, B', 'short' || g || '@x', g FROM generate_series(2001, 3500) g");
+  env.Write(L, "UPDATE \"CUSTMAST\" SET \"BAL_CENTS\" = -\"BAL_CENTS\" WHERE \"CUSTNO\" > 3000");
+  run(long_tx.get(), "UPDATE \"CUSTMAST\" SET \"BAL_CENTS\" = 100 * \"BAL_CENTS\" WHERE \"CUSTNO\" <= 1000");
+  run(long_tx.get(), "COMMIT");
+  env.SyncOnce();
+  EXPECT_EQ(env.last_stats(L).changes_read, 1500 + 1500 + 500 + 1000);
+  EXPECT_EQ(env.Count(M, "customers"), 3000);
+  EXPECT_EQ(env.Query(M, "SELECT count(*), sum(balance) FROM customers WHERE email LIKE 'long%'"),
+            "1500|506752.50\n");  // 1..1000 (x100 cents) + 10.01..15.00
+  EXPECT_EQ(env.Count(M, "customers WHERE balance < 0"), 500);
+  env.SyncOnce();
+  EXPECT_EQ(env.last_stats(L).changes_read, 0);
+  EXPECT_EQ(env.last_stats(M).changes_read, 0);
+}
+
 // Every PostgreSQL type in the list survives legacy -> modern ->
 // legacy unchanged (PostgreSQL on both sides, same types).
 TEST(PgTypesTest, ValuesRoundTripExactly) {

@@ -163,6 +163,7 @@ Status PgConnector::BeginRead() {
 void PgConnector::EndRead() {
   if (!in_read_) return;
   in_read_ = false;
+  head_ = WindowHead{};
   // Its outcome is read with the next statement's; a read transaction has nothing to lose.
   if (!session_->Send("COMMIT").ok()) (void)End("ROLLBACK");
   session_->set_in_transaction(false);
@@ -352,6 +353,7 @@ Status PgConnector::ResumeAt(int64_t seq, const std::string& cursor) {
   known_ticks_.clear();
   known_ticks_.emplace(seq, cursor.empty() ? kBeforeEverything : cursor);
   cursor_ = Cursor{};
+  head_ = WindowHead{};
   return Status::Ok();
 }
 
@@ -365,15 +367,49 @@ Result<int64_t> PgConnector::MaxChangeSeq() {
   // statement's snapshot (inside a read transaction: that transaction's),
   // which becomes the next window's end.
   if (known_ticks_.empty()) known_ticks_.emplace(0, kBeforeEverything);
-  const auto& [last, last_snap] = *known_ticks_.rbegin();
-  TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT pg_current_snapshot()::text, (SELECT count(*) FROM "
-                                             "tandem._tandem_log l WHERE NOT pg_visible_in_snapshot(l.tx, "
-                                             "?::pg_snapshot))",
-                                             {Value::Text(last_snap)}));
-  const int64_t n = (*row)[1].as_integer();
-  if (n == 0) return last;
+  const auto [last, last_snap] = *known_ticks_.rbegin();
+  head_ = WindowHead{};
+  int64_t n = 0;
+  std::string snap;
+  if (in_read_) {
+    // In the read transaction every statement sees its snapshot, so the log
+    // rows it sees that the newest window's snapshot did not are exactly the
+    // next window: its first rows and its end travel in one round trip, and
+    // only a window longer than that needs counting.
+    // Both answers land in members: an error between Send and Collect
+    // leaves no answer pointing at a local.
+    TANDEM_RETURN_IF_ERROR(session_->Send("SELECT pg_current_snapshot()::text", {}, &head_.snapshot));
+    TANDEM_RETURN_IF_ERROR(session_->Send(
+        fmt::format("SELECT {} FROM tandem._tandem_log WHERE NOT pg_visible_in_snapshot(tx, ?::pg_snapshot) ORDER "
+                    "BY id LIMIT ?",
+                    kLogColumns),
+        {Value::Text(last_snap), Value::Integer(kWindowHeadRows + 1)}, &head_.rows));
+    TANDEM_RETURN_IF_ERROR(session_->Collect());
+    if (head_.snapshot.empty()) return Status::Internal("pg_current_snapshot() returned no row");
+    snap = head_.snapshot[0][0].as_bytes();
+    n = static_cast<int64_t>(head_.rows.size());
+    if (n > kWindowHeadRows) {
+      head_.rows.pop_back();
+      TANDEM_ASSIGN_OR_RETURN(auto count, QueryOne("SELECT count(*) FROM tandem._tandem_log WHERE NOT "
+                                                   "pg_visible_in_snapshot(tx, ?::pg_snapshot)",
+                                                   {Value::Text(last_snap)}));
+      n = (*count)[0].as_integer();
+    }
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT pg_current_snapshot()::text, (SELECT count(*) FROM "
+                                               "tandem._tandem_log l WHERE NOT pg_visible_in_snapshot(l.tx, "
+                                               "?::pg_snapshot))",
+                                               {Value::Text(last_snap)}));
+    snap = (*row)[0].as_bytes();
+    n = (*row)[1].as_integer();
+  }
+  if (n == 0) {
+    head_ = WindowHead{};
+    return last;
+  }
   const int64_t end = last + n;
-  known_ticks_.emplace(end, (*row)[0].as_bytes());
+  known_ticks_.emplace(end, std::move(snap));
+  if (!head_.rows.empty()) head_.window_end = end;
   return end;
 }
 
@@ -423,48 +459,63 @@ Status PgConnector::ReadChanges(int64_t after, int64_t upto, size_t limit, std::
                                           after, upto));
     const Tick& start = window.first;
     const Tick& end = *window.second;
-    // Within a window, go on from where the last read stopped.
-    int64_t from_id = 0, skip = after - start.seq;
-    if (cursor_.window_end == end.seq && cursor_.seq == after) {
-      from_id = cursor_.id;
-      skip = 0;
-    }
-    std::vector<Row> rows;
     const int64_t want = std::min<int64_t>(static_cast<int64_t>(limit - got), upto - after);
-    TANDEM_RETURN_IF_ERROR(session_->Run(
-        fmt::format("SELECT {} FROM tandem._tandem_log WHERE id > ? AND pg_visible_in_snapshot(tx, ?::pg_snapshot) "
-                    "AND NOT pg_visible_in_snapshot(tx, ?::pg_snapshot) ORDER BY id LIMIT ? OFFSET ?",
-                    kLogColumns),
-        {Value::Integer(from_id), Value::Text(end.snap), Value::Text(start.snap), Value::Integer(want),
-         Value::Integer(skip)},
-        &rows));
+    std::vector<Row> fetched;
+    const std::vector<Row>* rows = &fetched;
+    size_t first = 0, count = 0;
+    if (head_.window_end == end.seq && after - start.seq < static_cast<int64_t>(head_.rows.size())) {
+      // The window's first rows came with its end (MaxChangeSeq).
+      rows = &head_.rows;
+      first = static_cast<size_t>(after - start.seq);
+      count = std::min<size_t>(static_cast<size_t>(want), head_.rows.size() - first);
+    } else {
+      // Within a window, go on from where the last read stopped.
+      int64_t from_id = 0, skip = after - start.seq;
+      if (cursor_.window_end == end.seq && cursor_.seq == after) {
+        from_id = cursor_.id;
+        skip = 0;
+      }
+      TANDEM_RETURN_IF_ERROR(session_->Run(
+          fmt::format("SELECT {} FROM tandem._tandem_log WHERE id > ? AND pg_visible_in_snapshot(tx, ?::pg_snapshot) "
+                      "AND NOT pg_visible_in_snapshot(tx, ?::pg_snapshot) ORDER BY id LIMIT ? OFFSET ?",
+                      kLogColumns),
+          {Value::Integer(from_id), Value::Text(end.snap), Value::Text(start.snap), Value::Integer(want),
+           Value::Integer(skip)},
+          &fetched));
+      count = fetched.size();
+    }
     int64_t seq = after;
-    for (auto& r : rows) {
+    for (size_t i = first; i < first + count; ++i) {
+      const Row& r = (*rows)[i];
       CapturedChange c;
       c.seq = ++seq;
       c.table_id = static_cast<int>(r[1].as_integer());
       c.op = static_cast<ChangeOp>(r[2].as_integer());
       TANDEM_ASSIGN_OR_RETURN(const std::vector<unsigned>* types, KeyTypes(c.table_id));
-      auto typed = [&](const Value& v, size_t i) {
-        if (v.is_null() || i >= types->size()) return v;
-        return PgSession::FromText(v.as_bytes().data(), static_cast<int>(v.as_bytes().size()), (*types)[i]);
+      auto typed = [&](const Value& v, size_t k) {
+        if (v.is_null() || k >= types->size()) return v;
+        return PgSession::FromText(v.as_bytes().data(), static_cast<int>(v.as_bytes().size()), (*types)[k]);
       };
       c.key.reserve(kMaxKeyColumns);
-      for (int i = 0; i < kMaxKeyColumns; ++i) c.key.push_back(typed(r[3 + i], i));
+      for (int k = 0; k < kMaxKeyColumns; ++k) c.key.push_back(typed(r[3 + k], k));
       if (c.op == ChangeOp::kKeyChange)
-        for (int i = 0; i < kMaxKeyColumns; ++i) c.old_key.push_back(typed(r[7 + i], i));
+        for (int k = 0; k < kMaxKeyColumns; ++k) c.old_key.push_back(typed(r[7 + k], k));
       c.captured_at_ms = r[11].as_integer();
       cursor_ = {c.seq, r[0].as_integer(), end.seq};
       out->push_back(std::move(c));
     }
-    got += rows.size();
+    got += count;
     if (seq >= upto && seq < end.seq) return Status::Ok();  // stopped inside the window, at `upto`
-    if (static_cast<int64_t>(rows.size()) < want || seq >= end.seq) {
+    if (rows == &head_.rows && seq < end.seq) {
+      after = seq;  // the rest of the window is read from the log
+      continue;
+    }
+    if (static_cast<int64_t>(count) < want || seq >= end.seq) {
       // The window is done (a shorter one than its tick says would mean
       // purged rows): the next read starts at the following window.
       if (seq < end.seq && !out->empty()) out->back().seq = end.seq;
       after = end.seq;
-      if (rows.empty() && seq < end.seq) return Status::Ok();
+      if (count == 0 && seq < end.seq) return Status::Ok();
     } else {
       after = seq;
     }

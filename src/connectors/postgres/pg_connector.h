@@ -128,6 +128,14 @@ class PgConnector : public Connector {
     int64_t id = 0;    // its log id
     int64_t window_end = -1;
   } cursor_;
+  // The first rows of the newest window, read with its end by MaxChangeSeq
+  // in the read transaction; ReadChanges serves them without a query.
+  static constexpr int64_t kWindowHeadRows = 2000;
+  struct WindowHead {
+    int64_t window_end = -1;
+    std::vector<Row> rows;
+    std::vector<Row> snapshot;  // MaxChangeSeq's answer: the window's end snapshot
+  } head_;
   std::string probe_;  // last WaitForCommit probe
   int64_t idle_probes_ = 0;  // probes in a row that saw nothing new
   std::chrono::steady_clock::time_point last_probe_{};
