@@ -1617,26 +1617,31 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     // committing on a server (PostgreSQL keeps going without its client).
     // Wait for any such transaction of this direction, then check that the
     // position is still ours; if not, reload it and start over.
-    if (dst.FencesApply()) {
+    // The stored position is read in the pipeline: it arrives with the
+    // first chunk's prefetch, and is checked before anything is written.
+    std::vector<Row> fenced_position;
+    bool fence_checked = !dst.FencesApply();
+    if (!fence_checked) {
       st = dst.FenceApply(dir.name);
-      std::optional<Row> stored;
-      if (st.ok()) {
-        auto r = dst.QueryOne("SELECT seq FROM _tandem_position WHERE direction = ?", {Value::Text(dir.name)});
-        if (r.ok()) stored = std::move(r).value();
-        else st = r.status();
-      }
-      if (st.ok() && (stored ? (*stored)[0].as_integer() : 0) != dir.position) {
-        dir.position_uncertain = true;
-        st = Status::Unavailable(fmt::format("{}: the position moved (a previous process's last batch committed "
-                                             "after it stopped); reloading it",
-                                             dir.name));
-      }
+      if (st.ok())
+        st = dst.QueryLater("SELECT seq FROM _tandem_position WHERE direction = ?", {Value::Text(dir.name)},
+                            &fenced_position);
       if (!st.ok()) {
         dst.RollbackApply();
         end_read();
         return st;
       }
     }
+    auto check_fence = [&]() -> Status {
+      if (fence_checked) return Status::Ok();
+      TANDEM_RETURN_IF_ERROR(dst.Collect());
+      fence_checked = true;
+      if ((fenced_position.empty() ? 0 : fenced_position[0][0].as_integer()) == dir.position) return Status::Ok();
+      dir.position_uncertain = true;
+      return Status::Unavailable(fmt::format("{}: the position moved (a previous process's last batch committed "
+                                             "after it stopped); reloading it",
+                                             dir.name));
+    };
     Batch batch(*this, dir, careful);
     int64_t pos = dir.position, consumed = 0, source_at_ms = 0;
     bool ended_early = false;  // this target transaction ends at a commit boundary before the snapshot end
@@ -1658,6 +1663,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       if (!st.ok() || changes.empty()) break;
       BuildWorkItems(dir, changes, &items);
       st = batch.Prefetch(items);
+      if (st.ok()) st = check_fence();
       if (!st.ok()) break;
       // Records whose key a new record took over (deleted, then inserted
       // again) go first, so their delete cannot hit the new record's row;
@@ -1690,6 +1696,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     }
     if (st.ok() && !ended_early) pos = std::max(pos, read_upto);
     ended_early = pos < upto;
+    if (st.ok()) st = check_fence();
     if (st.ok() && dir.has_waiting) st = RetryWaiting(dir, batch);
     if (!st.ok()) {
       fail(st);

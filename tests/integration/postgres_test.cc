@@ -482,6 +482,40 @@ TEST(PgInstallTest, SecondEngineIsRefused) {
   EXPECT_TRUE(third.ok()) << "free again once the first is gone: " << third.status().ToString();
 }
 
+// The apply fence: when the position stored in the target is not the one the
+// engine holds (a killed process's last COMMIT landed after it stopped), the
+// batch stops before writing anything, and the next pass goes on from the
+// stored position; records applied twice that way are written once.
+TEST(PgApplyTest, PositionMovedUnderTheEngineIsReloadedBeforeWriting) {
+  TANDEM_REQUIRE_PG();
+  TestEnv env("", Backends{true, true, "", ""});
+  env.Install();
+  auto engine = SyncEngine::Open(env.LoadConfig());
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  const std::string insert = "INSERT INTO \"CUSTMAST\"(\"CUSTNO\", \"CNAME\", \"EMAIL\") VALUES ";
+  const std::string position = "_tandem_position WHERE direction = 'legacy-to-modern'";
+  env.Write(L, insert + "(1, 'ONE, A', 'one@x')");
+  ASSERT_TRUE((*engine)->DrainOnce().ok());
+  const std::string first = env.Query(M, "SELECT seq, cursor FROM " + position);
+  env.Write(L, insert + "(2, 'TWO, B', 'two@x')");
+  ASSERT_TRUE((*engine)->DrainOnce().ok());
+  ASSERT_EQ(env.Count(M, "customers"), 2);
+  // The stored position goes back to the first batch's end.
+  env.Write(M, fmt::format("UPDATE _tandem_position SET seq = {}, cursor = '{}' WHERE direction = 'legacy-to-modern'",
+                           first.substr(0, first.find('|')),
+                           first.substr(first.find('|') + 1, first.size() - first.find('|') - 2)));
+  env.Write(L, insert + "(3, 'THREE, C', 'three@x')");
+  auto moved = (*engine)->DrainOnce();
+  ASSERT_FALSE(moved.ok());
+  EXPECT_NE(moved.status().message().find("the position moved"), std::string::npos) << moved.status().ToString();
+  EXPECT_TRUE(moved.status().retryable());
+  EXPECT_EQ(env.Count(M, "customers"), 2) << "nothing is written before the check";
+  ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  EXPECT_EQ(env.Query(M, "SELECT email FROM customers ORDER BY email"), "one@x\nthree@x\ntwo@x\n");
+  EXPECT_EQ(env.Count(M, "_tandem_records WHERE gone = 0"), 3);
+  EXPECT_EQ(env.Count(M, "_tandem_parked"), 0);
+}
+
 // An application's update of a row Tandem is about to merge into is never
 // overwritten unseen: Tandem locks the target rows it reads, so the update
 // either lands first (and is merged as a concurrent edit) or after Tandem's
