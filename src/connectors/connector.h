@@ -106,6 +106,11 @@ class Connector {
   // A read transaction: every read until EndRead sees one snapshot.
   virtual Status BeginRead() = 0;
   virtual void EndRead() = 0;
+  // BeginRead for the engine's next batch, which starts after `position`. A
+  // connector that pinned snapshots (PinIfBehind) reads in the oldest one
+  // that ends after `position`, so MaxChangeSeq() returns its end, and lets
+  // go of the ones at or before it.
+  virtual Status BeginReadAfter(int64_t /*position*/) { return BeginRead(); }
   // A write transaction whose changes the capture triggers ignore (echo
   // suppression). Takes the write lock at once (waits up to the busy timeout).
   virtual Status BeginApply() = 0;
@@ -187,6 +192,13 @@ class Connector {
   // Capture time (ms) of the newest change still in the log for `key` of
   // `table`; NULL when there is none.
   virtual Result<Value> NewestCaptureMillis(const std::string& table, const Row& key) = 0;
+  // Called by the engine while it applies a long stretch of changes. A
+  // connector whose commit boundaries no other session can sample
+  // (PostgreSQL) pins a snapshot, on a session of its own, once about
+  // `spacing` changes were captured after the newest window it made: later
+  // batches then end there (BeginReadAfter) instead of taking in everything
+  // that arrived meanwhile. Best effort: a failure only means no pin.
+  virtual void PinIfBehind(int64_t /*spacing*/) {}
   // True when another session may read MaxChangeSeq() to learn commit
   // boundaries (CommitBoundaries' sampler). False where reading a position
   // creates it (PostgreSQL's ticks), so only the engine may.

@@ -67,6 +67,7 @@ struct DirectionSql {
 
 namespace {
 constexpr int kChunkChanges = 5000;  // changes read, prefetched and applied at a time
+constexpr size_t kPinCheckChanges = 1000;  // a chunk at least this long asks the source to pin (PinIfBehind)
 // A pinned snapshot further than this many batches ahead is not used: the
 // target transaction would hold the write lock too long.
 constexpr int64_t kMaxPinnedSpanBatches = 4;
@@ -1578,7 +1579,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     if (pinned) {
       upto = pinned->seq;  // still inside its read transaction (a careful re-run)
     } else {
-      TANDEM_RETURN_IF_ERROR(own_src->BeginRead());
+      TANDEM_RETURN_IF_ERROR(own_src->BeginReadAfter(dir.position));
       auto upto_r = own_src->MaxChangeSeq();
       if (!upto_r.ok()) {
         own_src->EndRead();
@@ -1683,6 +1684,10 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       pos = changes.back().seq;
       source_at_ms = changes.back().captured_at_ms;
       consumed += static_cast<int64_t>(changes.size());
+      // A long stretch: changes may be piling up behind it. A source that
+      // needs it pins a snapshot about every batch_size changes, where the
+      // next batches will end.
+      if (changes.size() >= kPinCheckChanges || pos < read_upto) own_src->PinIfBehind(config_.sync.batch_size);
       if (!pinned && consumed >= config_.sync.batch_size && pos < read_upto) {
         // Keep target transactions short: end this one at the next known
         // commit boundary, which is never inside a source transaction.

@@ -184,6 +184,53 @@ TEST(PgCaptureTest, LongTransactionCommittingAfterShortOnesIsNotSkipped) {
   EXPECT_EQ(env.Count(M, "customers WHERE email = 'gone5@x'"), 0);
 }
 
+// batch_size on a PostgreSQL source: snapshots pinned while Tandem is behind
+// end the next batches, each read as of its end (a row updated after a pin
+// arrives with its value at the pin first); a pin whose session died is
+// dropped and the backlog arrives in one batch.
+TEST(PgCaptureTest, PinnedSnapshotsCutABacklogIntoBatches) {
+  TANDEM_REQUIRE_PG();
+  for (bool kill_pins : {false, true}) {
+    SCOPED_TRACE(kill_pins ? "pin sessions killed" : "pins kept");
+    TestEnv env("", Backends{true, true, "", ""});
+    env.Install();
+    std::ofstream(env.config_path(), std::ios::app) << "sync: { batch_size: 500 }\n";
+    auto opened = SyncEngine::Open(env.LoadConfig());
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    SyncEngine& engine = **opened;
+    const std::string insert = "INSERT INTO \"CUSTMAST\"(\"CUSTNO\", \"CNAME\", \"EMAIL\", \"BAL_CENTS\") ";
+    env.Write(L, insert + "VALUES (1, 'FIRST, A', 'first@x', 1)");
+    ASSERT_TRUE(engine.DrainOnce().ok());
+    for (int block = 0; block < 3; ++block) {
+      env.Write(L, insert + fmt::format("SELECT g, 'N, F', 'e' || g || '@x', g FROM generate_series({}, {}) g",
+                                        2 + block * 1000, 1001 + block * 1000));
+      if (block == 1) env.Write(L, "UPDATE \"CUSTMAST\" SET \"BAL_CENTS\" = -1 WHERE \"CUSTNO\" = 2");
+      engine.db(L).PinIfBehind(500);
+    }
+    if (kill_pins) {
+      env.Write(L, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND "
+                   "state = 'idle in transaction' AND pid <> pg_backend_pid()");
+    }
+    ASSERT_TRUE(engine.DrainOnce().ok());
+    if (!kill_pins) {
+      EXPECT_EQ(engine.stats(L).changes_read, 1 + 1000);
+      EXPECT_EQ(env.Count(M, "customers"), 1001);
+      EXPECT_EQ(env.Query(M, "SELECT balance FROM customers WHERE email = 'e2@x'"), "0.02\n") << "as of the pin";
+      ASSERT_TRUE(engine.DrainOnce().ok());
+      EXPECT_EQ(engine.stats(L).changes_read, 1 + 2000 + 1);
+      EXPECT_EQ(env.Query(M, "SELECT balance FROM customers WHERE email = 'e2@x'"), "-0.01\n");
+    } else {
+      EXPECT_EQ(engine.stats(L).changes_read, 1 + 3001);
+    }
+    ASSERT_TRUE(engine.RunUntilIdle().ok());
+    EXPECT_EQ(engine.stats(L).changes_read, 1 + 3001);
+    EXPECT_EQ(env.Count(M, "customers"), 3001);
+    EXPECT_EQ(env.Count(M, "customers WHERE balance < 0"), 1);
+    EXPECT_EQ(env.Count(M, "_tandem_records WHERE gone = 0"), 3001);
+    EXPECT_EQ(env.Count(M, "_tandem_parked"), 0);
+  }
+}
+
 // A window longer than the rows read with its end (the first 2,000) is read
 // on from the log: every change arrives once, in order, with a long
 // transaction's early log ids among them.

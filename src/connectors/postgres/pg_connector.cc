@@ -1,9 +1,11 @@
 #include "connectors/postgres/pg_connector.h"
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <thread>
 
 namespace tandem {
@@ -45,7 +47,7 @@ constexpr const char* kLogColumns = "id, table_id, op, k1, k2, k3, k4, o1, o2, o
 
 Result<std::unique_ptr<PgConnector>> PgConnector::Open(const std::string& url, const ConnectorOptions& options) {
   TANDEM_ASSIGN_OR_RETURN(auto session, PgSession::Connect(url, options.busy_timeout_ms));
-  auto conn = std::unique_ptr<PgConnector>(new PgConnector(std::move(session)));
+  auto conn = std::unique_ptr<PgConnector>(new PgConnector(std::move(session), url, options.busy_timeout_ms));
   return conn;
 }
 
@@ -160,9 +162,84 @@ Status PgConnector::BeginRead() {
   return Status::Ok();
 }
 
+Status PgConnector::BeginReadAfter(int64_t position) {
+  ReleasePins(position);
+  if (pins_.empty()) return BeginRead();
+  // Imported at once: a pin whose session is gone is dropped with the rest,
+  // and the read goes on in a snapshot of its own.
+  Status st = session_->Send("BEGIN ISOLATION LEVEL REPEATABLE READ");
+  if (st.ok()) st = session_->Send("SET TRANSACTION SNAPSHOT '" + pins_.front().exported + "'");
+  session_->set_in_transaction(true);
+  if (st.ok()) st = session_->Collect();
+  if (st.ok()) {
+    in_read_ = true;
+    read_pin_ = pins_.front().seq;
+    return Status::Ok();
+  }
+  (void)End("ROLLBACK");
+  spdlog::info("{}: a pinned snapshot is gone ({}); reading in a new one", Describe(), st.message());
+  ReleasePins(std::numeric_limits<int64_t>::max());
+  return BeginRead();
+}
+
+void PgConnector::ReleasePins(int64_t seq) {
+  size_t n = 0;
+  while (n < pins_.size() && pins_[n].seq <= seq) ++n;
+  for (size_t i = 0; i < n; ++i) {
+    std::unique_ptr<PgSession> s = std::move(pins_[i].session);
+    s->set_in_transaction(false);
+    if (s->Script("COMMIT").ok() && spare_sessions_.size() < kMaxPins) spare_sessions_.push_back(std::move(s));
+  }
+  pins_.erase(pins_.begin(), pins_.begin() + static_cast<std::ptrdiff_t>(n));
+}
+
+void PgConnector::PinIfBehind(int64_t spacing) {
+  if (pins_.size() >= kMaxPins || known_ticks_.empty()) return;
+  std::unique_ptr<PgSession> s;
+  if (!spare_sessions_.empty()) {
+    s = std::move(spare_sessions_.back());
+    spare_sessions_.pop_back();
+  } else {
+    auto opened = PgSession::Connect(url_, lock_timeout_ms_);
+    if (!opened.ok()) {
+      spdlog::debug("{}: no session to pin a snapshot on: {}", Describe(), opened.status().message());
+      return;
+    }
+    s = std::move(opened).value();
+  }
+  const auto& [last, last_snap] = *known_ticks_.rbegin();
+  // Cheap first: how far the log's newest id moved since the newest tick.
+  std::vector<Row> rows;
+  Status st = s->Run("SELECT coalesce(max(id), 0) FROM tandem._tandem_log", {}, &rows);
+  if (st.ok() && !rows.empty() && rows[0][0].as_integer() - newest_tick_max_id_ < spacing) {
+    spare_sessions_.push_back(std::move(s));
+    return;
+  }
+  // The pin: a snapshot that stays open, and the changes it adds after the newest tick.
+  rows.clear();
+  if (st.ok()) st = s->Send("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  s->set_in_transaction(true);
+  if (st.ok())
+    st = s->Run("SELECT pg_current_snapshot()::text, pg_export_snapshot(), count(*), coalesce(max(id), 0) FROM "
+                "tandem._tandem_log WHERE NOT pg_visible_in_snapshot(tx, ?::pg_snapshot)",
+                {Value::Text(last_snap)}, &rows);
+  if (!st.ok() || rows.empty() || rows[0][2].as_integer() == 0) {
+    if (!st.ok()) spdlog::debug("{}: pinning a snapshot failed: {}", Describe(), st.message());
+    s->set_in_transaction(false);
+    if (s->Script(st.ok() ? "COMMIT" : "ROLLBACK").ok()) spare_sessions_.push_back(std::move(s));
+    return;
+  }
+  const int64_t seq = last + rows[0][2].as_integer();
+  known_ticks_.emplace(seq, rows[0][0].as_bytes());
+  newest_tick_max_id_ = std::max(newest_tick_max_id_, rows[0][3].as_integer());
+  pins_.push_back(Pin{seq, rows[0][1].as_bytes(), std::move(s)});
+  spdlog::debug("{}: pinned the snapshot ending position {}", Describe(), seq);
+}
+
 void PgConnector::EndRead() {
   if (!in_read_) return;
   in_read_ = false;
+  read_pin_ = -1;
   head_ = WindowHead{};
   // Its outcome is read with the next statement's; a read transaction has nothing to lose.
   if (!session_->Send("COMMIT").ok()) (void)End("ROLLBACK");
@@ -350,10 +427,12 @@ Status PgConnector::ResumeAt(int64_t seq, const std::string& cursor) {
     return Status::InvalidArgument(fmt::format("{}: position {} has no stored snapshot (made by an older version?): "
                                                "run 'tandem install' again",
                                                Describe(), seq));
+  ReleasePins(std::numeric_limits<int64_t>::max());  // numbered after ticks that are gone
   known_ticks_.clear();
   known_ticks_.emplace(seq, cursor.empty() ? kBeforeEverything : cursor);
   cursor_ = Cursor{};
   head_ = WindowHead{};
+  newest_tick_max_id_ = 0;
   return Status::Ok();
 }
 
@@ -367,9 +446,10 @@ Result<int64_t> PgConnector::MaxChangeSeq() {
   // statement's snapshot (inside a read transaction: that transaction's),
   // which becomes the next window's end.
   if (known_ticks_.empty()) known_ticks_.emplace(0, kBeforeEverything);
-  const auto [last, last_snap] = *known_ticks_.rbegin();
   head_ = WindowHead{};
-  int64_t n = 0;
+  if (in_read_ && read_pin_ >= 0) return read_pin_;  // the read is in that pin's snapshot
+  const auto [last, last_snap] = *known_ticks_.rbegin();
+  int64_t n = 0, max_id = 0;
   std::string snap;
   if (in_read_) {
     // In the read transaction every statement sees its snapshot, so the log
@@ -388,20 +468,23 @@ Result<int64_t> PgConnector::MaxChangeSeq() {
     if (head_.snapshot.empty()) return Status::Internal("pg_current_snapshot() returned no row");
     snap = head_.snapshot[0][0].as_bytes();
     n = static_cast<int64_t>(head_.rows.size());
+    if (n > 0) max_id = head_.rows.back()[0].as_integer();
     if (n > kWindowHeadRows) {
       head_.rows.pop_back();
-      TANDEM_ASSIGN_OR_RETURN(auto count, QueryOne("SELECT count(*) FROM tandem._tandem_log WHERE NOT "
-                                                   "pg_visible_in_snapshot(tx, ?::pg_snapshot)",
+      TANDEM_ASSIGN_OR_RETURN(auto count, QueryOne("SELECT count(*), coalesce(max(id), 0) FROM tandem._tandem_log "
+                                                   "WHERE NOT pg_visible_in_snapshot(tx, ?::pg_snapshot)",
                                                    {Value::Text(last_snap)}));
       n = (*count)[0].as_integer();
+      max_id = (*count)[1].as_integer();
     }
   } else {
-    TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT pg_current_snapshot()::text, (SELECT count(*) FROM "
-                                               "tandem._tandem_log l WHERE NOT pg_visible_in_snapshot(l.tx, "
-                                               "?::pg_snapshot))",
+    TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT pg_current_snapshot()::text, count(*), coalesce(max(id), 0) "
+                                               "FROM tandem._tandem_log WHERE NOT pg_visible_in_snapshot(tx, "
+                                               "?::pg_snapshot)",
                                                {Value::Text(last_snap)}));
     snap = (*row)[0].as_bytes();
     n = (*row)[1].as_integer();
+    max_id = (*row)[2].as_integer();
   }
   if (n == 0) {
     head_ = WindowHead{};
@@ -409,6 +492,7 @@ Result<int64_t> PgConnector::MaxChangeSeq() {
   }
   const int64_t end = last + n;
   known_ticks_.emplace(end, std::move(snap));
+  newest_tick_max_id_ = std::max(newest_tick_max_id_, max_id);
   if (!head_.rows.empty()) head_.window_end = end;
   return end;
 }

@@ -66,6 +66,7 @@ class PgConnector : public Connector {
   std::vector<std::string> UniqueViolationColumns(const Status& failed) const override;
 
   Status BeginRead() override;
+  Status BeginReadAfter(int64_t position) override;
   void EndRead() override;
   Status BeginApply() override;
   Status CommitApply() override;
@@ -103,11 +104,16 @@ class PgConnector : public Connector {
   Result<PendingInfo> PendingChanges(int64_t after, int table_id) override;
   Result<Value> NewestCaptureMillis(const std::string& table, const Row& key) override;
   bool SupportsBoundarySampling() const override { return false; }
+  void PinIfBehind(int64_t spacing) override;
+  size_t pinned() const { return pins_.size(); }
 
   Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
 
  private:
-  explicit PgConnector(std::unique_ptr<PgSession> session) : session_(std::move(session)) {}
+  PgConnector(std::unique_ptr<PgSession> session, std::string url, int lock_timeout_ms)
+      : session_(std::move(session)), url_(std::move(url)), lock_timeout_ms_(lock_timeout_ms) {}
+  // Ends the pins at or before `seq` (all when seq is the largest int64).
+  void ReleasePins(int64_t seq);
   Status End(const char* sql);
   // Type oids of a captured table's key columns (log keys are text).
   Result<const std::vector<unsigned>*> KeyTypes(int table_id);
@@ -119,7 +125,23 @@ class PgConnector : public Connector {
   Result<std::pair<Tick, std::optional<Tick>>> WindowAround(int64_t seq);
 
   std::unique_ptr<PgSession> session_;
+  std::string url_;
+  int lock_timeout_ms_ = 0;
   bool in_read_ = false;
+  // Pinned snapshots: a read-only REPEATABLE READ transaction on a session
+  // of its own, kept open at a window end (a tick) so a later read
+  // transaction can take the same snapshot (SET TRANSACTION SNAPSHOT).
+  // Oldest first. Their ends are ticks in known_ticks_.
+  static constexpr size_t kMaxPins = 4;
+  struct Pin {
+    int64_t seq = 0;
+    std::string exported;  // pg_export_snapshot()
+    std::unique_ptr<PgSession> session;
+  };
+  std::vector<Pin> pins_;
+  std::vector<std::unique_ptr<PgSession>> spare_sessions_;
+  int64_t read_pin_ = -1;          // the pin the current read transaction reads in, if any
+  int64_t newest_tick_max_id_ = 0;  // the largest log id the newest tick's snapshot sees
   std::map<int, std::vector<unsigned>> key_types_;
   std::map<int64_t, std::string> known_ticks_;  // window end position -> its snapshot (text)
   // Where the last ReadChanges stopped, to go on without re-scanning.
