@@ -562,9 +562,14 @@ nlohmann::json Throughput(int64_t rows, const nlohmann::json& raw, const std::st
              cpu_tandem / rows * 1000 * 1000, cpu_tandem, cpu_tandem / total_s * 100, cpu_backends / rows * 1000 * 1000,
              idle_tandem * 100, idle_backends * 100);
   int64_t largest = 0;
-  for (size_t i = 1; i < commits.size(); ++i) largest = std::max(largest, commits[i] - commits[i - 1]);
-  fmt::print("  Tandem committed them to modern in {} transaction{} seen by the observer (largest: {} changes)\n",
-             commits.size() - 1, commits.size() == 2 ? "" : "s", largest);
+  std::string sizes;
+  for (size_t i = 1; i < commits.size(); ++i) {
+    largest = std::max(largest, commits[i] - commits[i - 1]);
+    sizes += fmt::format("{}{}", i > 1 ? ", " : "", commits[i] - commits[i - 1]);
+  }
+  fmt::print("  Tandem committed them to modern in {} transaction{} seen by the observer (largest: {} changes; in "
+             "order: {})\n",
+             commits.size() - 1, commits.size() == 2 ? "" : "s", largest, sizes);
   const double life_user = usage.ru_utime.tv_sec + usage.ru_utime.tv_usec / 1e6;
   const double life_sys = usage.ru_stime.tv_sec + usage.ru_stime.tv_usec / 1e6;
   fmt::print("  `tandem run` whole life (start, warm-up, idle second, run, stop): {:.2f} s user + {:.2f} s system, "

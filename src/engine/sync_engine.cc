@@ -66,8 +66,8 @@ struct DirectionSql {
 };
 
 namespace {
-constexpr int kChunkChanges = 5000;  // changes read, prefetched and applied at a time
-constexpr size_t kPinCheckChanges = 1000;  // a chunk at least this long asks the source to pin (PinIfBehind)
+constexpr int kChunkChanges = 2000;  // changes read, prefetched and applied at a time
+constexpr size_t kPinCheckChanges = 1000;  // records applied between two PinIfBehind calls
 // A pinned snapshot further than this many batches ahead is not used: the
 // target transaction would hold the write lock too long.
 constexpr int64_t kMaxPinnedSpanBatches = 4;
@@ -1655,6 +1655,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     };
     boundaries.Note(upto);  // this snapshot's end is a commit boundary too
     int64_t read_upto = upto;
+    size_t since_pin_check = 0;  // records applied since the last PinIfBehind
     while (pos < read_upto && st.ok()) {
       changes.clear();
       // Read and prefetch in chunks of at most kChunkChanges, so memory stays
@@ -1678,16 +1679,19 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       for (const WorkItem& w : items) {
         st = batch.ApplyOrPark(w);
         if (!st.ok()) break;
+        // A long stretch: changes may be piling up behind it. A source that
+        // needs it pins a snapshot about every batch_size changes, where the
+        // next batches will end.
+        if (++since_pin_check >= kPinCheckChanges) {
+          own_src->PinIfBehind(config_.sync.batch_size);
+          since_pin_check = 0;
+        }
       }
       if (st.ok()) st = batch.FlushPending();
       if (!st.ok()) break;
       pos = changes.back().seq;
       source_at_ms = changes.back().captured_at_ms;
       consumed += static_cast<int64_t>(changes.size());
-      // A long stretch: changes may be piling up behind it. A source that
-      // needs it pins a snapshot about every batch_size changes, where the
-      // next batches will end.
-      if (changes.size() >= kPinCheckChanges || pos < read_upto) own_src->PinIfBehind(config_.sync.batch_size);
       if (!pinned && consumed >= config_.sync.batch_size && pos < read_upto) {
         // Keep target transactions short: end this one at the next known
         // commit boundary, which is never inside a source transaction.

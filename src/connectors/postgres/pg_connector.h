@@ -132,7 +132,7 @@ class PgConnector : public Connector {
   // of its own, kept open at a window end (a tick) so a later read
   // transaction can take the same snapshot (SET TRANSACTION SNAPSHOT).
   // Oldest first. Their ends are ticks in known_ticks_.
-  static constexpr size_t kMaxPins = 4;
+  static constexpr size_t kMaxPins = 8;
   struct Pin {
     int64_t seq = 0;
     std::string exported;  // pg_export_snapshot()
