@@ -188,7 +188,8 @@ void PgConnector::ReleasePins(int64_t seq) {
   for (size_t i = 0; i < n; ++i) {
     std::unique_ptr<PgSession> s = std::move(pins_[i].session);
     s->set_in_transaction(false);
-    if (s->Script("COMMIT").ok() && spare_sessions_.size() < kMaxPins) spare_sessions_.push_back(std::move(s));
+    if (s->Script("COMMIT").ok() && spare_sessions_.size() < kMaxSpareSessions)
+      spare_sessions_.push_back(std::move(s));
   }
   pins_.erase(pins_.begin(), pins_.begin() + static_cast<std::ptrdiff_t>(n));
 }

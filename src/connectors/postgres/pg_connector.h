@@ -133,6 +133,7 @@ class PgConnector : public Connector {
   // transaction can take the same snapshot (SET TRANSACTION SNAPSHOT).
   // Oldest first. Their ends are ticks in known_ticks_.
   static constexpr size_t kMaxPins = 8;
+  static constexpr size_t kMaxSpareSessions = 2;  // kept open for the next pins once theirs are let go
   struct Pin {
     int64_t seq = 0;
     std::string exported;  // pg_export_snapshot()
