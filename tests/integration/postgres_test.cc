@@ -143,6 +143,52 @@ TEST_P(PgPairTest, RowRejectedAmongManyIsPutAsideAndTheRestArrive) {
   EXPECT_EQ(env_->last_stats(M).changes_read, 0);
 }
 
+// TRUNCATE fires no row triggers; on a PostgreSQL side it is captured as a
+// delete of every row it removes (CASCADE included), and rows written after
+// it in the same transaction arrive.
+TEST_P(PgPairTest, TruncateIsCapturedAsDeletes) {
+  const std::string cust = Q("CUSTMAST"), ord = Q("ORDHDR");
+  env_->Write(L, "INSERT INTO " + cust + "(" + Q("CUSTNO") + ", " + Q("CNAME") + ", " + Q("EMAIL") + ", " + Q("STAT") +
+                     ", " + Q("BAL_CENTS") + ", " + Q("ADDR1") + ") VALUES (1, 'DOE, JOHN', 'j@x', 'A', 1, '1 Main'), "
+                     "(2, 'ROE, JANE', 'r@x', 'A', 2, NULL), (3, 'POE, ED', 'p@x', 'A', 3, NULL)");
+  env_->Write(L, "INSERT INTO " + ord + "(" + Q("ORDNO") + ", " + Q("CUSTNO") + ", " + Q("TOTAL_CENTS") +
+                     ") VALUES (10, 1, 100), (11, 2, 200)");
+  env_->SyncOnce();
+  ASSERT_EQ(env_->Count(M, "orders"), 2);
+  if (env_->pg(L)) {
+    env_->Write(L, "BEGIN; TRUNCATE " + ord + "; INSERT INTO " + ord + "(" + Q("ORDNO") + ", " + Q("CUSTNO") + ", " +
+                       Q("TOTAL_CENTS") + ") VALUES (12, 2, 300); COMMIT;");
+    env_->SyncOnce();
+    EXPECT_EQ(env_->Count(M, "orders"), 1);
+    EXPECT_EQ(env_->Query(M, "SELECT c.email FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.total = 3"),
+              "r@x\n");
+    env_->Write(L, "TRUNCATE " + cust + " CASCADE");
+    env_->SyncOnce();
+    EXPECT_EQ(env_->Count(M, "customers"), 0);
+    EXPECT_EQ(env_->Count(M, "orders"), 0);
+    EXPECT_EQ(env_->Count(M, "addresses"), 0);
+    EXPECT_EQ(env_->Count(M, "_tandem_parked"), 0);
+  }
+  if (env_->pg(M)) {
+    env_->Write(L, "INSERT INTO " + cust + "(" + Q("CUSTNO") + ", " + Q("CNAME") + ", " + Q("EMAIL") + ", " +
+                       Q("STAT") + ", " + Q("BAL_CENTS") + ") VALUES (7, 'SEVEN, S', 's@x', 'A', 7)");
+    env_->Write(L, "INSERT INTO " + ord + "(" + Q("ORDNO") + ", " + Q("CUSTNO") + ", " + Q("TOTAL_CENTS") +
+                       ") VALUES (70, 7, 700)");
+    env_->SyncOnce();
+    ASSERT_GE(env_->Count(L, ord), 1);
+    env_->Write(M, "TRUNCATE orders");
+    env_->SyncOnce();
+    EXPECT_EQ(env_->Count(L, ord), 0);
+    EXPECT_GE(env_->Count(L, cust), 1) << "only the truncated table's records go";
+    EXPECT_EQ(env_->Count(M, "_tandem_parked"), 0);
+    EXPECT_EQ(env_->Count(L, "_tandem_parked"), 0);
+  }
+  // Quiet: nothing echoes back.
+  env_->SyncOnce();
+  EXPECT_EQ(env_->last_stats(L).changes_read, 0);
+  EXPECT_EQ(env_->last_stats(M).changes_read, 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sides, PgPairTest,
                          ::testing::Values(Pair{"PgToPg", true, true}, Pair{"SqliteToPg", false, true},
                                            Pair{"PgToSqlite", true, false}),

@@ -367,7 +367,7 @@ std::vector<std::string> PgConnector::CaptureSql(const CaptureTable& t) const {
   // every key type prints alike under any settings (which saves a few
   // microseconds per statement).
   const std::string settings = all_print_alike ? "" : " " + TextFormSettings(" ");
-  auto statement_fn = [&](const char* kind, int op, const char* rows, const std::string& keys) {
+  auto statement_fn = [&](const char* kind, int op, const std::string& rows, const std::string& keys) {
     return fmt::format(
         "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql{} AS $tandem$ BEGIN {} INSERT INTO "
         "tandem._tandem_log(table_id, op{}) SELECT {}, {}{} FROM {}; RETURN NULL; END $tandem$",
@@ -376,6 +376,9 @@ std::vector<std::string> PgConnector::CaptureSql(const CaptureTable& t) const {
   out.push_back(statement_fn("ins", 1, "tandem_new n", newk));
   out.push_back(statement_fn("upd", 2, "tandem_new n", newk));
   out.push_back(statement_fn("del", 3, "tandem_old o", oldk));
+  // TRUNCATE deletes without row triggers: a trigger that runs before it
+  // logs a delete for every row the table holds (as a DELETE would).
+  out.push_back(statement_fn("trunc", 3, "ONLY " + tbl + " o", oldk));
   out.push_back(fmt::format(
       "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql{} AS $tandem$ BEGIN {} INSERT INTO "
       "tandem._tandem_log(table_id, op{}{}) VALUES ({}, 4{}{}); RETURN NULL; END $tandem$",
@@ -393,17 +396,19 @@ std::vector<std::string> PgConnector::CaptureSql(const CaptureTable& t) const {
   out.push_back(fmt::format("CREATE TRIGGER {} AFTER DELETE ON {} REFERENCING OLD TABLE AS tandem_old FOR EACH "
                             "STATEMENT EXECUTE FUNCTION {}()",
                             TriggerName(t, "del"), tbl, FunctionName(t, "del")));
+  out.push_back(fmt::format("CREATE TRIGGER {} BEFORE TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
+                            TriggerName(t, "trunc"), tbl, FunctionName(t, "trunc")));
   return out;
 }
 
 std::vector<std::string> PgConnector::DropCaptureSql(const CaptureTable& t) const {
   std::vector<std::string> out;
   // DROP TRIGGER IF EXISTS needs the table to exist.
-  for (const char* kind : {"ins", "key", "upd", "del"})
+  for (const char* kind : {"ins", "key", "upd", "del", "trunc"})
     out.push_back(fmt::format("DO $tandem$ BEGIN IF to_regclass({}) IS NOT NULL THEN DROP TRIGGER IF EXISTS {} ON {}; "
                               "END IF; END $tandem$",
                               Literal(QuoteIdent(t.table)), TriggerName(t, kind), QuoteIdent(t.table)));
-  for (const char* kind : {"ins", "key", "upd", "del"})
+  for (const char* kind : {"ins", "key", "upd", "del", "trunc"})
     out.push_back(fmt::format("DROP FUNCTION IF EXISTS {}()", FunctionName(t, kind)));
   return out;
 }

@@ -4,7 +4,8 @@
 // triggers with transition tables append (table id, operation, key as text)
 // to tandem._tandem_log with one INSERT ... SELECT per statement, however many
 // rows it touched; a row-level trigger that fires only WHEN the key changed
-// adds the old key. Every log row carries its transaction id (xid8).
+// adds the old key. A BEFORE TRUNCATE trigger logs a delete for every row
+// the table holds. Every log row carries its transaction id (xid8).
 //
 // Commit order. PostgreSQL commits transactions in another order than they
 // took sequence values, so the log's id is not a position. Positions come
