@@ -164,13 +164,24 @@ Status PgConnector::BeginRead() {
 
 Status PgConnector::BeginReadAfter(int64_t position) {
   ReleasePins(position);
+  // A pin kept past kPinMaxAge (the engine cannot apply, say) holds back the
+  // source's vacuum for nothing: it goes, and a batch only gets longer.
+  const auto now = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < pins_.size();) {
+    if (now - pins_[i].taken_at < kPinMaxAge) {
+      ++i;
+      continue;
+    }
+    EndPin(std::move(pins_[i].session));
+    pins_.erase(pins_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
   if (pins_.empty()) return BeginRead();
   // Imported at once: a pin whose session is gone is dropped with the rest,
-  // and the read goes on in a snapshot of its own.
-  Status st = session_->Send("BEGIN ISOLATION LEVEL REPEATABLE READ");
-  if (st.ok()) st = session_->Send("SET TRANSACTION SNAPSHOT '" + pins_.front().exported + "'");
+  // and the read goes on in a snapshot of its own. The snapshot id comes
+  // from the server; sent as a script, it leaves no prepared statement behind.
+  Status st = session_->Script("BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT '" +
+                               pins_.front().exported + "'");
   session_->set_in_transaction(true);
-  if (st.ok()) st = session_->Collect();
   if (st.ok()) {
     in_read_ = true;
     read_pin_ = pins_.front().seq;
@@ -185,13 +196,14 @@ Status PgConnector::BeginReadAfter(int64_t position) {
 void PgConnector::ReleasePins(int64_t seq) {
   size_t n = 0;
   while (n < pins_.size() && pins_[n].seq <= seq) ++n;
-  for (size_t i = 0; i < n; ++i) {
-    std::unique_ptr<PgSession> s = std::move(pins_[i].session);
-    s->set_in_transaction(false);
-    if (s->Script("COMMIT").ok() && spare_sessions_.size() < kMaxSpareSessions)
-      spare_sessions_.push_back(std::move(s));
-  }
+  for (size_t i = 0; i < n; ++i) EndPin(std::move(pins_[i].session));
   pins_.erase(pins_.begin(), pins_.begin() + static_cast<std::ptrdiff_t>(n));
+}
+
+void PgConnector::EndPin(std::unique_ptr<PgSession> session) {
+  session->set_in_transaction(false);
+  if (session->Script("COMMIT").ok() && spare_sessions_.size() < kMaxSpareSessions)
+    spare_sessions_.push_back(std::move(session));
 }
 
 void PgConnector::PinIfBehind(int64_t spacing) {
@@ -233,7 +245,7 @@ void PgConnector::PinIfBehind(int64_t spacing) {
   const int64_t seq = last + rows[0][2].as_integer();
   known_ticks_.emplace(seq, rows[0][0].as_bytes());
   newest_tick_max_id_ = std::max(newest_tick_max_id_, rows[0][3].as_integer());
-  pins_.push_back(Pin{seq, rows[0][1].as_bytes(), std::move(s)});
+  pins_.push_back(Pin{seq, rows[0][1].as_bytes(), std::move(s), std::chrono::steady_clock::now()});
   spdlog::debug("{}: pinned the snapshot ending position {}", Describe(), seq);
 }
 
@@ -377,8 +389,24 @@ std::vector<std::string> PgConnector::CaptureSql(const CaptureTable& t) const {
   out.push_back(statement_fn("upd", 2, "tandem_new n", newk));
   out.push_back(statement_fn("del", 3, "tandem_old o", oldk));
   // TRUNCATE deletes without row triggers: a trigger that runs before it
-  // logs a delete for every row the table holds (as a DELETE would).
-  out.push_back(statement_fn("trunc", 3, "ONLY " + tbl + " o", oldk));
+  // (holding TRUNCATE's exclusive lock) logs a delete for every row the table
+  // holds, partitions and children included (a delete logged for a row that
+  // stays is harmless: the engine reads the row). Its SELECT must see every
+  // committed row, which a REPEATABLE READ or SERIALIZABLE snapshot may not:
+  // there TRUNCATE is refused with the reason. The table is named through
+  // TG_TABLE_SCHEMA/TG_TABLE_NAME, whatever the writer's search_path; the
+  // function runs as its owner, so a role allowed to TRUNCATE but not to
+  // SELECT can still truncate.
+  std::string trunc_keys = oldk;
+  for (size_t at = 0; (at = trunc_keys.find('%', at)) != std::string::npos; at += 2) trunc_keys.insert(at, "%");
+  out.push_back(fmt::format(
+      "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = "
+      "pg_catalog, pg_temp{} AS $tandem$ BEGIN {} IF current_setting('transaction_isolation') <> 'read committed' "
+      "THEN RAISE EXCEPTION 'TRUNCATE of %.% is refused: Tandem syncs this table and captures TRUNCATE only in a READ "
+      "COMMITTED transaction', TG_TABLE_SCHEMA, TG_TABLE_NAME USING HINT = 'Use DELETE, or TRUNCATE in a READ "
+      "COMMITTED transaction.'; END IF; EXECUTE format($sql$INSERT INTO tandem._tandem_log(table_id, op{}) SELECT {}, "
+      "3{} FROM %I.%I o$sql$, TG_TABLE_SCHEMA, TG_TABLE_NAME); RETURN NULL; END $tandem$",
+      FunctionName(t, "trunc"), settings, skip, kcols, t.id, trunc_keys));
   out.push_back(fmt::format(
       "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql{} AS $tandem$ BEGIN {} INSERT INTO "
       "tandem._tandem_log(table_id, op{}{}) VALUES ({}, 4{}{}); RETURN NULL; END $tandem$",

@@ -25,7 +25,9 @@
 //
 // The read transaction is REPEATABLE READ and its first statement fixes the
 // snapshot that makes the window, so the rows the engine reads are exactly
-// as of the window's end (no pinned snapshots are needed).
+// as of the window's end. While the engine is behind, snapshots pinned on
+// other sessions (PinIfBehind) end later windows, and the read transaction
+// imports one (BeginReadAfter), so batches stay near batch_size.
 //
 // Echo suppression: BeginApply() runs `SET LOCAL tandem.applying = 'on'`;
 // the triggers return at once when they see it. Other sessions never do.
@@ -139,7 +141,11 @@ class PgConnector : public Connector {
     int64_t seq = 0;
     std::string exported;  // pg_export_snapshot()
     std::unique_ptr<PgSession> session;
+    std::chrono::steady_clock::time_point taken_at;
   };
+  static constexpr std::chrono::seconds kPinMaxAge{60};
+  // Ends a pin's transaction; its session is kept as a spare if there is room.
+  void EndPin(std::unique_ptr<PgSession> session);
   std::vector<Pin> pins_;
   std::vector<std::unique_ptr<PgSession>> spare_sessions_;
   int64_t read_pin_ = -1;          // the pin the current read transaction reads in, if any
