@@ -22,6 +22,12 @@ constexpr Side M = Side::kModern;
 
 using Pair = testing::SystemsPair;
 
+// Runs `sql` on a session of the test's own (an application's); it must succeed.
+void RunOn(PGconn* c, const std::string& sql) {
+  testing::PgResultPtr r(PQexec(c, sql.c_str()));
+  ASSERT_EQ(PQresultStatus(r.get()), PGRES_COMMAND_OK) << PQerrorMessage(c) << sql;
+}
+
 class PgPairTest : public ::testing::TestWithParam<Pair> {
  protected:
   void SetUp() override {
@@ -216,27 +222,23 @@ TEST(PgCaptureTest, LongTransactionCommittingAfterShortOnesIsNotSkipped) {
   std::string error;
   auto long_tx = testing::PgConnect(env.pg(L)->url(), &error);
   ASSERT_TRUE(long_tx) << error;
-  auto run = [&](PGconn* c, const std::string& sql) {
-    testing::PgResultPtr r(PQexec(c, sql.c_str()));
-    ASSERT_TRUE(PQresultStatus(r.get()) == PGRES_COMMAND_OK) << PQerrorMessage(c) << sql;
-  };
   const std::string insert = "INSERT INTO \"CUSTMAST\"(\"CUSTNO\", \"CNAME\", \"EMAIL\") VALUES ";
-  run(long_tx.get(), "BEGIN");
-  run(long_tx.get(), insert + "(1, 'LONG, A', 'long1@x')");  // takes the lowest log id
+  RunOn(long_tx.get(), "BEGIN");
+  RunOn(long_tx.get(), insert + "(1, 'LONG, A', 'long1@x')");  // takes the lowest log id
   env.Write(L, insert + "(2, 'SHORT, B', 'short2@x')");      // commits first
   env.SyncOnce();
   EXPECT_EQ(env.Query(M, "SELECT email FROM customers ORDER BY email"), "short2@x\n");
-  run(long_tx.get(), insert + "(3, 'LONG, C', 'long3@x')");
+  RunOn(long_tx.get(), insert + "(3, 'LONG, C', 'long3@x')");
   env.Write(L, insert + "(4, 'SHORT, D', 'short4@x')");
   env.SyncOnce();
-  run(long_tx.get(), "COMMIT");
+  RunOn(long_tx.get(), "COMMIT");
   env.SyncOnce();
   EXPECT_EQ(env.Query(M, "SELECT email FROM customers ORDER BY email"), "long1@x\nlong3@x\nshort2@x\nshort4@x\n");
   // An aborted transaction's changes never appear, and do not hold others back.
-  run(long_tx.get(), "BEGIN");
-  run(long_tx.get(), insert + "(5, 'GONE, E', 'gone5@x')");
+  RunOn(long_tx.get(), "BEGIN");
+  RunOn(long_tx.get(), insert + "(5, 'GONE, E', 'gone5@x')");
   env.Write(L, insert + "(6, 'SHORT, F', 'short6@x')");
-  run(long_tx.get(), "ROLLBACK");
+  RunOn(long_tx.get(), "ROLLBACK");
   env.SyncOnce();
   EXPECT_EQ(env.Count(M, "customers"), 5);
   EXPECT_EQ(env.Count(M, "customers WHERE email = 'gone5@x'"), 0);
@@ -266,8 +268,11 @@ TEST(PgCaptureTest, PinnedSnapshotsCutABacklogIntoBatches) {
       engine.db(L).PinIfBehind(500);
     }
     if (kill_pins) {
+      // Only the pins' sessions (the engine's own may be idle in its read
+      // transaction, whose COMMIT travels with its next statement).
       env.Write(L, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND "
-                   "state = 'idle in transaction' AND pid <> pg_backend_pid()");
+                   "state = 'idle in transaction' AND query LIKE '%pg_export_snapshot()%' AND pid <> "
+                   "pg_backend_pid()");
     }
     ASSERT_TRUE(engine.DrainOnce().ok());
     if (!kill_pins) {
@@ -299,17 +304,13 @@ TEST(PgCaptureTest, WindowLongerThanItsFirstReadArrivesWhole) {
   std::string error;
   auto long_tx = testing::PgConnect(env.pg(L)->url(), &error);
   ASSERT_TRUE(long_tx) << error;
-  auto run = [&](PGconn* c, const std::string& sql) {
-    testing::PgResultPtr r(PQexec(c, sql.c_str()));
-    ASSERT_TRUE(PQresultStatus(r.get()) == PGRES_COMMAND_OK) << PQerrorMessage(c) << sql;
-  };
   const std::string insert = "INSERT INTO \"CUSTMAST\"(\"CUSTNO\", \"CNAME\", \"EMAIL\", \"BAL_CENTS\") ";
-  run(long_tx.get(), "BEGIN");
-  run(long_tx.get(), insert + "SELECT g, 'LONG, A', 'long' || g || '@x', g FROM generate_series(1, 1500) g");
+  RunOn(long_tx.get(), "BEGIN");
+  RunOn(long_tx.get(), insert + "SELECT g, 'LONG, A', 'long' || g || '@x', g FROM generate_series(1, 1500) g");
   env.Write(L, insert + "SELECT g, 'SHORT, B', 'short' || g || '@x', g FROM generate_series(2001, 3500) g");
   env.Write(L, "UPDATE \"CUSTMAST\" SET \"BAL_CENTS\" = -\"BAL_CENTS\" WHERE \"CUSTNO\" > 3000");
-  run(long_tx.get(), "UPDATE \"CUSTMAST\" SET \"BAL_CENTS\" = 100 * \"BAL_CENTS\" WHERE \"CUSTNO\" <= 1000");
-  run(long_tx.get(), "COMMIT");
+  RunOn(long_tx.get(), "UPDATE \"CUSTMAST\" SET \"BAL_CENTS\" = 100 * \"BAL_CENTS\" WHERE \"CUSTNO\" <= 1000");
+  RunOn(long_tx.get(), "COMMIT");
   env.SyncOnce();
   EXPECT_EQ(env.last_stats(L).changes_read, 1500 + 1500 + 500 + 1000);
   EXPECT_EQ(env.Count(M, "customers"), 3000);
