@@ -42,6 +42,11 @@ std::string FunctionName(const CaptureTable& t, const char* kind) {
 std::string TriggerName(const CaptureTable& t, const char* kind) { return fmt::format("_tandem_{}_{}", t.id, kind); }
 
 constexpr const char* kLogColumns = "id, table_id, op, k1, k2, k3, k4, o1, o2, o3, o4, at_ms";
+// How many log rows the statement's snapshot sees that snapshot `?` did not,
+// and the largest of their ids: the columns after SELECT ... that make a
+// window ending at the statement's snapshot.
+constexpr const char* kNewSinceSnapshot = "count(*), coalesce(max(id), 0) FROM tandem._tandem_log WHERE NOT "
+                                          "pg_visible_in_snapshot(tx, ?::pg_snapshot)";
 
 }  // namespace
 
@@ -233,8 +238,7 @@ void PgConnector::PinIfBehind(int64_t spacing) {
   if (st.ok()) st = s->Send("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   s->set_in_transaction(true);
   if (st.ok())
-    st = s->Run("SELECT pg_current_snapshot()::text, pg_export_snapshot(), count(*), coalesce(max(id), 0) FROM "
-                "tandem._tandem_log WHERE NOT pg_visible_in_snapshot(tx, ?::pg_snapshot)",
+    st = s->Run(std::string("SELECT pg_current_snapshot()::text, pg_export_snapshot(), ") + kNewSinceSnapshot,
                 {Value::Text(last_snap)}, &rows);
   if (!st.ok() || rows.empty() || rows[0][2].as_integer() == 0) {
     if (!st.ok()) spdlog::debug("{}: pinning a snapshot failed: {}", Describe(), st.message());
@@ -505,25 +509,19 @@ Result<int64_t> PgConnector::MaxChangeSeq() {
     if (n > 0) max_id = head_.rows.back()[0].as_integer();
     if (n > kWindowHeadRows) {
       head_.rows.pop_back();
-      TANDEM_ASSIGN_OR_RETURN(auto count, QueryOne("SELECT count(*), coalesce(max(id), 0) FROM tandem._tandem_log "
-                                                   "WHERE NOT pg_visible_in_snapshot(tx, ?::pg_snapshot)",
-                                                   {Value::Text(last_snap)}));
+      TANDEM_ASSIGN_OR_RETURN(auto count,
+                              QueryOne(std::string("SELECT ") + kNewSinceSnapshot, {Value::Text(last_snap)}));
       n = (*count)[0].as_integer();
       max_id = (*count)[1].as_integer();
     }
   } else {
-    TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT pg_current_snapshot()::text, count(*), coalesce(max(id), 0) "
-                                               "FROM tandem._tandem_log WHERE NOT pg_visible_in_snapshot(tx, "
-                                               "?::pg_snapshot)",
+    TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne(std::string("SELECT pg_current_snapshot()::text, ") + kNewSinceSnapshot,
                                                {Value::Text(last_snap)}));
     snap = (*row)[0].as_bytes();
     n = (*row)[1].as_integer();
     max_id = (*row)[2].as_integer();
   }
-  if (n == 0) {
-    head_ = WindowHead{};
-    return last;
-  }
+  if (n == 0) return last;
   const int64_t end = last + n;
   known_ticks_.emplace(end, std::move(snap));
   newest_tick_max_id_ = std::max(newest_tick_max_id_, max_id);
