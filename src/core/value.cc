@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 namespace tandem {
 
 std::string Value::ToDisplay() const {
@@ -42,7 +44,7 @@ bool Value::SameAs(const Value& o) const {
     if (type_ == ValueType::kInteger && o.type_ == ValueType::kInteger) return i_ == o.i_;
     double a = type_ == ValueType::kInteger ? static_cast<double>(i_) : d_;
     double b = o.type_ == ValueType::kInteger ? static_cast<double>(o.i_) : o.d_;
-    return a == b;
+    return a == b || (std::isnan(a) && std::isnan(b));  // NaN is one value, as a database stores it
   }
   if (type_ != o.type_) return false;
   if (type_ == ValueType::kNull) return true;

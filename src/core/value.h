@@ -36,7 +36,8 @@ class Value {
   std::string ToCodeText() const;
 
   // Equality as SQLite compares: numbers by numeric value (1 == 1.0),
-  // text and blob bytewise, NULL equals NULL (IS semantics).
+  // text and blob bytewise, NULL equals NULL (IS semantics), NaN equals NaN.
+  // Column types refine this: see core/column_type.h.
   bool SameAs(const Value& other) const;
   bool operator==(const Value& other) const { return SameAs(other); }
   // Order as SQLite sorts: NULL < numbers (by value) < text < blob (bytewise).
