@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/column_type.h"
 #include "core/status.h"
 #include "core/value.h"
 
@@ -24,6 +25,7 @@ namespace tandem {
 struct ColumnInfo {
   std::string name;
   std::string declared_type;
+  ColumnType type;  // what the declared type means for values (core/column_type.h)
   bool not_null = false;
   bool has_default = false;
 };

@@ -1,5 +1,7 @@
 #include "engine/sync_engine.h"
 
+#include "mapping/exact_write.h"
+
 #include <fcntl.h>
 #include <strings.h>
 #include <sys/file.h>
@@ -141,12 +143,19 @@ class SyncEngine::Batch {
   // statement that reads or writes target tables.
   Status FlushPendingWrites();
   // The mapped target values of a source row of `entity` (one per rule).
-  Status MapSourceRow(int entity, const Row& srow, Row* out) {
-    return MapRow(e_.mapping_->entities[entity].from(d_.source), srow, out);
+  // Fails with the first problem (mapping/exact_write.h) of the rules in
+  // `written`, which are about to be written.
+  Status MapSourceRow(int entity, const Row& srow, Row* out, const std::vector<size_t>& written) {
+    TANDEM_RETURN_IF_ERROR(MapRow(e_.mapping_->entities[entity], srow, out));
+    for (size_t i : written)
+      if (!problems_[i].empty()) return Status::Constraint(problems_[i]);
+    return Status::Ok();
   }
 
  private:
   Status Apply(const WorkItem& item);
+  std::vector<std::string> problems_;    // of the last MapRow, per rule
+  std::vector<size_t> unmapped_codes_;   // MapRow's scratch
   Result<Value> ResolveLookup(const ColumnRule& rule, const Value& source_value);
   // Key-map entry through the batch cache (authoritative for prefetched keys).
   Result<std::optional<RecordEntry>> FindEntry(const std::string& entity, Side side, const std::string& key);
@@ -166,7 +175,16 @@ class SyncEngine::Batch {
   Result<std::optional<Row>> TargetRow(int entity, const Row& tkey);
   void ForgetTargetRow(int entity, const Row& tkey) { target_rows_.erase(std::to_string(entity) + '\x1d' + EncodeKey(tkey)); }
   Status PrefetchEntries(const std::string& entity, Side side, std::vector<std::string> keys);
-  Status MapRow(const DirectionMapping& dm, const Row& srow, Row* out);
+  // Maps a source row of `em` in this batch's direction (one value per rule)
+  // and checks that each value may be written exactly: problems_[i] is empty
+  // or why rule i's value must not be written (mapping/exact_write.h).
+  Status MapRow(const EntityMapping& em, const Row& srow, Row* out);
+  // The first problem among all rules (a new record writes them all).
+  Status AnyProblem() const {
+    for (const std::string& p : problems_)
+      if (!p.empty()) return Status::Constraint(p);
+    return Status::Ok();
+  }
   Status Park(const WorkItem& item, const Status& why);
   // A field (or the whole row, "(row)") changed on both sides.
   struct Conflict {
@@ -525,9 +543,11 @@ Result<Value> SyncEngine::Batch::ResolveLookup(const ColumnRule& rule, const Val
   return key[0];
 }
 
-Status SyncEngine::Batch::MapRow(const DirectionMapping& dm, const Row& srow, Row* out) {
+Status SyncEngine::Batch::MapRow(const EntityMapping& em, const Row& srow, Row* out) {
+  const DirectionMapping& dm = em.from(d_.source);
   out->clear();
   out->reserve(dm.rules.size());
+  unmapped_codes_.clear();
   if (dm.expressions && dm.expressions->size()) TANDEM_RETURN_IF_ERROR(dm.expressions->Evaluate(srow, &expr_out_));
   for (const ColumnRule& r : dm.rules) {
     switch (r.kind) {
@@ -539,10 +559,12 @@ Status SyncEngine::Batch::MapRow(const DirectionMapping& dm, const Row& srow, Ro
           out->push_back(v);
           break;
         }
-        auto it = r.codes->find(v.ToCodeText());
-        if (it == r.codes->end())
-          return Status::Constraint(fmt::format("field '{}': value {} has no mapping in its code table", r.field,
-                                                v.ToDisplay()));
+        auto it = r.codes->find(CodeKey(dm.source_types[r.source_index], v));
+        if (it == r.codes->end()) {
+          unmapped_codes_.push_back(out->size());
+          out->push_back(v);  // compared, never written: problems_ says why
+          break;
+        }
         out->push_back(it->second);
         break;
       }
@@ -552,6 +574,12 @@ Status SyncEngine::Batch::MapRow(const DirectionMapping& dm, const Row& srow, Ro
         break;
       }
     }
+  }
+  TANDEM_RETURN_IF_ERROR(CheckExactWrite(dm, em.from(d_.target), srow, out, &problems_));
+  for (size_t i : unmapped_codes_) {
+    const ColumnRule& r = dm.rules[i];
+    problems_[i] = fmt::format("field '{}': {} {} value {} has no mapping in its code table", r.field,
+                               SideName(d_.source), dm.source_columns[r.source_index], (*out)[i].ToDisplay());
   }
   return Status::Ok();
 }
@@ -829,15 +857,16 @@ Status SyncEngine::Batch::ReadOnlyEdit(const WorkItem& item) {
   if (const auto& base = entry->base(d_.source)) {
     for (size_t i = dm.source_key_count; i < dm.source_columns.size(); ++i) {
       auto it = base->find(dm.source_columns[i]);
-      if (it != base->end() && !it->second.SameAs((*item.source_row)[i]))
+      if (it != base->end() && !SameValue(dm.source_types[i], it->second, (*item.source_row)[i]))
         fields += (fields.empty() ? "" : ", ") + dm.source_columns[i];
     }
   } else {
     Row mapped;
-    TANDEM_RETURN_IF_ERROR(MapRow(dm, *item.source_row, &mapped));
+    TANDEM_RETURN_IF_ERROR(MapRow(em, *item.source_row, &mapped));
     const size_t tk = dm.target_key_columns.size();
     for (size_t i = 0; i < dm.rules.size(); ++i)
-      if (!mapped[i].SameAs((*trow)[tk + i])) fields += (fields.empty() ? "" : ", ") + dm.rules[i].field;
+      if (!SameValue(dm.rules[i].target_type, mapped[i], (*trow)[tk + i]))
+        fields += (fields.empty() ? "" : ", ") + dm.rules[i].field;
   }
   if (fields.empty()) return Status::Ok();
   if (em.read_only_edits == ReadOnlyEditPolicy::kRevert) {
@@ -870,7 +899,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
 
   // 2. Mapped source values (may wait for a parent, or be rejected).
   Row mapped;
-  if (item.source_exists) TANDEM_RETURN_IF_ERROR(MapRow(dm, *item.source_row, &mapped));
+  if (item.source_exists) TANDEM_RETURN_IF_ERROR(MapRow(em, *item.source_row, &mapped));
 
   // 3. The target row, if the record exists there.
   Row tkey;
@@ -918,7 +947,8 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     // simply become one record; different ones are an insert-insert conflict.
     TANDEM_ASSIGN_OR_RETURN(auto owner, FindEntry(em.name, T, EncodeKey(tkey)));
     bool equal = true;
-    for (size_t i = 0; i < dm.rules.size() && equal; ++i) equal = mapped[i].SameAs((*trow)[tk + i]);
+    for (size_t i = 0; i < dm.rules.size() && equal; ++i)
+      equal = SameValue(dm.rules[i].target_type, mapped[i], (*trow)[tk + i]);
     if (!equal && !(owner && !owner->gone)) {
       RecordEntry pair;
       pair.entity = em.name;
@@ -950,7 +980,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     if (!base_t || !trow) return false;
     for (size_t i = 0; i < dm.rules.size(); ++i) {
       auto it = base_t->find(dm.rules[i].target_column);
-      if (it != base_t->end() && !it->second.SameAs((*trow)[tk + i])) return true;
+      if (it != base_t->end() && !SameValue(dm.rules[i].target_type, it->second, (*trow)[tk + i])) return true;
     }
     return false;
   };
@@ -1012,7 +1042,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     bool source_changed = false;
     for (size_t i = 0; i < dm.source_columns.size() && !source_changed; ++i) {
       auto it = base_s->find(dm.source_columns[i]);
-      source_changed = it == base_s->end() || !it->second.SameAs((*item.source_row)[i]);
+      source_changed = it == base_s->end() || !SameValue(dm.source_types[i], it->second, (*item.source_row)[i]);
     }
     if (!source_changed) return Status::Ok();
     if (em.on_delete == DeletePolicy::kManual) {
@@ -1036,6 +1066,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     }
   }
   if (!target_exists) {
+    TANDEM_RETURN_IF_ERROR(AnyProblem());  // a new record writes every field
     std::vector<std::string> cols;
     Row params;
     if (!tkey_known && dm.target_new_keys == NewKeys::kUuid && !dm.target_row_shared) {
@@ -1135,7 +1166,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     };
     auto manual_conflict = [&](size_t i) {
       return dm.rules[i].policy == ConflictPolicy::kManual && source_changed[i] && target_changed[i] &&
-             !mapped[i].SameAs((*trow)[tk + i]);
+             !SameValue(dm.rules[i].target_type, mapped[i], (*trow)[tk + i]);
     };
     std::string manual_fields;
     for (size_t i = 0; i < dm.rules.size(); ++i) {
@@ -1144,16 +1175,21 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       if (base_s) {
         for (int dep : r.deps) {
           auto it = base_s->find(dm.source_columns[dep]);
-          if (it == base_s->end() || !it->second.SameAs((*item.source_row)[dep])) source_changed[i] = true;
+          if (it == base_s->end() || !SameValue(dm.source_types[dep], it->second, (*item.source_row)[dep]))
+            source_changed[i] = true;
         }
       }
       auto b = base_of(r);
-      target_changed[i] = b && !b->SameAs((*trow)[tk + i]);
+      target_changed[i] = b && !SameValue(r.target_type, *b, (*trow)[tk + i]);
       if (!e_.config_.sync.detect_conflicts) {  // the source always overwrites
         source_changed[i] = true;
         target_changed[i] = false;
       }
       if (manual_conflict(i)) manual_fields += (manual_fields.empty() ? "" : ", ") + r.field;
+      // A changed value that must not be written puts the change aside
+      // before anything of this record is written.
+      if (source_changed[i] && !problems_[i].empty() && !SameValue(r.target_type, mapped[i], (*trow)[tk + i]))
+        return Status::Constraint(problems_[i]);
     }
     if (!manual_fields.empty()) {
       // Neither version is applied: the record waits in the conflict queue.
@@ -1171,7 +1207,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       const Value& s = mapped[i];
       const Value& t = (*trow)[tk + i];
       bool take_source;
-      if (s.SameAs(t)) {
+      if (SameValue(r.target_type, s, t)) {
         take_source = false;
         new_base_t[r.target_column] = t;
       } else if (source_changed[i] && !target_changed[i]) {
@@ -2065,7 +2101,7 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
                                           DisplayKey(key_of(w))));
     Batch batch(*this, dir, false);
     Row mapped;
-    TANDEM_RETURN_IF_ERROR(batch.MapSourceRow(ei, found.begin()->second, &mapped));
+    TANDEM_RETURN_IF_ERROR(batch.MapSourceRow(ei, found.begin()->second, &mapped, rules));
     std::vector<std::pair<std::string, Value>> cols;
     for (size_t i : rules) cols.emplace_back(dm.rules[i].target_column, mapped[i]);
     TANDEM_RETURN_IF_ERROR(update_row(*dir.dst, dm, cols, key_of(Other(w))));

@@ -40,7 +40,8 @@ constexpr std::string_view kSyncKeys[] = {"poll_interval_ms", "batch_size", "bus
 constexpr std::string_view kEntityKeys[] = {"direction", "legacy",    "modern",   "fields",
                                             "to_modern", "to_legacy", "conflicts"};
 constexpr std::string_view kSideKeys[] = {"table", "key", "new_keys"};
-constexpr std::string_view kFieldKeys[] = {"legacy", "map", "to_modern", "to_legacy", "lookup"};
+constexpr std::string_view kFieldKeys[] = {"legacy", "map", "to_modern", "to_legacy", "lookup", "lossy"};
+constexpr std::string_view kComputedKeys[] = {"expr", "lossy"};
 constexpr std::string_view kConflictKeys[] = {"default", "fallback",  "newest_by",
                                               "fields",  "on_delete", "read_only_edits"};
 constexpr std::string_view kNewestByKeys[] = {"legacy", "modern"};
@@ -300,6 +301,7 @@ class Parser {
                                                                const std::string& context);
   std::vector<ComputedColumnConfig> ReadComputed(const Entry& entry,
                                                  const std::string& entity_context);
+  bool ReadLossy(const Entry& entry, const std::string& context);
   ConflictConfig ReadConflicts(const Entry& entry, const Section& entity,
                                const std::vector<FieldConfig>& fields);
   void ReadConflictFallback(const Entry& entry, const std::string& context,
@@ -717,6 +719,7 @@ void Parser::ReadFieldOptions(const Section& section, FieldConfig& field) {
            In(section.context, "ambiguous mapping: " + JoinWithAnd(kinds) + " cannot be combined"),
            "a field is one of: a code map (map), an expression (to_modern/to_legacy) or a lookup");
   }
+  if (const Entry* lossy = section.Find("lossy")) field.lossy = ReadLossy(*lossy, section.context);
   if (map != nullptr) {
     field.kind = FieldKind::kCodeMap;
     field.code_map = ReadCodeMap(*map, section.context);
@@ -776,6 +779,17 @@ std::vector<std::pair<std::string, std::string>> Parser::ReadCodeMap(const Entry
   return code_map;
 }
 
+// `lossy: true|false`.
+bool Parser::ReadLossy(const Entry& entry, const std::string& context) {
+  bool on = false;
+  if (!YAML::convert<bool>::decode(entry.value, on)) {
+    Report(Where(entry), In(context, "'lossy' must be true or false, got " + Describe(entry.value)),
+           "lossy: true lets this mapping change values on purpose (see docs/configuration.md)");
+    return false;
+  }
+  return on;
+}
+
 // `to_modern: { first_name: "expr" }` or `to_legacy: { CNAME: "expr" }`.
 std::vector<ComputedColumnConfig> Parser::ReadComputed(const Entry& entry,
                                                        const std::string& entity_context) {
@@ -783,6 +797,16 @@ std::vector<ComputedColumnConfig> Parser::ReadComputed(const Entry& entry,
   std::vector<ComputedColumnConfig> columns;
   for (const Entry& column : section.entries) {
     std::string context = entity_context + ", " + entry.name + " " + Quote(column.name);
+    if (column.value.IsMap()) {  // { expr: "...", lossy: true }
+      Section options = ReadSection(column, context, kComputedKeys);
+      const Entry* expr = Require(options, "expr", "write the expression as `expr: \"...\"`");
+      std::optional<std::string> expression = expr ? ReadText(*expr, context) : std::nullopt;
+      if (!expression) continue;
+      ComputedColumnConfig computed{column.name, *expression, Where(column.key)};
+      if (const Entry* lossy = options.Find("lossy")) computed.lossy = ReadLossy(*lossy, context);
+      columns.push_back(std::move(computed));
+      continue;
+    }
     std::optional<std::string> expression = ReadText(column, context);
     if (!expression) continue;
     columns.push_back(ComputedColumnConfig{column.name, *expression, Where(column.key)});

@@ -80,6 +80,10 @@ struct FieldConfig {
   std::string to_legacy;
   // kLookup: the entity whose key map translates this foreign key.
   std::string lookup_entity;
+  // `lossy: true`: the mapping changes values on purpose (a normalisation, a
+  // rounding): a value that does not come back, an expression yielding NULL,
+  // a value the column would change are written anyway, never put aside.
+  bool lossy = false;
   SourceLocation where;
 };
 
@@ -88,6 +92,7 @@ struct ComputedColumnConfig {
   std::string column;      // the column written on the target side
   std::string expression;  // SQLite expression over the other side's columns
   SourceLocation where;
+  bool lossy = false;      // `{ expr: "...", lossy: true }`: see FieldConfig::lossy
 };
 
 // How a field changed on both sides since their last agreed version is settled.

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "mapping/exact_write.h"
+
 namespace tandem {
 
 const char* PolicyName(ConflictPolicy p) {
@@ -69,6 +71,11 @@ class Compiler {
   void CompileDirection(const EntityConfig& e, Side source, const TableInfo& src, const TableInfo& dst,
                         DirectionMapping* out);
   std::vector<int> TopologicalOrder();
+  std::shared_ptr<const std::unordered_map<std::string, Value>> CompileCodeMap(const EntityConfig& e,
+                                                                               const FieldConfig& f, Side source,
+                                                                               const ColumnType& source_type,
+                                                                               const ColumnType& target_type,
+                                                                               const std::string& target_column);
 
   const Config& config_;
   Connector& legacy_;
@@ -158,7 +165,9 @@ void Compiler::CompileDirection(const EntityConfig& e, Side source, const TableI
     if (src.Find(src_col) < 0 || dst.Find(dst_col) < 0) continue;  // reported by the caller
     ColumnRule r;
     r.target_column = dst.columns[dst.Find(dst_col)].name;
+    r.target_type = dst.columns[dst.Find(dst_col)].type;
     r.field = f.modern_column;
+    r.lossy = f.lossy;
     switch (f.kind) {
       case FieldKind::kCopy:
         r.kind = RuleKind::kCopy;
@@ -169,12 +178,7 @@ void Compiler::CompileDirection(const EntityConfig& e, Side source, const TableI
         r.kind = RuleKind::kCode;
         r.source_index = source_index(src_col);
         r.deps = {r.source_index};
-        auto codes = std::make_shared<std::unordered_map<std::string, Value>>();
-        for (auto& [legacy_code, modern_value] : f.code_map) {
-          if (to_modern) (*codes)[legacy_code] = CodeValue(modern_value);
-          else (*codes)[modern_value] = CodeValue(legacy_code);
-        }
-        r.codes = codes;
+        r.codes = CompileCodeMap(e, f, source, src.columns[src.Find(src_col)].type, r.target_type, r.target_column);
         break;
       }
       case FieldKind::kExpression: {
@@ -198,6 +202,8 @@ void Compiler::CompileDirection(const EntityConfig& e, Side source, const TableI
     if (dst.Find(c.column) < 0) continue;  // reported by the caller
     ColumnRule r;
     r.target_column = dst.columns[dst.Find(c.column)].name;
+    r.target_type = dst.columns[dst.Find(c.column)].type;
+    r.lossy = c.lossy;
     r.field = c.column;
     r.kind = RuleKind::kExpression;
     r.expr_index = static_cast<int>(expressions.size());
@@ -213,6 +219,7 @@ void Compiler::CompileDirection(const EntityConfig& e, Side source, const TableI
     for (int col : ReferencedColumns(expressions[r.expr_index], all_source_columns))
       r.deps.push_back(source_index(all_source_columns[col]));
   }
+  for (const std::string& col : d->source_columns) d->source_types.push_back(src.columns[src.Find(col)].type);
   // A split entity's legacy row is its parent's row.
   if (to_modern) d->source_row_shared = shares_parent_row_;
   auto compiled = ExpressionSet::Compile(expr_db_, d->source_columns, expressions);
@@ -233,6 +240,50 @@ void Compiler::CompileDirection(const EntityConfig& e, Side source, const TableI
     return;
   }
   d->expressions = std::move(compiled).value();
+}
+
+// A code map one way, typed: codes are looked up by their value as the
+// source column holds it (a PostgreSQL boolean's 1 finds `true`), values are
+// what the target column stores. Reports values the column cannot hold and
+// entries that become one after typing (`t` and `true` on a boolean).
+std::shared_ptr<const std::unordered_map<std::string, Value>> Compiler::CompileCodeMap(
+    const EntityConfig& e, const FieldConfig& f, Side source, const ColumnType& source_type,
+    const ColumnType& target_type, const std::string& target_column) {
+  auto codes = std::make_shared<std::unordered_map<std::string, Value>>();
+  const bool to_modern = source == Side::kLegacy;
+  std::map<std::string, std::string> written_by;  // target CodeKey -> the code that writes it
+  for (auto& [legacy_code, modern_value] : f.code_map) {
+    const std::string& from = to_modern ? legacy_code : modern_value;
+    const std::string& to = to_modern ? modern_value : legacy_code;
+    Value target = CodeValue(to);
+    if (target_type.cls == TypeClass::kBoolean) {  // YAML true/false: 1/0 on any database
+      Value canonical = CanonicalValue(target_type, Value::Text(to));
+      if (canonical.type() == ValueType::kInteger) target = canonical;
+    }
+    auto stored = StoreValue(target_type, target);
+    if (!stored.ok()) {
+      if (!f.lossy)
+        Problem(f.where,
+                fmt::format("entity '{}', field '{}': map value '{}' cannot be stored in {} column '{}' ({}): {}",
+                            e.name, f.modern_column, to, SideName(Other(source)), target_column,
+                            target_type.Describe(), stored.status().message()),
+                "map to values the column holds, or change the column's type");
+    } else {
+      target = *stored;
+    }
+    // Entries that are one code after typing are reported by the other
+    // direction, where they are one target value.
+    codes->emplace(CodeKey(source_type, CodeValue(from)), target);
+    auto [w, fresh] = written_by.emplace(CodeKey(target_type, target), from);
+    if (!fresh)
+      Problem(f.where,
+              fmt::format("entity '{}', field '{}': map is not one-to-one for {} column '{}' ({}): '{}' and '{}' "
+                          "both become {}",
+                          e.name, f.modern_column, SideName(Other(source)), target_column, target_type.Describe(),
+                          w->second, from, target.ToDisplay()),
+              "list each value once");
+  }
+  return codes;
 }
 
 std::vector<int> Compiler::TopologicalOrder() {
@@ -351,6 +402,7 @@ CompileOutcome Compiler::Run() {
                         fmt::format("entity '{}', conflicts.newest_by", e.name));
     em.newest_by[0] = cc.newest_by_legacy;
     em.newest_by[1] = cc.newest_by_modern;
+    PlanRoundTrips(em);
     if (!ok || problems_.size() != before) continue;  // keep checking the rest, report everything
     mapping->index_by_name[e.name] = static_cast<int>(mapping->entities.size());
     mapping->entities.push_back(std::move(em));

@@ -32,6 +32,8 @@ struct ColumnRule {
   std::string lookup_entity;  // kLookup
   int lookup_entity_index = -1;
   std::vector<int> deps;  // source column indices this rule reads
+  ColumnType target_type;  // of target_column
+  bool lossy = false;      // `lossy: true`: no strictness checks (config.h)
   // How a change of this field on both sides is settled (never kMerge: the
   // entity default and merge's fallback are resolved at compile time).
   ConflictPolicy policy = ConflictPolicy::kLegacyWins;
@@ -50,6 +52,7 @@ struct DirectionMapping {
   std::string target_table;
   // Columns read from the source row; the first source_key_count are its key.
   std::vector<std::string> source_columns;
+  std::vector<ColumnType> source_types;  // parallel to source_columns
   size_t source_key_count = 0;
   std::vector<std::string> target_key_columns;
   NewKeys target_new_keys = NewKeys::kSame;
@@ -62,6 +65,16 @@ struct DirectionMapping {
   // some non-key mapped column is non-NULL.
   bool source_row_shared = false;
   std::unique_ptr<ExpressionSet> expressions;
+  // What a written value is checked against: a rule of the other direction
+  // that maps it back, and the source column it must come back as
+  // (mapping/exact_write.h). Empty when the other direction is not synced.
+  struct RoundTrip {
+    int back_rule = -1;         // index into the other direction's rules
+    int source_index = -1;      // the column of this direction's source row it writes
+    std::vector<int> via;       // this direction's rules whose values it reads
+  };
+  std::vector<RoundTrip> round_trips;
+  std::vector<int> back_input;  // per rule: index into the other direction's source_columns, or -1
 };
 
 struct EntityMapping {

@@ -27,7 +27,7 @@ Status MapWithoutLookups(const DirectionMapping& dm, const Row& srow, Row* out, 
       case RuleKind::kCode: {
         const Value& v = srow[r.source_index];
         if (v.is_null()) break;
-        auto it = r.codes->find(v.ToCodeText());
+        auto it = r.codes->find(CodeKey(dm.source_types[r.source_index], v));
         if (it == r.codes->end()) (*known)[i] = false;  // reported by sync as a put-aside change
         else (*out)[i] = it->second;
         break;
@@ -88,7 +88,7 @@ Status CheckOneWay(const EntityMapping& em, Side start, Connector& db, int sampl
       if (r.kind == RuleKind::kExpression && r.deps.empty()) inputs_known = false;
       int original = IndexOf(there.source_columns, r.target_column);
       if (!inputs_known || original < 0) continue;
-      if (returned[i].SameAs(row[original])) continue;
+      if (SameValue(there.source_types[original], returned[i], row[original])) continue;
       LensFinding& f = found[i];
       if (f.rows_affected++ == 0) {
         f.example_before = row[original].ToDisplay();

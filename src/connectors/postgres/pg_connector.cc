@@ -77,7 +77,12 @@ Result<std::optional<TableInfo>> PgConnector::DescribeTable(const std::string& t
   TANDEM_RETURN_IF_ERROR(session_->Run(
       "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atthasdef OR a.attidentity <> '', "
       "coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0), a.attidentity <> '' OR coalesce(pg_get_expr(d.adbin, "
-      "d.adrelid), '') LIKE 'nextval(%' FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND "
+      "d.adrelid), '') LIKE 'nextval(%', "
+      // The type values are read as: a domain's base type, an enum's labels.
+      "CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) ELSE format_type(a.atttypid, "
+      "a.atttypmod) END, (SELECT string_agg(e.enumlabel, chr(31) ORDER BY e.enumsortorder) FROM pg_enum e WHERE "
+      "e.enumtypid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END) "
+      "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND "
       "i.indisprimary LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = "
       "to_regclass(?) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
       {Value::Text(QuoteIdent(table))}, &rows));
@@ -89,6 +94,18 @@ Result<std::optional<TableInfo>> PgConnector::DescribeTable(const std::string& t
     ColumnInfo c;
     c.name = r[0].as_bytes();
     c.declared_type = r[1].as_bytes();
+    std::vector<std::string> labels;
+    if (!r[7].is_null()) {
+      std::string all = r[7].as_bytes();
+      for (size_t at = 0;;) {
+        size_t sep = all.find('\x1f', at);
+        labels.push_back(all.substr(at, sep == std::string::npos ? std::string::npos : sep - at));
+        if (sep == std::string::npos) break;
+        at = sep + 1;
+      }
+    }
+    c.type = PostgresColumnType(r[6].as_bytes(), std::move(labels));
+    c.type.declared = c.declared_type;
     c.not_null = r[2].as_integer() != 0;
     c.has_default = r[3].as_integer() != 0;
     if (r[4].as_integer() > 0) pk.emplace_back(r[4].as_integer(), info.columns.size());

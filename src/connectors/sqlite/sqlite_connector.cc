@@ -63,6 +63,7 @@ Result<std::optional<TableInfo>> SqliteConnector::DescribeTable(const std::strin
     ColumnInfo c;
     c.name = r[0].as_bytes();
     c.declared_type = r[1].is_null() ? "" : r[1].as_bytes();
+    c.type = SqliteColumnType(c.declared_type);
     c.not_null = r[2].as_integer() != 0;
     c.has_default = !r[3].is_null();
     if (r[4].as_integer() > 0) pk.emplace_back(r[4].as_integer(), c.name);

@@ -32,6 +32,10 @@ Result<std::unique_ptr<SqliteHandle>> SqliteHandle::Open(const std::string& path
   }
   sqlite3_busy_timeout(db, busy_timeout_ms);
   sqlite3_extended_result_codes(db, 1);
+  // An unknown double-quoted identifier is an error, never a string literal
+  // (a renamed column must not be written as its own name).
+  sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 0, nullptr);
+  sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 0, nullptr);
   return std::unique_ptr<SqliteHandle>(new SqliteHandle(db, path));
 }
 
