@@ -211,6 +211,13 @@ class Connector {
   // cannot know what happened before it). Cheap to call often.
   virtual Result<bool> WaitForCommit(std::chrono::milliseconds timeout) = 0;
 
+  // A text that changes whenever the definition of one of `tables` changes
+  // (a column renamed, dropped, added or retyped; the table dropped or
+  // recreated). Cheap enough to call every pass (SQLite: PRAGMA
+  // schema_version, which covers the whole database; PostgreSQL: a digest of
+  // the tables' catalog rows). Compare only results of the same `tables`.
+  virtual Result<std::string> SchemaVersion(const std::vector<std::string>& tables) = 0;
+
 };
 
 // Opens a connector for a resolved database URL ("sqlite:/abs/path.db").

@@ -456,7 +456,8 @@ Status SyncEngine::Batch::Prefetch(std::vector<WorkItem>& items) {
   std::vector<std::vector<WorkItem*>> by_entity(entities.size());
   for (WorkItem& w : items) by_entity[w.entity].push_back(&w);
   for (size_t ei = 0; ei < entities.size(); ++ei) {
-    if (by_entity[ei].empty()) continue;
+    // A paused entity's tables may not match its mapping: nothing is read.
+    if (by_entity[ei].empty() || !entities[ei].paused.empty()) continue;
     const EntityMapping& em = entities[ei];
     const DirectionMapping& dm = em.from(d_.source);
     // Source rows, in the read snapshot.
@@ -778,6 +779,8 @@ Status SyncEngine::Batch::ApplyOrPark(const WorkItem& item) {
     return Park(item, Status::Constraint("its key changed while an earlier change of it is put aside (old key " +
                                          DisplayKey(item.old_key) + ")"));
   }
+  if (!em.paused.empty() && !d_.parked.count(pk))
+    return Park(item, Status::NotFound("entity paused: " + em.paused));
   if (d_.parked.count(pk)) {
     // Later changes to a parked record wait behind it.
     return d_.dst->Exec("UPDATE _tandem_parked SET last_seq = CASE WHEN last_seq > ? THEN last_seq ELSE ? END WHERE "
@@ -1358,6 +1361,14 @@ Status SyncEngine::Init(const Config& config) {
     return compiled.retryable ? Status::Unavailable(msg) : Status::InvalidArgument(msg);
   }
   mapping_ = std::move(compiled.mapping);
+  for (const EntityConfig& e : config_.entities) {
+    schema_tables_[0].push_back(e.legacy.table);
+    schema_tables_[1].push_back(e.modern.table);
+  }
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    const int i = s == Side::kLegacy ? 0 : 1;
+    TANDEM_ASSIGN_OR_RETURN(schema_version_[i], db(s).SchemaVersion(schema_tables_[i]));
+  }
   records_ = std::make_unique<RecordStore>(*legacy_, *modern_);
   TANDEM_RETURN_IF_ERROR(records_->Init());
 
@@ -1368,22 +1379,7 @@ Status SyncEngine::Init(const Config& config) {
     dir->src = &db(source);
     dir->dst = &db(dir->target);
     dir->name = DirectionName(source);
-    // Table ids as installed.
-    std::vector<Row> rows;
-    TANDEM_RETURN_IF_ERROR(dir->src->Query("SELECT table_id, table_name FROM _tandem_capture", {}, &rows));
-    for (const CapturedTableSpec& spec : mapping_->captured_on(source)) {
-      bool found = false;
-      for (auto& r : rows) {
-        if (strcasecmp(r[1].as_bytes().c_str(), spec.table.c_str()) == 0) {
-          dir->tables[static_cast<int>(r[0].as_integer())] = &spec;
-          found = true;
-        }
-      }
-      if (!found)
-        return Status::InvalidArgument(fmt::format("table '{}' on the {} database is not captured yet: run 'tandem "
-                                                   "install -c {}' after changing the config",
-                                                   spec.table, SideName(source), config_.path));
-    }
+    TANDEM_RETURN_IF_ERROR(BindMapping(*dir));
     TANDEM_ASSIGN_OR_RETURN(auto pos, dir->dst->QueryOne("SELECT seq, applied_total, cursor FROM _tandem_position "
                                                          "WHERE direction = ?",
                                                          {Value::Text(dir->name)}));
@@ -1392,47 +1388,12 @@ Status SyncEngine::Init(const Config& config) {
       dir->applied_total = (*pos)[1].as_integer();
     }
     TANDEM_RETURN_IF_ERROR(dir->src->ResumeAt(dir->position, pos && !(*pos)[2].is_null() ? (*pos)[2].as_bytes() : ""));
-    rows.clear();
+    std::vector<Row> rows;
     TANDEM_RETURN_IF_ERROR(dir->dst->Query("SELECT entity, source_key, kind FROM _tandem_parked WHERE direction = ?",
                                            {Value::Text(dir->name)}, &rows));
     for (auto& r : rows) {
       if (r[2].as_bytes() == "waiting") dir->has_waiting = true;
       dir->parked.insert(ParkedKey(r[0].as_bytes(), r[1].as_bytes()));
-    }
-    for (const EntityMapping& em : mapping_->entities) {
-      const DirectionMapping& dm = em.from(source);
-      Connector& s = *dir->src;
-      Connector& t = *dir->dst;
-      DirectionSql sql;
-      std::vector<std::string> skeys(dm.source_columns.begin(), dm.source_columns.begin() + dm.source_key_count);
-      sql.select_source_many = SelectByKeysSql(s, dm.source_table, dm.source_columns, skeys);
-      std::vector<std::string> tcols = dm.target_key_columns;
-      for (auto& r : dm.rules) tcols.push_back(r.target_column);
-      sql.select_target = "SELECT " + JoinQuoted(t, tcols, ", ") + " FROM " + t.QuoteIdent(dm.target_table) +
-                          WhereKey(t, dm.target_key_columns);
-      sql.select_target_many = SelectByKeysSql(t, dm.target_table, tcols, dm.target_key_columns, t.LockRowsForUpdate());
-      // Target rows are read to be merged and written in this transaction:
-      // where other writers are not kept out by the database (PostgreSQL),
-      // lock them, so an application's edit lands before the read (and is
-      // merged) or after the write (and is captured), never in between.
-      sql.select_target += t.LockRowsForUpdate();
-      auto insert_sql = [&](const std::vector<std::string>& cols) {
-        std::string placeholders;
-        for (size_t i = 0; i < cols.size(); ++i) placeholders += i ? ", ?" : "?";
-        return "INSERT INTO " + t.QuoteIdent(dm.target_table) + " (" + JoinQuoted(t, cols, ", ") + ") VALUES (" +
-               placeholders + ")";
-      };
-      sql.insert_with_key = insert_sql(tcols);
-      sql.insert_with_key_head = "INSERT INTO " + t.QuoteIdent(dm.target_table) + " (" + JoinQuoted(t, tcols, ", ") +
-                                 ") VALUES ";
-      sql.insert_without_key = insert_sql(std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(), tcols.end()));
-      sql.delete_target = "DELETE FROM " + t.QuoteIdent(dm.target_table) + WhereKey(t, dm.target_key_columns);
-      if (t.StoresValuesInItsOwnForm() && !dm.rules.empty()) {
-        sql.returning = " RETURNING " + JoinQuoted(t, std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(),
-                                                                              tcols.end()),
-                                                   ", ");
-      }
-      dir->sql.push_back(std::move(sql));
     }
     spdlog::info("{}: resuming after change {}", dir->name, dir->position);
     boundaries_[source == Side::kLegacy ? 0 : 1] = std::make_unique<CommitBoundaries>(
@@ -1440,6 +1401,123 @@ Status SyncEngine::Init(const Config& config) {
         config_.sync.sample_commit_boundaries && db(source).SupportsBoundarySampling(), config_.sync.busy_timeout_ms,
         config_.sync.poll_interval_ms, config_.sync.batch_size);
     directions_.push_back(std::move(dir));
+  }
+  return Status::Ok();
+}
+
+Status SyncEngine::WatchSchema(int64_t now_ms) {
+  bool changed = false;
+  std::string seen[2];
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    const int i = s == Side::kLegacy ? 0 : 1;
+    seen[i] = schema_version_[i];
+    // SQLite's version is a read of the file header; a server's is a
+    // catalog query, made at most every kSchemaCheckIntervalMs.
+    const bool server = config_.system(s).resolved.rfind("sqlite:", 0) != 0;
+    if (server && now_ms < schema_checked_ms_[i] + kSchemaCheckIntervalMs && !schema_check_owed_) continue;
+    schema_checked_ms_[i] = now_ms;
+    TANDEM_ASSIGN_OR_RETURN(seen[i], db(s).SchemaVersion(schema_tables_[i]));
+    changed |= seen[i] != schema_version_[i];
+  }
+  schema_check_owed_ = false;
+  if (!changed) return Status::Ok();
+  // A first compile without the running mapping: a database that cannot be
+  // read now (a lost connection) must not pause anything.
+  CompileOutcome fresh = CompileMapping(config_, *legacy_, *modern_, *expr_db_);
+  if (!fresh.mapping && fresh.retryable)
+    return Status::Unavailable("a table definition changed and the databases cannot be read to check the mapping "
+                               "again: " + (fresh.problems.empty() ? std::string() : fresh.problems[0].ToString()));
+  std::set<std::string> was_paused;
+  for (const EntityMapping& em : mapping_->entities)
+    if (!em.paused.empty()) was_paused.insert(em.name);
+  CompileOutcome next = fresh.mapping ? std::move(fresh)
+                                      : CompileMapping(config_, *legacy_, *modern_, *expr_db_, mapping_.get());
+  if (!next.mapping) {
+    // Not an entity's problem (cannot happen with the config unchanged): stop, loudly.
+    std::string msg = "the mapping no longer holds after a table definition changed:";
+    for (auto& p : next.problems) msg += "\n  " + p.ToString();
+    return Status::InvalidArgument(msg);
+  }
+  schema_version_[0] = seen[0];
+  schema_version_[1] = seen[1];
+  mapping_ = std::move(next.mapping);
+  bool resumed = false;
+  for (const EntityMapping& em : mapping_->entities) {
+    if (!em.paused.empty()) {
+      spdlog::error("entity '{}' is paused: a table definition changed and its mapping no longer holds: {}; its "
+                    "changes are put aside (waiting) until the schema or the config is fixed",
+                    em.name, em.paused);
+    } else if (was_paused.count(em.name)) {
+      spdlog::info("entity '{}' resumes: its mapping holds again; its changes put aside meanwhile are applied",
+                   em.name);
+      resumed = true;
+    }
+  }
+  if (was_paused.empty() && next.paused.empty())
+    spdlog::info("a table definition changed; the mapping was checked again and still holds");
+  for (auto& dir : directions_) {
+    TANDEM_RETURN_IF_ERROR(BindMapping(*dir));
+    if (resumed) dir->has_waiting = true;
+  }
+  return Status::Ok();
+}
+
+// Binds `dir` to mapping_: captured table ids to their specs, and the SQL
+// of each entity (Init, and again after the mapping is compiled anew).
+Status SyncEngine::BindMapping(Direction& dir) {
+  const Side source = dir.source;
+  // Table ids as installed.
+  std::vector<Row> rows;
+  dir.tables.clear();
+  dir.sql.clear();
+  TANDEM_RETURN_IF_ERROR(dir.src->Query("SELECT table_id, table_name FROM _tandem_capture", {}, &rows));
+  for (const CapturedTableSpec& spec : mapping_->captured_on(source)) {
+    bool found = false;
+    for (auto& r : rows) {
+      if (strcasecmp(r[1].as_bytes().c_str(), spec.table.c_str()) == 0) {
+        dir.tables[static_cast<int>(r[0].as_integer())] = &spec;
+        found = true;
+      }
+    }
+    if (!found)
+      return Status::InvalidArgument(fmt::format("table '{}' on the {} database is not captured yet: run 'tandem "
+                                                 "install -c {}' after changing the config",
+                                                 spec.table, SideName(source), config_.path));
+  }
+  for (const EntityMapping& em : mapping_->entities) {
+    const DirectionMapping& dm = em.from(source);
+    Connector& s = *dir.src;
+    Connector& t = *dir.dst;
+    DirectionSql sql;
+    std::vector<std::string> skeys(dm.source_columns.begin(), dm.source_columns.begin() + dm.source_key_count);
+    sql.select_source_many = SelectByKeysSql(s, dm.source_table, dm.source_columns, skeys);
+    std::vector<std::string> tcols = dm.target_key_columns;
+    for (auto& r : dm.rules) tcols.push_back(r.target_column);
+    sql.select_target = "SELECT " + JoinQuoted(t, tcols, ", ") + " FROM " + t.QuoteIdent(dm.target_table) +
+                        WhereKey(t, dm.target_key_columns);
+    sql.select_target_many = SelectByKeysSql(t, dm.target_table, tcols, dm.target_key_columns, t.LockRowsForUpdate());
+    // Target rows are read to be merged and written in this transaction:
+    // where other writers are not kept out by the database (PostgreSQL),
+    // lock them, so an application's edit lands before the read (and is
+    // merged) or after the write (and is captured), never in between.
+    sql.select_target += t.LockRowsForUpdate();
+    auto insert_sql = [&](const std::vector<std::string>& cols) {
+      std::string placeholders;
+      for (size_t i = 0; i < cols.size(); ++i) placeholders += i ? ", ?" : "?";
+      return "INSERT INTO " + t.QuoteIdent(dm.target_table) + " (" + JoinQuoted(t, cols, ", ") + ") VALUES (" +
+             placeholders + ")";
+    };
+    sql.insert_with_key = insert_sql(tcols);
+    sql.insert_with_key_head = "INSERT INTO " + t.QuoteIdent(dm.target_table) + " (" + JoinQuoted(t, tcols, ", ") +
+                               ") VALUES ";
+    sql.insert_without_key = insert_sql(std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(), tcols.end()));
+    sql.delete_target = "DELETE FROM " + t.QuoteIdent(dm.target_table) + WhereKey(t, dm.target_key_columns);
+    if (t.StoresValuesInItsOwnForm() && !dm.rules.empty()) {
+      sql.returning = " RETURNING " + JoinQuoted(t, std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(),
+                                                                            tcols.end()),
+                                                 ", ");
+    }
+    dir.sql.push_back(std::move(sql));
   }
   return Status::Ok();
 }
@@ -1468,10 +1546,19 @@ Status SyncEngine::RetryWaiting(Direction& dir, Batch& batch) {
   // the least recently tried go first.
   constexpr int kMaxRetriesPerBatch = 256;
   std::vector<Row> rows;
+  // A paused entity's changes wait for it to resume, not for a retry.
+  std::string not_paused;
+  Row params{Value::Text(dir.name)};
+  for (const EntityMapping& em : mapping_->entities) {
+    if (em.paused.empty()) continue;
+    not_paused += " AND entity <> ?";
+    params.push_back(Value::Text(em.name));
+  }
+  params.push_back(Value::Integer(kMaxRetriesPerBatch));
   TANDEM_RETURN_IF_ERROR(dir.dst->Query(
       "SELECT id, entity, source_key, last_seq, old_key FROM _tandem_parked WHERE direction = ? AND (kind = 'waiting' OR "
-      "retry_requested <> 0) ORDER BY retry_requested DESC, parked_at_ms, id LIMIT ?",
-      {Value::Text(dir.name), Value::Integer(kMaxRetriesPerBatch)}, &rows));
+      "retry_requested <> 0)" + not_paused + " ORDER BY retry_requested DESC, parked_at_ms, id LIMIT ?",
+      params, &rows));
   dir.has_waiting = rows.size() == static_cast<size_t>(kMaxRetriesPerBatch);  // more remain: keep going
   std::vector<std::pair<int, Row*>> ordered;  // parents first
   for (auto& r : rows) {
@@ -1840,15 +1927,18 @@ Result<int64_t> SyncEngine::DrainOnce() {
   if (resolved > 0) {
     for (auto& dir : directions_) TANDEM_RETURN_IF_ERROR(ReloadParkedIfChanged(*dir, /*force=*/true));
   }
+  TANDEM_RETURN_IF_ERROR(WatchSchema(now));
   for (auto& dir : directions_) {
     bool enabled = false;
     for (auto& em : mapping_->entities) enabled |= em.from(dir->source).enabled || em.from(dir->source).read_only;
     if (!enabled) continue;
     auto n = Drain(*dir);
-    if (!n.ok())
+    if (!n.ok()) {
+      schema_check_owed_ = true;  // a table that changed under the mapping shows as a failure first
       return n.status().WithContext(fmt::format("{} (from the {} database {} to the {} database {})", dir->name,
                                                 SideName(dir->source), dir->src->Describe(), SideName(dir->target),
                                                 dir->dst->Describe()));
+    }
     total += *n;
   }
   return total;

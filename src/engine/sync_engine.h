@@ -114,6 +114,12 @@ class SyncEngine {
   static void BuildWorkItems(const Direction& dir, const std::vector<CapturedChange>& changes,
                              std::vector<WorkItem>* items);
   Status ReloadParkedIfChanged(Direction& dir, bool force = false);
+  Status BindMapping(Direction& dir);
+  // Looks for changed definitions of the mapped tables on both databases;
+  // after a change the mapping is compiled anew: an entity whose mapping no
+  // longer holds is paused (its changes are put aside, waiting), the others
+  // go on with the new mapping, and a paused entity that holds again resumes.
+  Status WatchSchema(int64_t now_ms);
   Status ResolveRecord(const std::string& entity, const std::string& lkey, const std::string& mkey,
                        const std::string& resolution);
 
@@ -134,6 +140,11 @@ class SyncEngine {
   bool operator_checks_due_ = true;
   bool operator_check_owed_ = false;  // a pass skipped the checks: one is done when due, even if idle
   std::unique_ptr<CommitBoundaries> boundaries_[2];  // where source transactions end, per source side
+  std::vector<std::string> schema_tables_[2];  // the mapped tables per side ([0] legacy)
+  std::string schema_version_[2];              // their SchemaVersion() as the mapping was compiled
+  int64_t schema_checked_ms_[2] = {0, 0};
+  bool schema_check_owed_ = false;  // a failed batch: look at the schemas on the next pass
+  static constexpr int64_t kSchemaCheckIntervalMs = 100;
 };
 
 // Direction names used in control tables and output.

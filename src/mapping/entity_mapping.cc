@@ -55,8 +55,9 @@ int IndexOf(const std::vector<std::string>& v, const std::string& name) {
 
 class Compiler {
  public:
-  Compiler(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db)
-      : config_(config), legacy_(legacy), modern_(modern), expr_db_(expr_db) {}
+  Compiler(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db,
+           CompiledMapping* previous)
+      : config_(config), legacy_(legacy), modern_(modern), expr_db_(expr_db), previous_(previous) {}
 
   CompileOutcome Run();
 
@@ -81,6 +82,8 @@ class Compiler {
   Connector& legacy_;
   Connector& modern_;
   SqliteHandle& expr_db_;
+  CompiledMapping* previous_;  // entities that no longer compile are taken from it, paused
+  std::vector<std::string> paused_;
   std::vector<ConfigProblem> problems_;
   bool retryable_ = false;
   std::map<std::string, std::optional<TableInfo>> tables_[2];
@@ -307,8 +310,25 @@ std::vector<int> Compiler::TopologicalOrder() {
 CompileOutcome Compiler::Run() {
   auto mapping = std::make_unique<CompiledMapping>();
   std::vector<int> order = TopologicalOrder();
+  // An entity that no longer compiles against the databases, with a
+  // previous mapping to fall back on: it stays in the mapping, paused.
+  auto failed = [&](const EntityConfig& e, size_t first_problem) {
+    if (!previous_) return;
+    auto it = previous_->index_by_name.find(e.name);
+    if (it == previous_->index_by_name.end()) return;
+    EntityMapping em = std::move(previous_->entities[it->second]);
+    em.paused.clear();
+    for (size_t p = first_problem; p < problems_.size(); ++p)
+      em.paused += (em.paused.empty() ? "" : "; ") + problems_[p].message;
+    if (em.paused.empty()) em.paused = "its mapping no longer holds";
+    paused_.push_back(e.name);
+    mapping->index_by_name[e.name] = static_cast<int>(mapping->entities.size());
+    mapping->entities.push_back(std::move(em));
+  };
+  size_t covered_problems = 0;  // problems of entities kept paused
   for (int i : order) {
     const EntityConfig& e = config_.entities[i];
+    const size_t entity_start = problems_.size();
     const TableInfo* lt = Table(Side::kLegacy, e.legacy, e.name);
     const TableInfo* mt = Table(Side::kModern, e.modern, e.name);
     bool ok = lt && mt;
@@ -357,7 +377,12 @@ CompileOutcome Compiler::Run() {
       for (auto& c : e.to_legacy)
         ok &= CheckColumn(Side::kLegacy, *lt, c.column, c.where, fmt::format("entity '{}', to_legacy", e.name));
     }
-    if (!lt || !mt) continue;
+    if (!lt || !mt) {
+      size_t n = mapping->entities.size();
+      failed(e, entity_start);
+      if (mapping->entities.size() != n) covered_problems += problems_.size() - entity_start;
+      continue;
+    }
     EntityMapping em;
     em.config = &e;
     em.name = e.name;
@@ -403,11 +428,18 @@ CompileOutcome Compiler::Run() {
     em.newest_by[0] = cc.newest_by_legacy;
     em.newest_by[1] = cc.newest_by_modern;
     PlanRoundTrips(em);
-    if (!ok || problems_.size() != before) continue;  // keep checking the rest, report everything
+    if (!ok || problems_.size() != before) {  // keep checking the rest, report everything
+      size_t n = mapping->entities.size();
+      if (problems_.size() == entity_start)
+        problems_.push_back(ConfigProblem{e.where, fmt::format("entity '{}': its mapping does not hold", e.name), ""});
+      failed(e, entity_start);
+      if (mapping->entities.size() != n) covered_problems += problems_.size() - entity_start;
+      continue;
+    }
     mapping->index_by_name[e.name] = static_cast<int>(mapping->entities.size());
     mapping->entities.push_back(std::move(em));
   }
-  if (!problems_.empty()) return CompileOutcome{nullptr, std::move(problems_), retryable_};
+  if (problems_.size() != covered_problems) return CompileOutcome{nullptr, std::move(problems_), retryable_, {}};
 
   // Resolve lookups and collect captured tables.
   for (size_t i = 0; i < mapping->entities.size(); ++i) {
@@ -438,14 +470,15 @@ CompileOutcome Compiler::Run() {
       }
     }
   }
-  if (!problems_.empty()) return CompileOutcome{nullptr, std::move(problems_), retryable_};
-  return CompileOutcome{std::move(mapping), {}, false};
+  if (problems_.size() != covered_problems) return CompileOutcome{nullptr, std::move(problems_), retryable_, {}};
+  return CompileOutcome{std::move(mapping), std::move(problems_), false, std::move(paused_)};
 }
 
 }  // namespace
 
-CompileOutcome CompileMapping(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db) {
-  return Compiler(config, legacy, modern, expr_db).Run();
+CompileOutcome CompileMapping(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db,
+                              CompiledMapping* previous) {
+  return Compiler(config, legacy, modern, expr_db, previous).Run();
 }
 
 }  // namespace tandem

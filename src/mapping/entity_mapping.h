@@ -87,6 +87,10 @@ struct EntityMapping {
   DeletePolicy on_delete = DeletePolicy::kPrimary;
   ReadOnlyEditPolicy read_only_edits = ReadOnlyEditPolicy::kRevert;
   std::string newest_by[2];  // [0] legacy, [1] modern timestamp column; empty = capture time
+  // Non-empty: the entity is paused, and why (its tables changed under the
+  // mapping while Tandem ran, see CompileMapping's `previous`). Its changes
+  // are put aside as waiting until a schema or config fix lets it compile.
+  std::string paused;
   const std::string& newest_column(Side s) const { return newest_by[s == Side::kLegacy ? 0 : 1]; }
   const DirectionMapping& from(Side source) const { return source == Side::kLegacy ? to_modern : to_legacy; }
   DirectionMapping& from(Side source) { return source == Side::kLegacy ? to_modern : to_legacy; }
@@ -107,16 +111,23 @@ struct CompiledMapping {
 };
 
 struct CompileOutcome {
-  std::unique_ptr<CompiledMapping> mapping;  // null when problems is not empty
+  // Null when problems is not empty, unless every problem is an entity's
+  // that a previous mapping covers (then those entities are `paused`).
+  std::unique_ptr<CompiledMapping> mapping;
   std::vector<ConfigProblem> problems;
   // A database could not be read for a passing reason (a lost connection, a
   // server restarting): the problems may go away on a retry.
   bool retryable = false;
+  std::vector<std::string> paused;  // entities taken paused from `previous`
 };
 
 // Compiles `config` against the two databases. Expressions are compiled in `expr_db`,
-// which must outlive the mapping.
-CompileOutcome CompileMapping(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db);
+// which must outlive the mapping. With `previous` (the mapping a running
+// engine compiled before its databases' schemas changed), an entity that no
+// longer compiles is moved out of `previous` into the result, paused, so
+// that the others keep flowing; the same config must have made `previous`.
+CompileOutcome CompileMapping(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db,
+                              CompiledMapping* previous = nullptr);
 
 // Name of a policy as written in the config ("legacy-wins", ...).
 const char* PolicyName(ConflictPolicy p);

@@ -694,6 +694,33 @@ Result<Value> PgConnector::NewestCaptureMillis(const std::string& table, const R
   return row ? (*row)[0] : Value::Null();
 }
 
+Result<std::string> PgConnector::SchemaVersion(const std::vector<std::string>& tables) {
+  // A text[] literal of the quoted names, for to_regclass.
+  std::string names = "{";
+  for (size_t i = 0; i < tables.size(); ++i) {
+    names += i ? ",\"" : "\"";
+    for (char c : QuoteIdent(tables[i])) {
+      if (c == '"' || c == '\\') names += '\\';
+      names += c;
+    }
+    names += '"';
+  }
+  names += "}";
+  // Which tables exist (by oid: a table dropped and made again is another),
+  // and every column's name, type, modifier and NOT NULL; enum labels too.
+  TANDEM_ASSIGN_OR_RETURN(
+      auto row,
+      QueryOne("SELECT coalesce(string_agg(c.oid::text, ',' ORDER BY c.ord), '') || '/' || (SELECT "
+               "coalesce(md5(string_agg(a.attrelid || ':' || a.attnum || ':' || a.attname || ':' || a.atttypid || ':' "
+               "|| a.atttypmod || ':' || a.attnotnull || ':' || coalesce((SELECT string_agg(e.enumlabel, ',' ORDER "
+               "BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = a.atttypid), ''), ',' ORDER BY a.attrelid, "
+               "a.attnum)), '') FROM pg_attribute a WHERE a.attrelid IN (SELECT to_regclass(t) FROM "
+               "unnest(?::text[]) t) AND a.attnum > 0 AND NOT a.attisdropped) FROM (SELECT to_regclass(t) AS oid, "
+               "ord FROM unnest(?::text[]) WITH ORDINALITY AS u(t, ord)) c",
+               {Value::Text(names), Value::Text(names)}));
+  return row ? (*row)[0].ToCodeText() : std::string();
+}
+
 Result<bool> PgConnector::WaitForCommit(std::chrono::milliseconds timeout) {
   // The probe: the newest log id (an index lookup) and the current snapshot.
   // A new change moves the first; any transaction that ends, including one

@@ -111,6 +111,7 @@ class PgConnector : public Connector {
   size_t pinned() const { return pins_.size(); }
 
   Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
+  Result<std::string> SchemaVersion(const std::vector<std::string>& tables) override;
 
  private:
   PgConnector(std::unique_ptr<PgSession> session, std::string url, int lock_timeout_ms)

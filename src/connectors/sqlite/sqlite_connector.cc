@@ -412,6 +412,12 @@ Result<int64_t> SqliteConnector::DataVersion() {
   return v;
 }
 
+Result<std::string> SqliteConnector::SchemaVersion(const std::vector<std::string>& /*tables*/) {
+  // Bumped by SQLite on every schema change, by any connection.
+  TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("PRAGMA schema_version", {}));
+  return row ? (*row)[0].ToCodeText() : std::string();
+}
+
 Result<bool> SqliteConnector::WaitForCommit(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {

@@ -63,6 +63,7 @@ class SqliteConnector : public Connector {
   Result<Value> NewestCaptureMillis(const std::string& table, const Row& key) override;
   Status PurgeChanges(int64_t before) override;
   Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
+  Result<std::string> SchemaVersion(const std::vector<std::string>& tables) override;
 
 
   SqliteHandle& handle() { return *handle_; }
