@@ -217,6 +217,17 @@ class Connector {
   // schema_version, which covers the whole database; PostgreSQL: a digest of
   // the tables' catalog rows). Compare only results of the same `tables`.
   virtual Result<std::string> SchemaVersion(const std::vector<std::string>& tables) = 0;
+  // Inside an apply transaction: SchemaVersion of `tables` as this
+  // transaction will write them, in (*out)[0][0] once Collect (or the next
+  // call that waits) returns ok. Where other sessions may change a table's
+  // definition during the transaction (PostgreSQL), the tables are locked
+  // against that first (ROW EXCLUSIVE: writers go on, ALTER TABLE waits).
+  virtual Status SchemaVersionLater(const std::vector<std::string>& tables, std::vector<Row>* out) {
+    auto v = SchemaVersion(tables);
+    if (!v.ok()) return v.status();
+    *out = {Row{Value::Text(*v)}};
+    return Status::Ok();
+  }
 
 };
 

@@ -76,6 +76,13 @@ Result<nlohmann::json> BuildStatusReport(const Config& config, Connector& legacy
                                                         {Value::Text(name), Value::Text(e.name)}));
       je["put_aside"] = (*parked)[0].as_integer() - (*parked)[1].as_integer();
       je["waiting"] = (*parked)[1].as_integer();
+      // An entity the engine paused (its tables changed under the mapping)
+      // holds its changes as waiting, with the reason.
+      TANDEM_ASSIGN_OR_RETURN(auto paused, dst.QueryOne("SELECT reason FROM _tandem_parked WHERE direction = ? AND "
+                                                        "entity = ? AND kind = 'waiting' AND reason LIKE 'entity "
+                                                        "paused:%' ORDER BY id DESC LIMIT 1",
+                                                        {Value::Text(name), Value::Text(e.name)}));
+      if (paused) je["paused"] = (*paused)[0].as_bytes();
       TANDEM_ASSIGN_OR_RETURN(auto conflicts, dst.QueryOne("SELECT count(*) FROM _tandem_conflicts WHERE direction = ? "
                                                            "AND entity = ?",
                                                            {Value::Text(name), Value::Text(e.name)}));
@@ -155,6 +162,7 @@ std::string RenderStatusText(const nlohmann::json& report) {
                          e["pending"].get<int64_t>(), e["lag_ms"].get<int64_t>(), e["put_aside"].get<int64_t>(),
                          e["waiting"].get<int64_t>(), e["conflicts"].get<int64_t>(),
                          e["records_written"].get<int64_t>(), when);
+      if (e.contains("paused")) out += fmt::format("    PAUSED: {}\n", e["paused"].get<std::string>());
     }
   }
   if (!report["put_aside"].empty()) {

@@ -1405,7 +1405,7 @@ Status SyncEngine::Init(const Config& config) {
   return Status::Ok();
 }
 
-Status SyncEngine::WatchSchema(int64_t now_ms) {
+Result<bool> SyncEngine::WatchSchema(int64_t now_ms) {
   bool changed = false;
   std::string seen[2];
   for (Side s : {Side::kLegacy, Side::kModern}) {
@@ -1420,7 +1420,7 @@ Status SyncEngine::WatchSchema(int64_t now_ms) {
     changed |= seen[i] != schema_version_[i];
   }
   schema_check_owed_ = false;
-  if (!changed) return Status::Ok();
+  if (!changed) return false;
   // A first compile without the running mapping: a database that cannot be
   // read now (a lost connection) must not pause anything.
   CompileOutcome fresh = CompileMapping(config_, *legacy_, *modern_, *expr_db_);
@@ -1459,7 +1459,7 @@ Status SyncEngine::WatchSchema(int64_t now_ms) {
     TANDEM_RETURN_IF_ERROR(BindMapping(*dir));
     if (resumed) dir->has_waiting = true;
   }
-  return Status::Ok();
+  return true;
 }
 
 // Binds `dir` to mapping_: captured table ids to their specs, and the SQL
@@ -1756,10 +1756,30 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
         return st;
       }
     }
+    // The target tables' definitions, as this transaction writes them (locked
+    // against ALTER TABLE until it ends): checked with the fence, before
+    // anything is written, so a column retyped a moment ago is never written
+    // with the old type's values.
+    std::vector<Row> target_schema;
+    const int ti = dir.target == Side::kLegacy ? 0 : 1;
+    st = dst.SchemaVersionLater(schema_tables_[ti], &target_schema);
+    if (!st.ok()) {
+      dst.RollbackApply();
+      end_read();
+      return st;
+    }
+    fence_checked = false;
     auto check_fence = [&]() -> Status {
       if (fence_checked) return Status::Ok();
       TANDEM_RETURN_IF_ERROR(dst.Collect());
       fence_checked = true;
+      if (target_schema.empty() || target_schema[0][0].ToCodeText() != schema_version_[ti]) {
+        schema_check_owed_ = true;
+        return Status::Unavailable(fmt::format("{}: a mapped table's definition changed on the {} database; the "
+                                               "mapping is checked again before anything is written",
+                                               dir.name, SideName(dir.target)));
+      }
+      if (!dst.FencesApply()) return Status::Ok();
       if ((fenced_position.empty() ? 0 : fenced_position[0][0].as_integer()) == dir.position) return Status::Ok();
       dir.position_uncertain = true;
       return Status::Unavailable(fmt::format("{}: the position moved (a previous process's last batch committed "
@@ -1927,14 +1947,21 @@ Result<int64_t> SyncEngine::DrainOnce() {
   if (resolved > 0) {
     for (auto& dir : directions_) TANDEM_RETURN_IF_ERROR(ReloadParkedIfChanged(*dir, /*force=*/true));
   }
-  TANDEM_RETURN_IF_ERROR(WatchSchema(now));
+  TANDEM_RETURN_IF_ERROR(WatchSchema(now).status());
   for (auto& dir : directions_) {
     bool enabled = false;
     for (auto& em : mapping_->entities) enabled |= em.from(dir->source).enabled || em.from(dir->source).read_only;
     if (!enabled) continue;
     auto n = Drain(*dir);
     if (!n.ok()) {
-      schema_check_owed_ = true;  // a table that changed under the mapping shows as a failure first
+      // A table that changed under the mapping since this pass looked shows
+      // as a failure first: look now, and have the pass made again.
+      schema_check_owed_ = true;
+      auto drifted = WatchSchema(Clock::Default()->NowMillis());
+      if (drifted.ok() && *drifted)
+        return Status::Unavailable(fmt::format("{}: a mapped table's definition changed during the pass ({}); the "
+                                               "mapping was checked again",
+                                               dir->name, n.status().message()));
       return n.status().WithContext(fmt::format("{} (from the {} database {} to the {} database {})", dir->name,
                                                 SideName(dir->source), dir->src->Describe(), SideName(dir->target),
                                                 dir->dst->Describe()));

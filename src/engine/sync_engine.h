@@ -119,7 +119,8 @@ class SyncEngine {
   // after a change the mapping is compiled anew: an entity whose mapping no
   // longer holds is paused (its changes are put aside, waiting), the others
   // go on with the new mapping, and a paused entity that holds again resumes.
-  Status WatchSchema(int64_t now_ms);
+  // True when a definition changed (and the mapping was compiled anew).
+  Result<bool> WatchSchema(int64_t now_ms);
   Status ResolveRecord(const std::string& entity, const std::string& lkey, const std::string& mkey,
                        const std::string& resolution);
 

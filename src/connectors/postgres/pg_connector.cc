@@ -694,31 +694,46 @@ Result<Value> PgConnector::NewestCaptureMillis(const std::string& table, const R
   return row ? (*row)[0] : Value::Null();
 }
 
-Result<std::string> PgConnector::SchemaVersion(const std::vector<std::string>& tables) {
-  // A text[] literal of the quoted names, for to_regclass.
+namespace {
+// Which tables exist (by oid: a table dropped and made again is another),
+// and every column's name, type, modifier and NOT NULL; enum labels too.
+// ?1 and ?2: a text[] of the quoted table names.
+constexpr const char* kSchemaDigestSql =
+    "SELECT coalesce(string_agg(c.oid::text, ',' ORDER BY c.ord), '') || '/' || (SELECT "
+    "coalesce(md5(string_agg(a.attrelid || ':' || a.attnum || ':' || a.attname || ':' || a.atttypid || ':' "
+    "|| a.atttypmod || ':' || a.attnotnull || ':' || coalesce((SELECT string_agg(e.enumlabel, ',' ORDER "
+    "BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = a.atttypid), ''), ',' ORDER BY a.attrelid, "
+    "a.attnum)), '') FROM pg_attribute a WHERE a.attrelid IN (SELECT to_regclass(t) FROM "
+    "unnest(?::text[]) t) AND a.attnum > 0 AND NOT a.attisdropped) FROM (SELECT to_regclass(t) AS oid, "
+    "ord FROM unnest(?::text[]) WITH ORDINALITY AS u(t, ord)) c";
+}  // namespace
+
+// A text[] literal of the quoted names, for to_regclass.
+static std::string QuotedNamesArray(const PgConnector& pg, const std::vector<std::string>& tables) {
   std::string names = "{";
   for (size_t i = 0; i < tables.size(); ++i) {
     names += i ? ",\"" : "\"";
-    for (char c : QuoteIdent(tables[i])) {
+    for (char c : pg.QuoteIdent(tables[i])) {
       if (c == '"' || c == '\\') names += '\\';
       names += c;
     }
     names += '"';
   }
-  names += "}";
-  // Which tables exist (by oid: a table dropped and made again is another),
-  // and every column's name, type, modifier and NOT NULL; enum labels too.
-  TANDEM_ASSIGN_OR_RETURN(
-      auto row,
-      QueryOne("SELECT coalesce(string_agg(c.oid::text, ',' ORDER BY c.ord), '') || '/' || (SELECT "
-               "coalesce(md5(string_agg(a.attrelid || ':' || a.attnum || ':' || a.attname || ':' || a.atttypid || ':' "
-               "|| a.atttypmod || ':' || a.attnotnull || ':' || coalesce((SELECT string_agg(e.enumlabel, ',' ORDER "
-               "BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = a.atttypid), ''), ',' ORDER BY a.attrelid, "
-               "a.attnum)), '') FROM pg_attribute a WHERE a.attrelid IN (SELECT to_regclass(t) FROM "
-               "unnest(?::text[]) t) AND a.attnum > 0 AND NOT a.attisdropped) FROM (SELECT to_regclass(t) AS oid, "
-               "ord FROM unnest(?::text[]) WITH ORDINALITY AS u(t, ord)) c",
-               {Value::Text(names), Value::Text(names)}));
+  return names + "}";
+}
+
+Result<std::string> PgConnector::SchemaVersion(const std::vector<std::string>& tables) {
+  const std::string names = QuotedNamesArray(*this, tables);
+  TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne(kSchemaDigestSql, {Value::Text(names), Value::Text(names)}));
   return row ? (*row)[0].ToCodeText() : std::string();
+}
+
+Status PgConnector::SchemaVersionLater(const std::vector<std::string>& tables, std::vector<Row>* out) {
+  std::string lock;
+  for (const std::string& t : tables) lock += (lock.empty() ? "" : ", ") + QuoteIdent(t);
+  TANDEM_RETURN_IF_ERROR(session_->Send("LOCK TABLE " + lock + " IN ROW EXCLUSIVE MODE"));
+  const std::string names = QuotedNamesArray(*this, tables);
+  return QueryLater(kSchemaDigestSql, {Value::Text(names), Value::Text(names)}, out);
 }
 
 Result<bool> PgConnector::WaitForCommit(std::chrono::milliseconds timeout) {
