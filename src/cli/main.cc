@@ -20,6 +20,7 @@
 #include "engine/sync_engine.h"
 #include "mapping/entity_mapping.h"
 #include "mapping/lens_check.h"
+#include "mapping/type_check.h"
 
 namespace tandem {
 
@@ -58,7 +59,7 @@ std::optional<Databases> OpenDatabases(const Config& config) {
   return dbs;
 }
 
-int CmdCheck(const std::string& path, int sample_rows) {
+int CmdCheck(const std::string& path, int sample_rows, bool strict) {
   auto config = LoadConfig(path);
   if (!config) return 1;
   auto dbs = OpenDatabases(*config);
@@ -70,19 +71,42 @@ int CmdCheck(const std::string& path, int sample_rows) {
     fmt::print(stderr, "{} problem(s) in {}\n", compiled.problems.size(), path);
     return 1;
   }
+  // What the declared column types say, before any row exists.
+  int errors = 0, warnings = 0;
+  auto types = CheckTypes(*compiled.mapping, *dbs->legacy, *dbs->modern);
+  if (!types.ok()) {
+    fmt::print(stderr, "warning: could not read the column types: {}\n", types.status().message());
+    ++warnings;
+  } else {
+    for (auto& f : *types) {
+      fmt::print(stderr, "{}{}\n", f.error ? "" : "warning: ", f.problem.ToString());
+      ++(f.error ? errors : warnings);
+    }
+  }
   // The mapping as a lens: sample rows there and back, name what does not return.
   auto lens = CheckLensRoundTrip(*compiled.mapping, *dbs->legacy, *dbs->modern, sample_rows);
   if (!lens.ok()) {
     fmt::print(stderr, "warning: could not sample rows for the round-trip check: {}\n", lens.status().message());
+    ++warnings;
   } else {
     for (auto& f : *lens) fmt::print(stderr, "warning: {}\n", f.ToString());
+    warnings += static_cast<int>(lens->size());
+  }
+  if (errors > 0) {
+    fmt::print(stderr, "{} problem(s), {} warning(s) in {}\n", errors, warnings, path);
+    return 1;
   }
   for (Side s : {Side::kLegacy, Side::kModern}) {
     auto installed = (s == Side::kLegacy ? dbs->legacy : dbs->modern)->IsInstalled();
     fmt::print("{} database {}: {}\n", SideName(s), config->system(s).resolved,
                installed.ok() && *installed ? "capture installed" : "capture not installed (run 'tandem install')");
   }
-  fmt::print("{}: ok ({} entities)\n", path, compiled.mapping->entities.size());
+  if (warnings > 0 && strict) {
+    fmt::print(stderr, "{} warning(s) in {} (--strict)\n", warnings, path);
+    return 1;
+  }
+  fmt::print("{}: ok ({} entities{})\n", path, compiled.mapping->entities.size(),
+             warnings ? fmt::format(", {} warning(s)", warnings) : std::string());
   return 0;
 }
 
@@ -390,6 +414,8 @@ int main(int argc, char** argv) {
   auto* check = app.add_subcommand("check", "validate the config against both databases");
   add_config(check);
   int sample_rows = 1000;
+  bool strict = false;
+  check->add_flag("--strict", strict, "exit 1 on warnings too (for CI)");
   check->add_option("--sample", sample_rows, "rows per table sampled for the round-trip check (0: skip)")
       ->capture_default_str();
   bool dry_run = false;
@@ -457,7 +483,7 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
 
-  if (*check) return CmdCheck(config_path, sample_rows);
+  if (*check) return CmdCheck(config_path, sample_rows, strict);
   if (*install) return CmdInstall(config_path, dry_run, false);
   if (*uninstall) return CmdInstall(config_path, dry_run, true);
   if (*run) return CmdRun(config_path, once);

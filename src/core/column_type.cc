@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <map>
 #include <optional>
 
 #include <fmt/format.h>
@@ -307,6 +308,8 @@ std::optional<DateTime> ParseDateTime(std::string_view text, bool time_required)
     size_t time_start = sc.pos_;
     if (!ScanTime(sc, &dt)) return std::nullopt;
     dt.fraction = FractionOf(text.substr(time_start, sc.pos_ - time_start));
+    // Past 24:00:00; a 60th second with a fraction PostgreSQL refuses in a timestamp.
+    if ((dt.hour == 24 || dt.second == 60) && !dt.fraction.empty()) return std::nullopt;
     while (sc.Char(' ')) {
     }
     if (!ScanZone(sc, &dt)) return std::nullopt;
@@ -323,13 +326,15 @@ std::optional<DateTime> ParseTimeOfDay(std::string_view text) {
   DateTime dt;
   if (!ScanTime(sc, &dt)) return std::nullopt;
   dt.fraction = FractionOf(text.substr(0, sc.pos_));
+  if (dt.hour == 24 && !dt.fraction.empty()) return std::nullopt;  // past 24:00:00
   if (!sc.AtEnd()) return std::nullopt;
   return dt;
 }
 
-// Moves `dt` to UTC (drops its zone).
+// Moves `dt` to UTC (drops its zone), and carries 24:00:00 and a 60th
+// second into the next day or minute, as PostgreSQL stores a timestamp.
 void ToUtc(DateTime* dt) {
-  if (!dt->has_zone) return;
+  if (!dt->has_zone && dt->hour < 24 && dt->second < 60) return;
   int64_t secs = DaysFromCivil(dt->year, dt->month, dt->day) * 86400 + dt->hour * 3600 + dt->minute * 60 +
                  dt->second - dt->offset_seconds;
   int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
@@ -340,6 +345,15 @@ void ToUtc(DateTime* dt) {
   dt->second = static_cast<int>(rem % 60);
   dt->has_zone = false;
   dt->offset_seconds = 0;
+}
+
+// A 60th second carried into the next minute (a time of day may be 24:00:00).
+void CarryLeapSecond(DateTime* dt) {
+  if (dt->second < 60) return;
+  dt->second = 0;
+  if (++dt->minute < 60) return;
+  dt->minute = 0;
+  ++dt->hour;
 }
 
 std::string DateText(const DateTime& dt) {
@@ -379,23 +393,97 @@ std::optional<std::string> CanonicalUuid(std::string_view text) {
 
 // --- json ---
 
-void NormalizeJsonNumbers(nlohmann::json& j) {
-  if (j.is_object() || j.is_array()) {
-    for (auto& e : j) NormalizeJsonNumbers(e);
-  } else if (j.is_number_float()) {
-    double d = j.get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) j = static_cast<int64_t>(d);
-  } else if (j.is_number_unsigned()) {
-    uint64_t u = j.get<uint64_t>();
-    if (u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) j = static_cast<int64_t>(u);
+// JSON as jsonb compares it: objects by their keys (the last of duplicate
+// keys wins), numbers by their decimal value, exactly ('1.0' = '1', but
+// 12345678901234567890123 != 12345678901234567890124: no double in between).
+struct JsonNode {
+  std::string scalar;  // canonical text of a scalar
+  bool is_array = false, is_object = false;
+  std::vector<JsonNode> items;
+  std::map<std::string, JsonNode> members;
+};
+
+class JsonCanonicalizer : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  bool null() override { return Scalar("null"); }
+  bool boolean(bool b) override { return Scalar(b ? "true" : "false"); }
+  bool number_integer(number_integer_t i) override { return Scalar(std::to_string(i)); }
+  bool number_unsigned(number_unsigned_t u) override { return Scalar(std::to_string(u)); }
+  bool number_float(number_float_t d, const string_t& text) override {
+    std::string c = CanonicalDecimal(text);
+    return Scalar(c.empty() ? RealText(d) : c);
   }
-}
+  bool string(string_t& s) override { return Scalar(Quoted(s)); }
+  bool binary(binary_t&) override { return false; }
+  bool start_object(std::size_t) override {
+    Add()->is_object = true;
+    return true;
+  }
+  bool key(string_t& k) override {
+    key_ = k;
+    return true;
+  }
+  bool end_object() override {
+    stack_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    Add()->is_array = true;
+    return true;
+  }
+  bool end_array() override {
+    stack_.pop_back();
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+  static std::string Quoted(const std::string& s) {
+    return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  static std::string Text(const JsonNode& n) {
+    if (n.is_array) {
+      std::string out = "[";
+      for (size_t i = 0; i < n.items.size(); ++i) out += (i ? "," : "") + Text(n.items[i]);
+      return out + "]";
+    }
+    if (n.is_object) {
+      std::string out = "{";
+      for (auto& [k, v] : n.members) out += (out.size() > 1 ? "," : "") + Quoted(k) + ":" + Text(v);
+      return out + "}";
+    }
+    return n.scalar;
+  }
+  JsonNode root;
+
+ private:
+  // A new value in the container being read (or the root); containers are
+  // then read into until they end.
+  JsonNode* Add() {
+    JsonNode* n;
+    if (stack_.empty()) {
+      n = &root;
+    } else if (stack_.back()->is_array) {
+      n = &stack_.back()->items.emplace_back();
+    } else {
+      stack_.back()->members.erase(key_);  // the last of duplicate keys wins
+      n = &stack_.back()->members[key_];
+    }
+    stack_.push_back(n);
+    return n;
+  }
+  bool Scalar(std::string text) {
+    Add()->scalar = std::move(text);
+    stack_.pop_back();
+    return true;
+  }
+  std::vector<JsonNode*> stack_;
+  std::string key_;
+};
 
 std::optional<std::string> CanonicalJson(const std::string& text) {
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return std::nullopt;
-  NormalizeJsonNumbers(j);
-  return j.dump();
+  JsonCanonicalizer sax;
+  if (!nlohmann::json::sax_parse(text, &sax, nlohmann::json::input_format_t::json, /*strict=*/true)) return std::nullopt;
+  return JsonCanonicalizer::Text(sax.root);
 }
 
 size_t Utf8Length(const std::string& s) {
@@ -603,9 +691,12 @@ Value CanonicalValue(const ColumnType& t, const Value& v) {
   if (v.is_null()) return v;
   switch (t.cls) {
     case TypeClass::kAny:
+      return v;
     case TypeClass::kOther:
     case TypeClass::kJson:
     case TypeClass::kEnum:
+      // A number is stored as its text (StoreValue): 1 and '1' are one value.
+      if (v.type() == ValueType::kInteger || v.type() == ValueType::kReal) return Value::Text(*TextOf(v));
       return v;
     case TypeClass::kBoolean:
       if (auto b = BooleanOf(v)) return Value::Integer(*b);
@@ -655,6 +746,7 @@ Value CanonicalValue(const ColumnType& t, const Value& v) {
       if (v.type() != ValueType::kText) return v;
       auto dt = ParseTimeOfDay(v.as_bytes());
       if (!dt) return v;
+      CarryLeapSecond(&*dt);
       return Value::Text(TimeText(*dt));
     }
     case TypeClass::kUuid: {
@@ -666,8 +758,9 @@ Value CanonicalValue(const ColumnType& t, const Value& v) {
       if (v.type() == ValueType::kText) return Value::Blob(v.as_bytes());
       return v;
     case TypeClass::kJsonb: {
-      if (v.type() != ValueType::kText) return v;
-      if (auto j = CanonicalJson(v.as_bytes())) return Value::Text(*j);
+      auto text = v.type() == ValueType::kBlob ? std::nullopt : TextOf(v);
+      if (!text) return v;
+      if (auto j = CanonicalJson(*text)) return Value::Text(*j);
       return v;
     }
   }
@@ -715,6 +808,9 @@ namespace {
 Result<Value> StoreSqlite(const ColumnType& t, const Value& v) {
   if (v.type() == ValueType::kReal && std::isnan(v.as_real()) && t.affinity != Affinity::kText)
     return Cannot("SQLite cannot store NaN (it would become NULL)");
+  if (v.type() == ValueType::kReal && v.as_real() == 0.0 && std::signbit(v.as_real()) &&
+      t.affinity != Affinity::kText && t.affinity != Affinity::kBlob)
+    return Cannot("SQLite stores -0.0 as 0 in a column with numeric, integer or real affinity (it loses the sign)");
   switch (t.affinity) {
     case Affinity::kBlob:
       return v;
@@ -851,6 +947,7 @@ Result<Value> StorePostgres(const ColumnType& t, const Value& v) {
       auto dt = ParseTimeOfDay(v.as_bytes());
       if (!dt) return Cannot("not a time of day (HH:MM:SS)");
       if (dt->fraction.size() > 6) return Cannot("has more than 6 decimal places of seconds; PostgreSQL would round it");
+      CarryLeapSecond(&*dt);
       return Value::Text(TimeText(*dt));
     }
     case TypeClass::kUuid: {

@@ -4,7 +4,10 @@
 // value or a change put aside with the field, the value and the reason.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "support/pg_test_server.h"
+#include "support/process.h"
 #include "support/test_env.h"
 
 namespace tandem {
@@ -170,6 +173,68 @@ INSTANTIATE_TEST_SUITE_P(Sides, ExactValuesTest,
                                            SystemsPair{"PgToSqlite", true, false},
                                            SystemsPair{"PgToPg", true, true}),
                          SystemsPairName);
+
+}  // namespace
+}  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// `tandem check` on empty tables (nothing to sample): what the declared
+// types alone say, with file:line; --strict fails on warnings.
+TEST(CheckTypesTest, EmptyTablesAreCheckedByTheirDeclaredTypes) {
+  TANDEM_REQUIRE_PG();
+  const std::string config = R"YAML(version: 1
+systems:
+  legacy: { database: "sqlite:data/legacy.db" }
+  modern: { database: "sqlite:data/modern.db" }
+primary: legacy
+entities:
+  item:
+    legacy: { table: ITEM, key: ID, new_keys: database }
+    modern: { table: item, key: id, new_keys: uuid }
+    fields:
+      available: { legacy: AVAIL, map: { Y: true, N: maybe } }
+      qty: QTY
+)YAML";
+  testing::TestEnv env(config, testing::Backends{false, true,
+                                                 "CREATE TABLE ITEM(ID INTEGER PRIMARY KEY, AVAIL TEXT, QTY TEXT)",
+                                                 "CREATE TABLE item(id bigint PRIMARY KEY, available boolean, qty "
+                                                 "integer, sku text NOT NULL)"});
+  std::string out;
+  const std::string check = std::string(TANDEM_BINARY) + " check -c " + env.config_path() + " 2>&1";
+  EXPECT_EQ(testing::RunCommand(check, &out), 1) << out;
+  EXPECT_NE(out.find("tandem.yaml:11:"), std::string::npos) << out;
+  EXPECT_NE(out.find("map value 'maybe' cannot be stored in modern column 'available' (boolean (PostgreSQL)): not a "
+                     "boolean"),
+            std::string::npos)
+      << out;
+
+  // With the map fixed: the key and NOT NULL problems, and a warning.
+  std::string fixed = testing::ReadFile(env.config_path());
+  fixed.replace(fixed.find("maybe"), 5, "false");
+  std::ofstream(env.config_path()) << fixed;
+  EXPECT_EQ(testing::RunCommand(check, &out), 1) << out;
+  EXPECT_NE(out.find("new_keys: uuid makes 36-character text keys, but the modern key column 'id' is bigint"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("modern column item.sku is NOT NULL without a default, and no rule fills it"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("tandem.yaml:12:7: entity 'item', field 'qty'"), std::string::npos) << out;
+  EXPECT_NE(out.find("legacy column 'QTY' (TEXT (SQLite, text affinity)) is copied into modern column 'qty' (integer "
+                     "(PostgreSQL)): values that are not a valid integer are put aside"),
+            std::string::npos)
+      << out;
+
+  // Only the warning left: ok, unless --strict.
+  env.Write(Side::kModern, "DROP TABLE item; CREATE TABLE item(id uuid PRIMARY KEY, available boolean, qty integer, "
+                           "sku text NOT NULL DEFAULT '')");
+  EXPECT_EQ(testing::RunCommand(check, &out), 0) << out;
+  EXPECT_NE(out.find("ok (1 entities, 1 warning(s))"), std::string::npos) << out;
+  EXPECT_EQ(testing::RunCommand(std::string(TANDEM_BINARY) + " check --strict -c " + env.config_path() + " 2>&1", &out),
+            1)
+      << out;
+}
 
 }  // namespace
 }  // namespace tandem
