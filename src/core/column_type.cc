@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
@@ -115,6 +116,29 @@ std::optional<double> ExactDouble(const std::string& canonical) {
   double d = std::strtod(canonical.c_str(), nullptr);
   if (!std::isfinite(d) || CanonicalDecimal(RealText(d)) != canonical) return std::nullopt;
   return d;
+}
+
+// True when a double holds the integer exactly (|i| <= 2^53).
+bool IntegerFitsDouble(int64_t i) { return i <= (int64_t{1} << 53) && i >= -(int64_t{1} << 53); }
+
+// True when a float4 gives back `d`: the float nearest to it, as PostgreSQL
+// prints it (shortest form), reads back as `d`. 0.1 is held (the float 0.1f
+// prints as 0.1); the double 0.10000000149011612, 0.1f's exact value, is not:
+// it would come back as 0.1.
+bool Float4Holds(double d) {
+  return std::strtod(fmt::format("{}", static_cast<float>(d)).c_str(), nullptr) == d;
+}
+
+// Numbers compared exactly (Value::SameAs compares an integer with a real as
+// doubles: 2^53 + 1 would equal 2^53); anything else as SameAs does.
+bool SameExactly(const Value& a, const Value& b) {
+  if (a.type() == ValueType::kInteger && b.type() == ValueType::kReal) return SameExactly(b, a);
+  if (a.type() == ValueType::kReal && b.type() == ValueType::kInteger) {
+    const double d = a.as_real();
+    return d == std::floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
+           static_cast<int64_t>(d) == b.as_integer();
+  }
+  return a.SameAs(b);
 }
 
 std::optional<int64_t> ExactInteger(const Value& v) {
@@ -395,7 +419,8 @@ std::optional<std::string> CanonicalUuid(std::string_view text) {
 
 // JSON as jsonb compares it: objects by their keys (the last of duplicate
 // keys wins), numbers by their decimal value, exactly ('1.0' = '1', but
-// 12345678901234567890123 != 12345678901234567890124: no double in between).
+// 12345678901234567890123 != 12345678901234567890124, and 1e400 is a number:
+// no double in between), strings by their characters.
 struct JsonNode {
   std::string scalar;  // canonical text of a scalar
   bool is_array = false, is_object = false;
@@ -403,39 +428,16 @@ struct JsonNode {
   std::map<std::string, JsonNode> members;
 };
 
-class JsonCanonicalizer : public nlohmann::json_sax<nlohmann::json> {
+class JsonReader {
  public:
-  bool null() override { return Scalar("null"); }
-  bool boolean(bool b) override { return Scalar(b ? "true" : "false"); }
-  bool number_integer(number_integer_t i) override { return Scalar(std::to_string(i)); }
-  bool number_unsigned(number_unsigned_t u) override { return Scalar(std::to_string(u)); }
-  bool number_float(number_float_t d, const string_t& text) override {
-    std::string c = CanonicalDecimal(text);
-    return Scalar(c.empty() ? RealText(d) : c);
+  explicit JsonReader(std::string_view text) : s_(text) {}
+  // The whole text as one JSON value (RFC 8259).
+  bool Read(JsonNode* root) {
+    if (!Value(root, 0)) return false;
+    Space();
+    return i_ == s_.size();
   }
-  bool string(string_t& s) override { return Scalar(Quoted(s)); }
-  bool binary(binary_t&) override { return false; }
-  bool start_object(std::size_t) override {
-    Add()->is_object = true;
-    return true;
-  }
-  bool key(string_t& k) override {
-    key_ = k;
-    return true;
-  }
-  bool end_object() override {
-    stack_.pop_back();
-    return true;
-  }
-  bool start_array(std::size_t) override {
-    Add()->is_array = true;
-    return true;
-  }
-  bool end_array() override {
-    stack_.pop_back();
-    return true;
-  }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+  bool has_nul = false;  // a string holds U+0000 (jsonb refuses it)
 
   static std::string Quoted(const std::string& s) {
     return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -453,37 +455,111 @@ class JsonCanonicalizer : public nlohmann::json_sax<nlohmann::json> {
     }
     return n.scalar;
   }
-  JsonNode root;
 
  private:
-  // A new value in the container being read (or the root); containers are
-  // then read into until they end.
-  JsonNode* Add() {
-    JsonNode* n;
-    if (stack_.empty()) {
-      n = &root;
-    } else if (stack_.back()->is_array) {
-      n = &stack_.back()->items.emplace_back();
-    } else {
-      stack_.back()->members.erase(key_);  // the last of duplicate keys wins
-      n = &stack_.back()->members[key_];
-    }
-    stack_.push_back(n);
-    return n;
+  void Space() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
   }
-  bool Scalar(std::string text) {
-    Add()->scalar = std::move(text);
-    stack_.pop_back();
+  bool Next(char c) {
+    Space();
+    if (i_ < s_.size() && s_[i_] == c) {
+      ++i_;
+      return true;
+    }
+    return false;
+  }
+  bool Value(JsonNode* n, int depth) {
+    if (depth > 1000) return false;
+    Space();
+    if (i_ >= s_.size()) return false;
+    const char c = s_[i_];
+    if (c == '{') {
+      ++i_;
+      n->is_object = true;
+      if (Next('}')) return true;
+      do {
+        Space();
+        std::string key;
+        if (!String(&key) || !Next(':')) return false;
+        n->members.erase(key);  // the last of duplicate keys wins
+        if (!Value(&n->members[key], depth + 1)) return false;
+      } while (Next(','));
+      return Next('}');
+    }
+    if (c == '[') {
+      ++i_;
+      n->is_array = true;
+      if (Next(']')) return true;
+      do {
+        if (!Value(&n->items.emplace_back(), depth + 1)) return false;
+      } while (Next(','));
+      return Next(']');
+    }
+    if (c == '"') {
+      std::string str;
+      if (!String(&str)) return false;
+      n->scalar = Quoted(str);
+      return true;
+    }
+    for (const char* word : {"true", "false", "null"}) {
+      if (s_.substr(i_, std::strlen(word)) == word) {
+        i_ += std::strlen(word);
+        n->scalar = word;
+        return true;
+      }
+    }
+    return Number(n);
+  }
+  // -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+  bool Number(JsonNode* n) {
+    const size_t start = i_;
+    auto digits = [&] {
+      size_t from = i_;
+      while (i_ < s_.size() && std::isdigit(static_cast<unsigned char>(s_[i_]))) ++i_;
+      return i_ > from;
+    };
+    if (i_ < s_.size() && s_[i_] == '-') ++i_;
+    if (i_ < s_.size() && s_[i_] == '0') {
+      ++i_;
+    } else if (!digits()) {
+      return false;
+    }
+    if (i_ < s_.size() && s_[i_] == '.') {
+      ++i_;
+      if (!digits()) return false;
+    }
+    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+      ++i_;
+      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
+      if (!digits()) return false;
+    }
+    n->scalar = CanonicalDecimal(std::string(s_.substr(start, i_ - start)));
+    return !n->scalar.empty();
+  }
+  // A string token, unescaped (its escapes and UTF-8 checked by nlohmann).
+  bool String(std::string* out) {
+    if (i_ >= s_.size() || s_[i_] != '"') return false;
+    size_t j = i_ + 1;
+    while (j < s_.size() && s_[j] != '"') j += s_[j] == '\\' ? 2 : 1;
+    if (j >= s_.size()) return false;
+    auto token = nlohmann::json::parse(s_.substr(i_, j - i_ + 1), nullptr, /*allow_exceptions=*/false);
+    if (!token.is_string()) return false;
+    *out = token.get<std::string>();
+    has_nul |= out->find('\0') != std::string::npos;
+    i_ = j + 1;
     return true;
   }
-  std::vector<JsonNode*> stack_;
-  std::string key_;
+
+  std::string_view s_;
+  size_t i_ = 0;
 };
 
-std::optional<std::string> CanonicalJson(const std::string& text) {
-  JsonCanonicalizer sax;
-  if (!nlohmann::json::sax_parse(text, &sax, nlohmann::json::input_format_t::json, /*strict=*/true)) return std::nullopt;
-  return JsonCanonicalizer::Text(sax.root);
+std::optional<std::string> CanonicalJson(const std::string& text, bool* has_nul = nullptr) {
+  JsonReader reader(text);
+  JsonNode root;
+  if (!reader.Read(&root)) return std::nullopt;
+  if (has_nul) *has_nul = reader.has_nul;
+  return JsonReader::Text(root);
 }
 
 size_t Utf8Length(const std::string& s) {
@@ -716,10 +792,18 @@ Value CanonicalValue(const ColumnType& t, const Value& v) {
       return v;
     }
     case TypeClass::kReal: {
+      // A value the column would round (StoreValue refuses it) stays as
+      // given: it is the same as nothing the column holds.
+      if (v.type() == ValueType::kInteger && !IntegerFitsDouble(v.as_integer())) return v;
+      if (v.type() == ValueType::kText) {
+        std::string dec = CanonicalDecimal(v.as_bytes());
+        if (!dec.empty() && !ExactDouble(dec)) return v;
+      }
       auto d = RealOf(v);
       if (!d) return v;
       double x = *d;
-      if (t.bits == 32 && std::isfinite(x)) x = static_cast<double>(static_cast<float>(x));
+      // No rounding to float for real (float4): it gives each float back as
+      // one double (Float4Holds), so doubles are compared as they are.
       if (x == 0.0 && !t.KeepsNegativeZero()) x = 0.0;
       return Value::Real(x);
     }
@@ -767,8 +851,19 @@ Value CanonicalValue(const ColumnType& t, const Value& v) {
   return v;
 }
 
+namespace {
+bool IsNegativeZero(const Value& v) {
+  return v.type() == ValueType::kReal && v.as_real() == 0.0 && std::signbit(v.as_real());
+}
+}  // namespace
+
 bool SameValue(const ColumnType& t, const Value& a, const Value& b) {
   if (a.is_null() || b.is_null()) return a.is_null() && b.is_null();
+  // A SQLite number column turns -0.0 into 0 (StoreValue refuses it): the 0
+  // it holds is not the -0.0 another database may mean.
+  if (t.dialect == Dialect::kSqlite && t.affinity != Affinity::kText && t.affinity != Affinity::kBlob &&
+      IsNegativeZero(a) != IsNegativeZero(b))
+    return false;
   const bool both_text = a.type() == ValueType::kText && b.type() == ValueType::kText;
   if (a.type() == b.type() && a.type() != ValueType::kReal && a.SameAs(b)) return true;
   // Text that differs bytewise is different text (the common case, kept cheap).
@@ -783,7 +878,7 @@ bool SameValue(const ColumnType& t, const Value& a, const Value& b) {
     if (t.KeepsNegativeZero() && x == 0.0 && y == 0.0) return std::signbit(x) == std::signbit(y);
     return x == y;
   }
-  return ca.SameAs(cb);
+  return SameExactly(ca, cb);
 }
 
 std::string CodeKey(const ColumnType& t, const Value& v) {
@@ -890,18 +985,15 @@ Result<Value> StorePostgres(const ColumnType& t, const Value& v) {
     case TypeClass::kReal: {
       auto d = RealOf(v);
       if (!d) return Cannot("not a number");
-      if (v.type() == ValueType::kInteger && (v.as_integer() > (int64_t{1} << 53) || v.as_integer() < -(int64_t{1} << 53)))
+      if (v.type() == ValueType::kInteger && !IntegerFitsDouble(v.as_integer()))
         return Cannot(fmt::format("{} keeps 53 bits; the integer would be rounded", t.declared));
       if (v.type() == ValueType::kText) {
         std::string dec = CanonicalDecimal(v.as_bytes());
         if (!dec.empty() && !ExactDouble(dec))
           return Cannot(fmt::format("{} would round it to {}", t.declared, RealText(*d)));
       }
-      if (t.bits == 32 && std::isfinite(*d)) {
-        float f = static_cast<float>(*d);
-        if (std::strtod(fmt::format("{}", f).c_str(), nullptr) != *d)
-          return Cannot(fmt::format("real (float4) would round it to {}", fmt::format("{}", f)));
-      }
+      if (t.bits == 32 && std::isfinite(*d) && !Float4Holds(*d))
+        return Cannot(fmt::format("real (float4) would round it to {}", fmt::format("{}", static_cast<float>(*d))));
       return Value::Real(*d);
     }
     case TypeClass::kText: {
@@ -963,7 +1055,9 @@ Result<Value> StorePostgres(const ColumnType& t, const Value& v) {
     case TypeClass::kJson:
     case TypeClass::kJsonb: {
       auto s = TextOf(v);
-      if (!s || !nlohmann::json::accept(*s)) return Cannot("not valid JSON");
+      bool has_nul = false;
+      if (!s || !CanonicalJson(*s, &has_nul)) return Cannot("not valid JSON");
+      if (has_nul && t.cls == TypeClass::kJsonb) return Cannot("jsonb cannot hold the character U+0000 (\\u0000)");
       return Value::Text(*s);
     }
     case TypeClass::kEnum: {

@@ -79,7 +79,9 @@ ColumnType PostgresColumnType(const std::string& formatted, std::vector<std::str
 // class cannot interpret (text in a SQLite INTEGER column) are returned as given.
 Value CanonicalValue(const ColumnType& type, const Value& v);
 // True when the column cannot tell `a` and `b` apart. NULL equals NULL;
-// NaN equals NaN; -0.0 equals 0.0 unless the column keeps them apart.
+// NaN equals NaN; -0.0 equals 0.0 unless the column keeps them apart -- or
+// would change it: a SQLite column of number affinity stores -0.0 as 0, so
+// there a -0.0 (from a PostgreSQL float) is not the 0 it holds.
 bool SameValue(const ColumnType& type, const Value& a, const Value& b);
 // The text a code map entry is looked up by, for a value of `type`
 // (a PostgreSQL boolean true and a YAML `true` both give "1").

@@ -79,9 +79,76 @@ TEST(ColumnTypeTest, NaNEqualsNaNAndNegativeZeroOnlyWhereTheColumnCannotTell) {
   EXPECT_TRUE(SameValue(Pg("double precision"), Value::Real(kNaN), Value::Real(kNaN)));
   EXPECT_TRUE(SameValue(Lite("REAL"), Value::Real(kNaN), Value::Real(kNaN)));
   EXPECT_TRUE(Value::Real(kNaN).SameAs(Value::Real(kNaN)));
-  EXPECT_TRUE(SameValue(Lite("REAL"), Value::Real(-0.0), Value::Real(0.0)));
   EXPECT_FALSE(SameValue(Pg("double precision"), Value::Real(-0.0), Value::Real(0.0)));
   EXPECT_FALSE(SameValue(Pg("double precision"), Value::Real(kNaN), Value::Real(1)));
+}
+
+// SQLite stores -0.0 as 0 in a column of number affinity: a PostgreSQL
+// float's -0.0 is refused there (put aside), and is not the 0 it holds (else
+// an update from 0 to -0.0 would be taken for no change and never arrive).
+TEST(ColumnTypeTest, SqliteNumberColumnsCannotHoldNegativeZero) {
+  for (const char* declared : {"REAL", "DOUBLE", "NUMERIC", "DECIMAL(12,2)", "INTEGER"}) {
+    EXPECT_EQ(StoreError(Lite(declared), Value::Real(-0.0)),
+              "SQLite stores -0.0 as 0 in a column with numeric, integer or real affinity (it loses the sign)")
+        << declared;
+    EXPECT_FALSE(SameValue(Lite(declared), Value::Real(-0.0), Value::Real(0.0))) << declared;
+    EXPECT_FALSE(SameValue(Lite(declared), Value::Integer(0), Value::Real(-0.0))) << declared;
+    EXPECT_TRUE(SameValue(Lite(declared), Value::Real(-0.0), Value::Real(-0.0))) << declared;
+    EXPECT_TRUE(SameValue(Lite(declared), Value::Real(0.0), Value::Integer(0))) << declared;
+  }
+  EXPECT_EQ(StoreValue(Lite("TEXT"), Value::Real(-0.0))->as_bytes(), "-0");
+  auto untyped = StoreValue(Lite(""), Value::Real(-0.0));
+  ASSERT_TRUE(untyped.ok()) << "a column without a type keeps -0.0";
+  EXPECT_TRUE(std::signbit(untyped->as_real()));
+}
+
+// A value a float column would round is the same as nothing it holds: an
+// update to it is a change (put aside), never taken for "no change".
+TEST(ColumnTypeTest, ValuesAFloatColumnWouldRoundAreNotWhatItHolds) {
+  ColumnType f4 = Pg("real");
+  EXPECT_FALSE(SameValue(f4, Value::Real(0.0), Value::Real(2.5354423702009477e-161)));
+  EXPECT_EQ(StoreError(f4, Value::Real(2.5354423702009477e-161)), "real (float4) would round it to 0");
+  EXPECT_FALSE(SameValue(f4, Value::Real(16777216.0), Value::Real(16777217.0)));
+  EXPECT_FALSE(SameValue(f4, Value::Real(16777216.0), Value::Integer(16777217)));
+  EXPECT_FALSE(SameValue(f4, Value::Real(0.1), Value::Real(static_cast<double>(0.1f))))
+      << "the float 0.1f reads back as 0.1: its exact value 0.10000000149011612 would come back changed";
+  EXPECT_EQ(StoreError(f4, Value::Real(static_cast<double>(0.1f))), "real (float4) would round it to 0.1");
+  EXPECT_EQ(StoreError(f4, Value::Real(static_cast<double>(std::numeric_limits<float>::max()))),
+            "real (float4) would round it to 3.4028235e+38");
+  EXPECT_TRUE(SameValue(f4, Value::Real(3.4028235e+38), Value::Text("3.4028235e+38")));
+  EXPECT_TRUE(SameValue(f4, Value::Text("0.1"), Value::Real(0.1)));
+  const int64_t big = (int64_t{1} << 53) + 1;
+  for (const char* declared : {"REAL", ""}) {
+    EXPECT_FALSE(SameValue(Lite(declared), Value::Integer(big), Value::Real(9007199254740992.0))) << declared;
+    EXPECT_TRUE(SameValue(Lite(declared), Value::Integer(5), Value::Real(5.0))) << declared;
+  }
+  EXPECT_FALSE(SameValue(Pg("double precision"), Value::Integer(big), Value::Real(9007199254740992.0)));
+  EXPECT_FALSE(SameValue(Pg("double precision"), Value::Text("0.1000000000000000000001"), Value::Real(0.1)));
+  EXPECT_TRUE(SameValue(Pg("double precision"), Value::Text("1e-7"), Value::Real(1e-7)));
+}
+
+// PostgreSQL stores 24:00:00 and a 60th second as the next day or minute.
+TEST(ColumnTypeTest, MidnightAtTheEndOfADayAndLeapSecondsAreCarried) {
+  for (const char* declared : {"timestamp without time zone", "timestamp with time zone"}) {
+    ColumnType ts = Pg(declared);
+    EXPECT_TRUE(SameValue(ts, Value::Text("2020-06-01 24:00:00"), Value::Text("2020-06-02 00:00:00"))) << declared;
+    EXPECT_TRUE(SameValue(ts, Value::Text("2020-12-31 24:00:00"), Value::Text("2021-01-01 00:00:00+00"))) << declared;
+    EXPECT_TRUE(SameValue(ts, Value::Text("2016-12-31 23:59:60"), Value::Text("2017-01-01 00:00:00"))) << declared;
+    EXPECT_FALSE(SameValue(ts, Value::Text("2020-06-01 24:00:00"), Value::Text("2020-06-01 00:00:00"))) << declared;
+    EXPECT_EQ(StoreError(ts, Value::Text("2020-06-01 24:00:00.5")),
+              "not a timestamp (YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM])")
+        << declared;
+    EXPECT_EQ(StoreError(ts, Value::Text("2016-12-31 23:59:60.5")),
+              "not a timestamp (YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM])")
+        << "PostgreSQL refuses it: " << declared;
+  }
+  EXPECT_TRUE(SameValue(Lite("DATETIME"), Value::Text("2020-06-01 24:00:00"), Value::Text("2020-06-02 00:00:00")));
+  ColumnType time = Pg("time without time zone");
+  EXPECT_TRUE(SameValue(time, Value::Text("23:59:60"), Value::Text("24:00:00")));
+  EXPECT_TRUE(SameValue(time, Value::Text("12:34:60.5"), Value::Text("12:35:00.5")));
+  EXPECT_FALSE(SameValue(time, Value::Text("24:00:00"), Value::Text("00:00:00"))) << "time keeps 24:00:00";
+  EXPECT_EQ(StoreValue(time, Value::Text("23:59:60"))->as_bytes(), "24:00:00");
+  EXPECT_EQ(StoreError(time, Value::Text("24:00:00.5")), "not a time of day (HH:MM:SS)");
 }
 
 TEST(ColumnTypeTest, TimestampsCompareAsInstants) {
@@ -147,6 +214,47 @@ TEST(ColumnTypeTest, JsonbComparesAsJsonValues) {
   EXPECT_TRUE(SameValue(j, Value::Text("{\"b\": 1, \"a\": [1, 2.0]}"), Value::Text("{\"a\":[1,2],\"b\":1}")));
   EXPECT_FALSE(SameValue(j, Value::Text("{\"a\": 1}"), Value::Text("{\"a\": 2}")));
   EXPECT_FALSE(SameValue(Pg("json"), Value::Text("{\"a\": 1}"), Value::Text("{\"a\":1}"))) << "json keeps its text";
+}
+
+// Numbers in JSON compare exactly, as jsonb's numeric does: no double in
+// between (an edit of the 23rd digit is a change); duplicate keys keep the last.
+TEST(ColumnTypeTest, JsonbNumbersAreExact) {
+  ColumnType j = Pg("jsonb");
+  auto same = [&](const char* a, const char* b) { return SameValue(j, Value::Text(a), Value::Text(b)); };
+  EXPECT_FALSE(same("{\"n\": 12345678901234567890123}", "{\"n\": 12345678901234567890124}"));
+  EXPECT_FALSE(same("{\"n\": 1.00000000000000001}", "{\"n\": 1}"));
+  EXPECT_FALSE(same("[18446744073709551616]", "[18446744073709551617]"));
+  EXPECT_TRUE(same("{\"n\": 1.0}", "{\"n\": 1}"));
+  EXPECT_TRUE(same("1e2", "100"));
+  EXPECT_TRUE(same("-0", "0"));
+  EXPECT_TRUE(same("{\"f\": 0.1000}", "{\"f\": 0.1}"));
+  EXPECT_TRUE(same("1e400", ("1" + std::string(400, '0')).c_str()));
+  EXPECT_TRUE(same("{\"a\": 1, \"a\": 2}", "{\"a\": 2}")) << "jsonb keeps the last of duplicate keys";
+  EXPECT_FALSE(same("{\"a\": 1, \"a\": 2}", "{\"a\": 1}"));
+  EXPECT_TRUE(same("\"\\u00e9\"", "\"\xC3\xA9\""));
+  EXPECT_TRUE(same(" [ {\"b\" : [ ] , \"a\":null} ] ", "[{\"a\": null, \"b\": []}]"));
+  EXPECT_FALSE(same("[1, 2]", "[2, 1]"));
+  EXPECT_FALSE(same("\"1\"", "1")) << "a string is not a number";
+  EXPECT_TRUE(StoreValue(j, Value::Text("{\"z\": 1e400}")).ok()) << "PostgreSQL's numeric holds it";
+  EXPECT_EQ(StoreError(j, Value::Text("[1, 2")), "not valid JSON");
+  EXPECT_EQ(StoreError(j, Value::Text("01")), "not valid JSON");
+  EXPECT_EQ(StoreError(j, Value::Text("\"\\u0000\"")), "jsonb cannot hold the character U+0000 (\\u0000)");
+  EXPECT_TRUE(StoreValue(Pg("json"), Value::Text("\"\\u0000\"")).ok()) << "json keeps its text";
+}
+
+// json, jsonb, enums and types Tandem does not interpret store a number as
+// its text (StoreValue): the number and that text are one value.
+TEST(ColumnTypeTest, NumbersInTextLikeColumnsAreTheirText) {
+  EXPECT_TRUE(SameValue(Pg("json"), Value::Text("1"), Value::Integer(1)));
+  EXPECT_TRUE(SameValue(Pg("json"), Value::Text("1.5"), Value::Real(1.5)));
+  EXPECT_FALSE(SameValue(Pg("json"), Value::Text("1.0"), Value::Integer(1))) << "json keeps its text";
+  EXPECT_TRUE(SameValue(Pg("jsonb"), Value::Text("1.0"), Value::Integer(1)));
+  EXPECT_TRUE(SameValue(Pg("interval"), Value::Text("1.5"), Value::Real(1.5)));
+  EXPECT_TRUE(SameValue(PostgresColumnType("level", {"1", "2"}), Value::Text("2"), Value::Integer(2)));
+  for (const char* declared : {"json", "jsonb", "interval"}) {
+    Value stored = *StoreValue(Pg(declared), Value::Integer(42));
+    EXPECT_TRUE(SameValue(Pg(declared), stored, Value::Integer(42))) << declared;
+  }
 }
 
 TEST(ColumnTypeTest, CharNIgnoresPadding) {
