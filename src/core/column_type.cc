@@ -686,7 +686,8 @@ ColumnType SqliteColumnType(const std::string& declared) {
     case Affinity::kBlob: t.cls = d.empty() ? TypeClass::kAny : TypeClass::kBlob; break;
     case Affinity::kReal: t.cls = TypeClass::kReal; break;
     case Affinity::kNumeric:
-      if (Contains(d, "bool")) t.cls = TypeClass::kBoolean;
+      if (Contains(d, "json")) t.cls = TypeClass::kJson;  // JSON text (numeric affinity: StoreValue guards it)
+      else if (Contains(d, "bool")) t.cls = TypeClass::kBoolean;
       else if (Contains(d, "datetime") || Contains(d, "timestamp")) t.cls = TypeClass::kTimestamp;
       else if (Contains(d, "date")) t.cls = TypeClass::kDate;
       else if (Contains(d, "time")) t.cls = TypeClass::kTime;
@@ -935,10 +936,17 @@ Result<Value> StoreSqlite(const ColumnType& t, const Value& v) {
         }
         return v;
       }
+      std::optional<Value> number;
       if (!real && dec.find('.') == std::string::npos) {
-        if (auto i = ParseInteger(dec)) return Value::Integer(*i);
+        if (auto i = ParseInteger(dec)) number = Value::Integer(*i);
       }
-      if (auto d = ExactDouble(dec)) return Value::Real(*d);
+      if (!number)
+        if (auto d = ExactDouble(dec)) number = Value::Real(*d);
+      // JSON text is text: SQLite's affinity must not rewrite it ('1.0' -> 1).
+      if (number && t.cls == TypeClass::kJson && *TextOf(*number) != v.as_bytes())
+        return Cannot(fmt::format("SQLite's {} affinity would store this JSON text as the number {}",
+                                  t.affinity == Affinity::kInteger ? "INTEGER" : "NUMERIC", TextOf(*number)->c_str()));
+      if (number) return *number;
       return Cannot(fmt::format("SQLite would store it as the approximate number {} ({} affinity keeps about 15 "
                                 "digits); use a TEXT column for exact decimals",
                                 RealText(std::strtod(dec.c_str(), nullptr)),

@@ -12,9 +12,27 @@ std::string Value::ToDisplay() const {
     case ValueType::kInteger: return std::to_string(i_);
     case ValueType::kReal: return fmt::format("{}", d_);
     case ValueType::kText: {
+      // Quoted; a NUL and bytes that are not UTF-8 are escaped (\0, \xHH), so
+      // a message naming the value can be stored in any text column.
       std::string out = "'";
-      for (char c : s_) {
-        if (c == '\'') out += "''"; else out += c;
+      for (size_t i = 0; i < s_.size();) {
+        const unsigned char c = static_cast<unsigned char>(s_[i]);
+        const size_t extra = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 4;
+        bool valid = extra < 4 && i + extra < s_.size();
+        for (size_t k = 1; valid && k <= extra; ++k) valid = (static_cast<unsigned char>(s_[i + k]) & 0xC0) == 0x80;
+        if (c == 0) {
+          out += "\\0";
+          ++i;
+        } else if (!valid) {
+          out += fmt::format("\\x{:02x}", c);
+          ++i;
+        } else if (c == '\'') {
+          out += "''";
+          ++i;
+        } else {
+          out.append(s_, i, extra + 1);
+          i += extra + 1;
+        }
       }
       return out + "'";
     }

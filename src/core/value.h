@@ -30,7 +30,8 @@ class Value {
   // Text or blob bytes.
   const std::string& as_bytes() const { return s_; }
 
-  // Human-readable form for logs and status output (text is quoted).
+  // Human-readable form for logs and status output (text is quoted; a NUL
+  // and bytes that are not UTF-8 are escaped as \0 and \xHH).
   std::string ToDisplay() const;
   // The text a code table compares with: integer 1 -> "1", text as is.
   std::string ToCodeText() const;

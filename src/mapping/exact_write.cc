@@ -46,36 +46,10 @@ void PlanOneWay(DirectionMapping& there, const DirectionMapping& back) {
   }
 }
 
-// A value as a message shows it (Value::ToDisplay), with the bytes a
-// PostgreSQL text column cannot hold escaped: the message is stored as the
-// put-aside change's reason, and a NUL or a byte that is not UTF-8 in it
-// would make the database refuse the put-aside row itself.
-std::string Shown(const Value& v) {
-  const std::string raw = v.ToDisplay();
-  std::string out;
-  for (size_t i = 0; i < raw.size();) {
-    const unsigned char c = static_cast<unsigned char>(raw[i]);
-    const size_t extra = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 4;
-    bool valid = extra < 4 && i + extra < raw.size();
-    for (size_t k = 1; valid && k <= extra; ++k) valid = (static_cast<unsigned char>(raw[i + k]) & 0xC0) == 0x80;
-    if (c == 0) {
-      out += "\\0";
-      ++i;
-    } else if (!valid) {
-      out += fmt::format("\\x{:02x}", c);
-      ++i;
-    } else {
-      out.append(raw, i, extra + 1);
-      i += extra + 1;
-    }
-  }
-  return out;
-}
-
 std::string Listed(const DirectionMapping& dm, const std::vector<int>& rules, const Row& values) {
   std::string out;
   for (int r : rules)
-    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", dm.rules[r].target_column, Shown(values[r]));
+    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", dm.rules[r].target_column, values[r].ToDisplay());
   return out;
 }
 
@@ -100,7 +74,7 @@ Status CheckExactWrite(const DirectionMapping& there, const DirectionMapping& ba
         (*problems)[i] = fmt::format("field '{}': its expression yields NULL from {} {} {}; a conversion that fails "
                                      "is put aside, never written as NULL (lossy: true writes it)",
                                      r.field, SideName(there.source), there.source_columns[dep],
-                                     Shown(source_row[dep]));
+                                     source_row[dep].ToDisplay());
         any_problem = true;
         break;
       }
@@ -109,7 +83,7 @@ Status CheckExactWrite(const DirectionMapping& there, const DirectionMapping& ba
     auto stored = StoreValue(r.target_type, out[i]);
     if (!stored.ok()) {
       (*problems)[i] = fmt::format("field '{}': value {} cannot be stored in {} column {}.{} ({}): {}", r.field,
-                                   Shown(out[i]), SideName(there.target), there.target_table, r.target_column,
+                                   out[i].ToDisplay(), SideName(there.target), there.target_table, r.target_column,
                                    r.target_type.Describe(), stored.status().message());
       any_problem = true;
       continue;
@@ -170,8 +144,8 @@ Status CheckExactWrite(const DirectionMapping& there, const DirectionMapping& ba
       (*problems)[via] = fmt::format(
           "field '{}': {} {} {} would not come back: written as {} {} it maps back to {}; a mapping that changes "
           "values on purpose needs lossy: true",
-          there.rules[via].field, SideName(there.source), there.source_columns[rt.source_index], Shown(original),
-          SideName(there.target), Listed(there, rt.via, out), Shown(returned));
+          there.rules[via].field, SideName(there.source), there.source_columns[rt.source_index], original.ToDisplay(),
+          SideName(there.target), Listed(there, rt.via, out), returned.ToDisplay());
     }
   }
   return Status::Ok();

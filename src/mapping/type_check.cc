@@ -45,6 +45,8 @@ std::string CopyNote(const ColumnType& s, const ColumnType& t, bool* never) {
     }
   }
   // Different kinds of values.
+  if (s.cls == TypeClass::kAny && IsTextual(t.cls) && t.cls != TypeClass::kAny)
+    return "numbers and blobs come back as text";
   if (s.cls == TypeClass::kAny || IsTextual(s.cls)) {
     if (IsTextual(t.cls)) return "";
     return fmt::format("values that are not a valid {} are put aside, and the others come back in its form",

@@ -30,6 +30,20 @@ TEST(ColumnTypeTest, SqliteDeclaredTypesFollowAffinityRules) {
   EXPECT_EQ(Lite("DATETIME").cls, TypeClass::kTimestamp);
   EXPECT_EQ(Lite("DATE").cls, TypeClass::kDate);
   EXPECT_EQ(Lite("DATE").affinity, Affinity::kNumeric);
+  EXPECT_EQ(Lite("JSON").cls, TypeClass::kJson);
+  EXPECT_EQ(Lite("JSON").affinity, Affinity::kNumeric);
+}
+
+// A SQLite column declared JSON has numeric affinity: JSON text that reads
+// as a number would be stored as SQLite's number, in another form.
+TEST(ColumnTypeTest, SqliteJsonColumnsKeepJsonText) {
+  ColumnType j = Lite("JSON");
+  EXPECT_EQ(StoreError(j, Value::Text("1.0")), "SQLite's NUMERIC affinity would store this JSON text as the number 1");
+  EXPECT_EQ(StoreError(j, Value::Text("1e2")), "SQLite's NUMERIC affinity would store this JSON text as the number 100");
+  EXPECT_EQ(StoreValue(j, Value::Text("123"))->as_integer(), 123) << "the same text as SQLite prints it";
+  EXPECT_EQ(StoreValue(j, Value::Text("{\"a\": 1.0}"))->as_bytes(), "{\"a\": 1.0}");
+  EXPECT_TRUE(SameValue(j, Value::Integer(123), Value::Text("123")));
+  EXPECT_FALSE(SameValue(j, Value::Integer(1), Value::Text("1.0")));
 }
 
 TEST(ColumnTypeTest, PostgresTypesCarryTheirModifiers) {

@@ -63,3 +63,12 @@ TEST(UuidTest, CanonicalVersion4Form) {
   EXPECT_NE(NewUuid(), u);
 }
 }  // namespace tandem
+
+namespace tandem {
+// A message naming a value must fit any text column (a put-aside reason on PostgreSQL).
+TEST(ValueTest, DisplayEscapesNulAndBytesThatAreNotUtf8) {
+  EXPECT_EQ(Value::Text(std::string("Y\0", 2)).ToDisplay(), "'Y\\0'");
+  EXPECT_EQ(Value::Text("N\xff").ToDisplay(), "'N\\xff'");
+  EXPECT_EQ(Value::Text("caf\xc3\xa9 it's").ToDisplay(), "'caf\xc3\xa9 it''s'");
+}
+}  // namespace tandem
