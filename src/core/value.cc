@@ -60,9 +60,14 @@ bool Value::SameAs(const Value& o) const {
   auto numeric = [](ValueType t) { return t == ValueType::kInteger || t == ValueType::kReal; };
   if (numeric(type_) && numeric(o.type_)) {
     if (type_ == ValueType::kInteger && o.type_ == ValueType::kInteger) return i_ == o.i_;
-    double a = type_ == ValueType::kInteger ? static_cast<double>(i_) : d_;
-    double b = o.type_ == ValueType::kInteger ? static_cast<double>(o.i_) : o.d_;
-    return a == b || (std::isnan(a) && std::isnan(b));  // NaN is one value, as a database stores it
+    if (type_ == ValueType::kReal && o.type_ == ValueType::kReal)
+      return d_ == o.d_ || (std::isnan(d_) && std::isnan(o.d_));  // NaN is one value, as a database stores it
+    // An integer and a real: equal only when the real is exactly that integer
+    // (2^53 + 1 is not the double 2^53).
+    const int64_t i = type_ == ValueType::kInteger ? i_ : o.i_;
+    const double d = type_ == ValueType::kReal ? d_ : o.d_;
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != std::floor(d)) return false;
+    return static_cast<int64_t>(d) == i;
   }
   if (type_ != o.type_) return false;
   if (type_ == ValueType::kNull) return true;

@@ -72,3 +72,12 @@ TEST(ValueTest, DisplayEscapesNulAndBytesThatAreNotUtf8) {
   EXPECT_EQ(Value::Text("caf\xc3\xa9 it's").ToDisplay(), "'caf\xc3\xa9 it''s'");
 }
 }  // namespace tandem
+
+namespace tandem {
+TEST(ValueTest, IntegerAndRealAreEqualOnlyWhenExactlyTheSame) {
+  EXPECT_TRUE(Value::Integer(9007199254740992).SameAs(Value::Real(9007199254740992.0)));
+  EXPECT_FALSE(Value::Integer(9007199254740993).SameAs(Value::Real(9007199254740992.0)));
+  EXPECT_FALSE(Value::Real(1e30).SameAs(Value::Integer(INT64_MAX)));
+  EXPECT_TRUE(Value::Real(-0.0).SameAs(Value::Integer(0)));
+}
+}  // namespace tandem
