@@ -5,6 +5,7 @@ CREATE TABLE CUSTMAST (
   EMAIL      TEXT,
   STAT       TEXT NOT NULL DEFAULT 'A',      -- A active, I inactive (the old app does not check)
   BAL_CENTS  INTEGER NOT NULL DEFAULT 0,
+  VIP        CHAR(1) NOT NULL DEFAULT 'N',   -- Y/N flag
   ADDR1      TEXT,
   CITY       TEXT,
   CRTDT      TEXT DEFAULT (date('now')), -- unmapped: Tandem never touches it

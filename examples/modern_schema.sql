@@ -4,6 +4,7 @@ CREATE TABLE customers (
   email       TEXT,
   status      TEXT NOT NULL CHECK (status IN ('active', 'inactive')),
   balance     NUMERIC NOT NULL DEFAULT 0,
+  vip         BOOLEAN NOT NULL DEFAULT 0,
   first_name  TEXT,
   last_name   TEXT,
   created_at  TEXT DEFAULT CURRENT_TIMESTAMP

@@ -6,6 +6,7 @@ CREATE TABLE "CUSTMAST" (
   "EMAIL"      text,
   "STAT"       text NOT NULL DEFAULT 'A',     -- A active, I inactive
   "BAL_CENTS"  bigint NOT NULL DEFAULT 0,
+  "VIP"        char(1) NOT NULL DEFAULT 'N',  -- Y/N flag
   "ADDR1"      text,
   "CITY"       text,
   "CRTDT"      date DEFAULT current_date,     -- unmapped: Tandem never touches it

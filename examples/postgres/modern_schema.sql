@@ -5,6 +5,7 @@ CREATE TABLE customers (
   email       text,
   status      text NOT NULL CHECK (status IN ('active', 'inactive')),
   balance     numeric(14, 2) NOT NULL DEFAULT 0,
+  vip         boolean NOT NULL DEFAULT false,
   first_name  text,
   last_name   text,
   created_at  timestamptz DEFAULT now()
