@@ -4,10 +4,15 @@
 
 #include <fmt/format.h>
 
+#include "mapping/exact_write.h"
+
 namespace tandem {
 
 std::string LensFinding::ToString() const {
   Side other = Other(start);
+  if (!put_aside_reason.empty())
+    return fmt::format("entity '{}': {} of {} sampled {} rows would be put aside when synced to the {} side, e.g. {}",
+                       entity, rows_affected, rows_sampled, SideName(start), SideName(other), put_aside_reason);
   return fmt::format("entity '{}': {} column '{}' does not survive {} -> {} -> {} in {} of {} sampled rows (e.g. {} "
                      "comes back as {}); the first sync that touches such a record rewrites it",
                      entity, SideName(start), column, SideName(start), SideName(other), SideName(start), rows_affected,
@@ -60,6 +65,7 @@ Status CheckOneWay(const EntityMapping& em, Side start, Connector& db, int sampl
                                               sample_rows),
                                   {}, &rows));
   std::vector<LensFinding> found(back.rules.size());
+  std::vector<LensFinding> put_aside(there.rules.size());
   for (const Row& row : rows) {
     if (there.source_row_shared) {  // a split record exists only while one of its columns is set
       bool any = false;
@@ -69,6 +75,18 @@ Status CheckOneWay(const EntityMapping& em, Side start, Connector& db, int sampl
     Row mapped, returned;
     std::vector<bool> known, known_back;
     if (!MapWithoutLookups(there, row, &mapped, &known).ok()) continue;
+    if (there.enabled) {
+      // What syncing this row would put aside (codes without a mapping are
+      // reported at run time with their own reason, lookups are not followed).
+      Row checked = mapped;
+      std::vector<std::string> problems;
+      if (CheckExactWrite(there, back, row, &checked, &problems).ok()) {
+        for (size_t i = 0; i < problems.size(); ++i) {
+          if (problems[i].empty() || !known[i]) continue;
+          if (put_aside[i].rows_affected++ == 0) put_aside[i].put_aside_reason = problems[i];
+        }
+      }
+    }
     // The other side's row as `back` reads it: columns `there` produced; others unknown.
     Row other(back.source_columns.size(), Value::Null());
     std::vector<bool> other_known(back.source_columns.size(), false);
@@ -95,6 +113,14 @@ Status CheckOneWay(const EntityMapping& em, Side start, Connector& db, int sampl
         f.example_after = returned[i].ToDisplay();
       }
     }
+  }
+  for (size_t i = 0; i < put_aside.size(); ++i) {
+    if (put_aside[i].rows_affected == 0) continue;
+    put_aside[i].entity = em.name;
+    put_aside[i].start = start;
+    put_aside[i].column = there.rules[i].field;
+    put_aside[i].rows_sampled = static_cast<int>(rows.size());
+    findings->push_back(put_aside[i]);
   }
   for (size_t i = 0; i < found.size(); ++i) {
     if (found[i].rows_affected == 0) continue;

@@ -25,10 +25,14 @@ struct LensFinding {
   std::string example_after;
   int rows_affected = 0;
   int rows_sampled = 0;
+  // Non-empty: the sampled rows' values of field `column` would be put aside
+  // when synced (mapping/exact_write.h); the first row's reason.
+  std::string put_aside_reason;
   std::string ToString() const;
 };
 
-// Samples up to `sample_rows` rows of each entity on each side.
+// Samples up to `sample_rows` rows of each entity on each side: columns that
+// do not come back, and fields whose sampled values would be put aside.
 Result<std::vector<LensFinding>> CheckLensRoundTrip(const CompiledMapping& mapping, Connector& legacy,
                                                     Connector& modern, int sample_rows);
 

@@ -238,3 +238,38 @@ entities:
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// A populated database: `tandem check` samples its rows and names the
+// values the first sync would put aside, before it runs.
+TEST(CheckTypesTest, SampledRowsThatWouldBePutAsideAreWarnedAbout) {
+  const std::string config = R"YAML(version: 1
+systems:
+  legacy: { database: "sqlite:data/legacy.db" }
+  modern: { database: "sqlite:data/modern.db" }
+primary: legacy
+entities:
+  employee:
+    legacy: { table: EMP, key: ID, new_keys: same }
+    modern: { table: employee, key: id, new_keys: same }
+    fields:
+      hired_on: { legacy: HIREDT, to_modern: "date(HIREDT)", to_legacy: "hired_on" }
+)YAML";
+  testing::TestEnv env(config, testing::Backends{false, false, "CREATE TABLE EMP(ID INTEGER PRIMARY KEY, HIREDT TEXT)",
+                                                 "CREATE TABLE employee(id INTEGER PRIMARY KEY, hired_on TEXT)"});
+  env.Write(Side::kLegacy, "INSERT INTO EMP VALUES (1, '2020-01-15'), (2, 'unbekannt'), (3, '2021-02-03')");
+  std::string out;
+  const std::string check = std::string(TANDEM_BINARY) + " check -c " + env.config_path() + " 2>&1";
+  EXPECT_EQ(testing::RunCommand(check, &out), 0) << out;
+  EXPECT_NE(out.find("warning: entity 'employee': 1 of 3 sampled legacy rows would be put aside when synced to the "
+                     "modern side, e.g. field 'hired_on': its expression yields NULL from legacy HIREDT 'unbekannt'"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(testing::RunCommand(std::string(TANDEM_BINARY) + " check --strict -c " + env.config_path() + " 2>&1", &out),
+            1);
+}
+
+}  // namespace
+}  // namespace tandem
