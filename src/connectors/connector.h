@@ -220,9 +220,11 @@ class Connector {
   // Inside an apply transaction: SchemaVersion of `tables` as this
   // transaction will write them, in (*out)[0][0] once Collect (or the next
   // call that waits) returns ok. Where other sessions may change a table's
-  // definition during the transaction (PostgreSQL), the tables are locked
-  // against that first (ROW EXCLUSIVE: writers go on, ALTER TABLE waits).
-  virtual Status SchemaVersionLater(const std::vector<std::string>& tables, std::vector<Row>* out) {
+  // definition during the transaction (PostgreSQL), the tables in `lock`
+  // (those that are written; they must exist) are locked against that first
+  // (ROW EXCLUSIVE: writers go on, ALTER TABLE waits).
+  virtual Status SchemaVersionLater(const std::vector<std::string>& tables, const std::vector<std::string>& /*lock*/,
+                                    std::vector<Row>* out) {
     auto v = SchemaVersion(tables);
     if (!v.ok()) return v.status();
     *out = {Row{Value::Text(*v)}};

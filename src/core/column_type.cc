@@ -982,9 +982,21 @@ Result<Value> StorePostgres(const ColumnType& t, const Value& v) {
       if (dec == "NaN" || dec == "Infinity" || dec == "-Infinity") return Value::Text(dec);
       int idigits, fdigits;
       DecimalDigits(dec, &idigits, &fdigits);
-      if (t.scale >= 0 && fdigits > t.scale)
-        return Cannot(fmt::format("has {} decimal places; {} keeps {} and would round it", fdigits, t.declared,
-                                  t.scale));
+      if (t.scale >= 0 && fdigits > t.scale) {
+        std::string why = fmt::format("has {} decimal places; {} keeps {} and would round it", fdigits, t.declared,
+                                      t.scale);
+        if (v.type() == ValueType::kReal) {
+          // 1.1400000000000001 from float arithmetic: SQLite and PostgreSQL print it as 1.14.
+          std::string printed = CanonicalDecimal(fmt::format("{:.15g}", v.as_real()));
+          int pi, pf;
+          DecimalDigits(printed, &pi, &pf);
+          if (pf <= t.scale)
+            why += fmt::format(" (it is binary floating-point noise around {}: map it with round(..., {}) in an "
+                               "expression, or mark the field lossy: true)",
+                               printed, t.scale);
+        }
+        return Cannot(why);
+      }
       if (t.precision > 0 && idigits > t.precision - std::max(t.scale, 0))
         return Cannot(fmt::format("too large for {}", t.declared));
       if (auto i = ExactInteger(Value::Text(dec))) return Value::Integer(*i);

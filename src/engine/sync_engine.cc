@@ -580,7 +580,8 @@ Status SyncEngine::Batch::MapRow(const EntityMapping& em, const Row& srow, Row* 
   for (size_t i : unmapped_codes_) {
     const ColumnRule& r = dm.rules[i];
     problems_[i] = fmt::format("field '{}': {} {} value {} has no mapping in its code table", r.field,
-                               SideName(d_.source), dm.source_columns[r.source_index], (*out)[i].ToDisplay());
+                               SideName(d_.source), dm.source_columns[r.source_index],
+                               srow[r.source_index].ToDisplay());
   }
   return Status::Ok();
 }
@@ -1353,14 +1354,21 @@ Status SyncEngine::Init(const Config& config) {
                                                  SideName(s), db(s).Describe(), config_.path));
   }
   TANDEM_ASSIGN_OR_RETURN(expr_db_, OpenExpressionDatabase());
-  CompileOutcome compiled = CompileMapping(config_, *legacy_, *modern_, *expr_db_);
-  if (!compiled.problems.empty()) {
+  // An entity whose tables do not match the mapping (changed while no
+  // engine ran) starts paused; the others sync.
+  CompileOutcome compiled = CompileMapping(config_, *legacy_, *modern_, *expr_db_, nullptr, /*pause_failing=*/true);
+  if (!compiled.mapping) {
     std::string msg = "the configuration has problems:";
     for (auto& p : compiled.problems) msg += "\n  " + p.ToString();
     // A database that could not be read for a passing reason: retry, not a config error.
     return compiled.retryable ? Status::Unavailable(msg) : Status::InvalidArgument(msg);
   }
   mapping_ = std::move(compiled.mapping);
+  for (const EntityMapping& em : mapping_->entities)
+    if (!em.paused.empty())
+      spdlog::error("entity '{}' is paused: its tables do not match the mapping: {}; its changes are put aside "
+                    "(waiting) until the schema or the config is fixed; the other entities sync",
+                    em.name, em.paused);
   for (const EntityConfig& e : config_.entities) {
     schema_tables_[0].push_back(e.legacy.table);
     schema_tables_[1].push_back(e.modern.table);
@@ -1762,7 +1770,16 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     // with the old type's values.
     std::vector<Row> target_schema;
     const int ti = dir.target == Side::kLegacy ? 0 : 1;
-    st = dst.SchemaVersionLater(schema_tables_[ti], &target_schema);
+    // Locked: the tables this direction writes, of entities not paused (a
+    // paused entity's table may be gone).
+    std::vector<std::string> written_tables;
+    for (const EntityMapping& em : mapping_->entities) {
+      const DirectionMapping& dm = em.from(dir.source);
+      if (!em.paused.empty() || !dm.enabled) continue;
+      if (std::find(written_tables.begin(), written_tables.end(), dm.target_table) == written_tables.end())
+        written_tables.push_back(dm.target_table);
+    }
+    st = dst.SchemaVersionLater(schema_tables_[ti], written_tables, &target_schema);
     if (!st.ok()) {
       dst.RollbackApply();
       end_read();
@@ -1973,6 +1990,7 @@ Result<int64_t> SyncEngine::DrainOnce() {
 
 Status SyncEngine::RunUntilIdle() {
   next_operator_check_ms_ = 0;  // what operators asked for so far is seen
+  schema_check_owed_ = true;     // and the tables as they are now
   // A passing problem (a deadlock, a position that moved, a busy database)
   // is retried a few times before it is reported.
   int retries = 0;

@@ -56,8 +56,13 @@ int IndexOf(const std::vector<std::string>& v, const std::string& name) {
 class Compiler {
  public:
   Compiler(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db,
-           CompiledMapping* previous)
-      : config_(config), legacy_(legacy), modern_(modern), expr_db_(expr_db), previous_(previous) {}
+           CompiledMapping* previous, bool pause_failing)
+      : config_(config),
+        legacy_(legacy),
+        modern_(modern),
+        expr_db_(expr_db),
+        previous_(previous),
+        pause_failing_(pause_failing) {}
 
   CompileOutcome Run();
 
@@ -83,6 +88,7 @@ class Compiler {
   Connector& modern_;
   SqliteHandle& expr_db_;
   CompiledMapping* previous_;  // entities that no longer compile are taken from it, paused
+  bool pause_failing_;         // without a previous mapping: paused stubs for them
   std::vector<std::string> paused_;
   std::vector<ConfigProblem> problems_;
   bool retryable_ = false;
@@ -313,10 +319,36 @@ CompileOutcome Compiler::Run() {
   // An entity that no longer compiles against the databases, with a
   // previous mapping to fall back on: it stays in the mapping, paused.
   auto failed = [&](const EntityConfig& e, size_t first_problem) {
-    if (!previous_) return;
-    auto it = previous_->index_by_name.find(e.name);
-    if (it == previous_->index_by_name.end()) return;
-    EntityMapping em = std::move(previous_->entities[it->second]);
+    EntityMapping em;
+    auto it = previous_ ? previous_->index_by_name.find(e.name) : std::map<std::string, int>::iterator();
+    if (previous_ && it != previous_->index_by_name.end()) {
+      em = std::move(previous_->entities[it->second]);
+    } else if (pause_failing_) {
+      // A stub: enough to capture and put aside the entity's changes (keys
+      // and tables as configured), nothing to apply them with.
+      em.config = &e;
+      em.name = e.name;
+      for (Side source : {Side::kLegacy, Side::kModern}) {
+        DirectionMapping& d = em.from(source);
+        const Side target = Other(source);
+        d.entity = e.name;
+        d.source = source;
+        d.target = target;
+        d.enabled = e.direction == SyncDirection::kBoth ||
+                    (target == Side::kModern ? e.direction == SyncDirection::kLegacyToModern
+                                             : e.direction == SyncDirection::kModernToLegacy);
+        d.read_only = !d.enabled && e.direction != SyncDirection::kOff;
+        d.source_table = e.side(source).table;
+        d.target_table = e.side(target).table;
+        d.source_columns = e.side(source).key;
+        d.source_key_count = d.source_columns.size();
+        d.source_types.assign(d.source_columns.size(), ColumnType{});
+        d.target_key_columns = e.side(target).key;
+        d.target_new_keys = e.side(target).new_keys;
+      }
+    } else {
+      return;
+    }
     em.paused.clear();
     for (size_t p = first_problem; p < problems_.size(); ++p)
       em.paused += (em.paused.empty() ? "" : "; ") + problems_[p].message;
@@ -439,7 +471,8 @@ CompileOutcome Compiler::Run() {
     mapping->index_by_name[e.name] = static_cast<int>(mapping->entities.size());
     mapping->entities.push_back(std::move(em));
   }
-  if (problems_.size() != covered_problems) return CompileOutcome{nullptr, std::move(problems_), retryable_, {}};
+  if (problems_.size() != covered_problems || (retryable_ && !paused_.empty()))
+    return CompileOutcome{nullptr, std::move(problems_), retryable_, {}};
 
   // Resolve lookups and collect captured tables.
   for (size_t i = 0; i < mapping->entities.size(); ++i) {
@@ -477,8 +510,8 @@ CompileOutcome Compiler::Run() {
 }  // namespace
 
 CompileOutcome CompileMapping(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db,
-                              CompiledMapping* previous) {
-  return Compiler(config, legacy, modern, expr_db, previous).Run();
+                              CompiledMapping* previous, bool pause_failing) {
+  return Compiler(config, legacy, modern, expr_db, previous, pause_failing).Run();
 }
 
 }  // namespace tandem

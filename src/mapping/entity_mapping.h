@@ -126,8 +126,11 @@ struct CompileOutcome {
 // engine compiled before its databases' schemas changed), an entity that no
 // longer compiles is moved out of `previous` into the result, paused, so
 // that the others keep flowing; the same config must have made `previous`.
+// `pause_failing` (an engine starting while a table does not match the
+// mapping): such an entity is in the result as a paused stub instead.
+// Neither applies when a database could not be read (`retryable`).
 CompileOutcome CompileMapping(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db,
-                              CompiledMapping* previous = nullptr);
+                              CompiledMapping* previous = nullptr, bool pause_failing = false);
 
 // Name of a policy as written in the config ("legacy-wins", ...).
 const char* PolicyName(ConflictPolicy p);

@@ -80,6 +80,14 @@ Status CheckExactWrite(const DirectionMapping& there, const DirectionMapping& ba
       }
       if (!(*problems)[i].empty()) continue;
     }
+    // char(n) pads with spaces that are not part of the value: a copy
+    // into a column that keeps trailing spaces takes the value without them.
+    if (r.kind == RuleKind::kCopy && there.source_types[r.source_index].fixed_length && !r.target_type.fixed_length &&
+        out[i].type() == ValueType::kText) {
+      std::string s = out[i].as_bytes();
+      while (!s.empty() && s.back() == ' ') s.pop_back();
+      out[i] = Value::Text(std::move(s));
+    }
     auto stored = StoreValue(r.target_type, out[i]);
     if (!stored.ok()) {
       (*problems)[i] = fmt::format("field '{}': value {} cannot be stored in {} column {}.{} ({}): {}", r.field,

@@ -36,7 +36,8 @@ std::string CopyNote(const ColumnType& s, const ColumnType& t, bool* never) {
       case TypeClass::kText:
         if (t.length >= 0 && (s.length < 0 || s.length > t.length))
           return fmt::format("values longer than {} characters are put aside", t.length);
-        if (s.fixed_length != t.fixed_length) return "trailing spaces do not survive char(n) padding";
+        if (s.fixed_length && !t.fixed_length) return "";  // the padding is dropped, as char(n) compares
+        if (t.fixed_length) return "trailing spaces do not come back (char(n) treats them as padding)";
         return "";
       case TypeClass::kEnum:
         return s.labels == t.labels ? "" : "values that are not one of its labels are put aside";

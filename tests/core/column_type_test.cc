@@ -278,3 +278,13 @@ TEST(ColumnTypeTest, CharNIgnoresPadding) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+TEST(ColumnTypeTest, FloatNoiseIntoADecimalIsRefusedWithAHint) {
+  auto r = StoreValue(PostgresColumnType("numeric(12,2)"), Value::Real(1.1400000000000001));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("binary floating-point noise around 1.14: map it with round(..., 2)"),
+            std::string::npos)
+      << r.status().message();
+}
+}  // namespace tandem

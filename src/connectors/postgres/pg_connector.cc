@@ -728,10 +728,12 @@ Result<std::string> PgConnector::SchemaVersion(const std::vector<std::string>& t
   return row ? (*row)[0].ToCodeText() : std::string();
 }
 
-Status PgConnector::SchemaVersionLater(const std::vector<std::string>& tables, std::vector<Row>* out) {
-  std::string lock;
-  for (const std::string& t : tables) lock += (lock.empty() ? "" : ", ") + QuoteIdent(t);
-  TANDEM_RETURN_IF_ERROR(session_->Send("LOCK TABLE " + lock + " IN ROW EXCLUSIVE MODE"));
+Status PgConnector::SchemaVersionLater(const std::vector<std::string>& tables, const std::vector<std::string>& lock,
+                                       std::vector<Row>* out) {
+  std::string names_to_lock;
+  for (const std::string& t : lock) names_to_lock += (names_to_lock.empty() ? "" : ", ") + QuoteIdent(t);
+  if (!names_to_lock.empty())
+    TANDEM_RETURN_IF_ERROR(session_->Send("LOCK TABLE " + names_to_lock + " IN ROW EXCLUSIVE MODE"));
   const std::string names = QuotedNamesArray(*this, tables);
   return QueryLater(kSchemaDigestSql, {Value::Text(names), Value::Text(names)}, out);
 }

@@ -112,7 +112,8 @@ class PgConnector : public Connector {
 
   Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
   Result<std::string> SchemaVersion(const std::vector<std::string>& tables) override;
-  Status SchemaVersionLater(const std::vector<std::string>& tables, std::vector<Row>* out) override;
+  Status SchemaVersionLater(const std::vector<std::string>& tables, const std::vector<std::string>& lock,
+                            std::vector<Row>* out) override;
 
  private:
   PgConnector(std::unique_ptr<PgSession> session, std::string url, int lock_timeout_ms)
