@@ -159,7 +159,14 @@ int CmdRun(const std::string& path, bool once) {
   auto engine = SyncEngine::Open(*config);
   // A database that is down or restarting when `tandem run` starts is waited
   // for, as during the run (`--once` reports it at once).
-  for (int backoff_ms = 50; !once && !engine.ok() && engine.status().retryable() && !g_stop.load();
+  // The engine lock held: a process that was just killed may keep it until
+  // its server session ends; give that a few seconds before reporting it.
+  const auto busy_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto may_retry = [&](const Status& st) {
+    return st.retryable() ||
+           (st.code() == StatusCode::kBusy && std::chrono::steady_clock::now() < busy_deadline);
+  };
+  for (int backoff_ms = 50; !once && !engine.ok() && may_retry(engine.status()) && !g_stop.load();
        backoff_ms = std::min(backoff_ms * 2, 5000)) {
     spdlog::warn("cannot start yet: {}; retrying in {} ms", engine.status().message(), backoff_ms);
     for (int waited = 0; waited < backoff_ms && !g_stop.load(); waited += 10)
