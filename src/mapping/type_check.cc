@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <iterator>
+
 namespace tandem {
 
 namespace {
@@ -170,6 +172,36 @@ Result<std::vector<TypeFinding>> CheckTypes(const CompiledMapping& mapping, Conn
                             SideName(d->target), r.target_column, r.target_type.Describe(), note),
                 never ? "map it with an expression (to_modern/to_legacy) or change a column's type"
                       : "accept it, convert with an expression, or mark the field `lossy: true` if values may change");
+        } else if (r.kind == RuleKind::kExpression && d->expressions && !r.deps.empty()) {
+          // An expression over number columns: tried on typical numbers,
+          // each result must fit the column (AMT * 0.01 gives 19.990000000000002).
+          bool numeric_inputs = true;
+          for (int dep : r.deps) numeric_inputs &= IsNumber(d->source_types[dep].cls);
+          if (!numeric_inputs) continue;
+          static const int64_t kIntegers[] = {0, 1, 7, 99, 1999, -5, 123456};
+          static const double kReals[] = {0.1, 1.5, 19.99, 2.675, -0.25};
+          for (size_t p = 0; p < std::size(kIntegers); ++p) {
+            Row probe(d->source_columns.size(), Value::Null());
+            for (int dep : r.deps)
+              probe[dep] = d->source_types[dep].cls == TypeClass::kInteger
+                               ? Value::Integer(kIntegers[p])
+                               : Value::Real(kReals[p % std::size(kReals)]);
+            Row results;
+            if (!d->expressions->Evaluate(probe, &results).ok()) break;
+            const Value& result = results[r.expr_index];
+            auto stored = result.is_null() ? Result<Value>(result) : StoreValue(r.target_type, result);
+            if (stored.ok()) continue;
+            std::string inputs;
+            for (int dep : r.deps)
+              inputs += fmt::format("{}{} = {}", inputs.empty() ? "" : ", ", d->source_columns[dep], probe[dep].ToDisplay());
+            add(false, where,
+                fmt::format("entity '{}', field '{}': with {} the expression gives {}, which {} column '{}' ({}) "
+                            "cannot hold: {}; such values are put aside",
+                            e.name, r.field, inputs, result.ToDisplay(), SideName(d->target), r.target_column,
+                            r.target_type.Describe(), stored.status().message()),
+                "round the result to what the column holds (round(..., n), CAST), or mark the field lossy: true");
+            break;
+          }
         } else if (r.kind == RuleKind::kLookup) {
           const EntityMapping& parent = mapping.entities[r.lookup_entity_index];
           const DirectionMapping& pd = parent.from(d->source);

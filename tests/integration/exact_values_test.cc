@@ -273,3 +273,36 @@ entities:
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// An expression over number columns is tried on typical numbers: one whose
+// results a typed column cannot hold is warned about before it runs.
+TEST(CheckTypesTest, ExpressionsOverNumbersAreTriedOnTypicalValues) {
+  TANDEM_REQUIRE_PG();
+  const std::string config = R"YAML(version: 1
+systems:
+  legacy: { database: "sqlite:data/legacy.db" }
+  modern: { database: "sqlite:data/modern.db" }
+primary: legacy
+entities:
+  item:
+    legacy: { table: ITEM, key: ID, new_keys: same }
+    modern: { table: item, key: id, new_keys: same }
+    fields:
+      price: { legacy: AMT, to_modern: "AMT * 0.01", to_legacy: "CAST(round(price * 100) AS INTEGER)" }
+      total: { legacy: TOT, to_modern: "TOT / 100.0", to_legacy: "CAST(round(total * 100) AS INTEGER)" }
+)YAML";
+  testing::TestEnv env(config, testing::Backends{false, true, "CREATE TABLE ITEM(ID INTEGER PRIMARY KEY, AMT INTEGER, TOT INTEGER)",
+                                                 "CREATE TABLE item(id bigint PRIMARY KEY, price numeric(12,2), total "
+                                                 "numeric(12,2))"});
+  std::string out;
+  EXPECT_EQ(testing::RunCommand(std::string(TANDEM_BINARY) + " check -c " + env.config_path() + " 2>&1", &out), 0);
+  EXPECT_NE(out.find("field 'price': with AMT = 1999 the expression gives 19.990000000000002"), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("field 'total'"), std::string::npos) << "TOT / 100.0 always fits: " << out;
+}
+
+}  // namespace
+}  // namespace tandem
