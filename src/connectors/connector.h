@@ -217,12 +217,14 @@ class Connector {
   // schema_version, which covers the whole database; PostgreSQL: a digest of
   // the tables' catalog rows). Compare only results of the same `tables`.
   virtual Result<std::string> SchemaVersion(const std::vector<std::string>& tables) = 0;
-  // Inside an apply transaction: SchemaVersion of `tables` as this
-  // transaction will write them, in (*out)[0][0] once Collect (or the next
-  // call that waits) returns ok. Where other sessions may change a table's
-  // definition during the transaction (PostgreSQL), the tables in `lock`
-  // (those that are written; they must exist) are locked against that first
-  // (ROW EXCLUSIVE: writers go on, ALTER TABLE waits).
+  // A cheap signature of the columns of `tables` (those SchemaVersion was
+  // last called with) as this transaction sees them, in (*out)[0][0] once
+  // Collect (or the next call that waits) returns ok: it changes when a
+  // column is added, dropped, renamed or retyped, or a table is dropped.
+  // Where other sessions may change a table's definition during the
+  // transaction (PostgreSQL), the tables in `lock` (those written; they must
+  // exist) are locked against that first (ROW EXCLUSIVE: writers go on,
+  // ALTER TABLE waits). With `lock` empty it may run outside a transaction.
   virtual Status SchemaVersionLater(const std::vector<std::string>& tables, const std::vector<std::string>& /*lock*/,
                                     std::vector<Row>* out) {
     auto v = SchemaVersion(tables);

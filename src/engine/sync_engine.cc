@@ -1376,6 +1376,7 @@ Status SyncEngine::Init(const Config& config) {
   for (Side s : {Side::kLegacy, Side::kModern}) {
     const int i = s == Side::kLegacy ? 0 : 1;
     TANDEM_ASSIGN_OR_RETURN(schema_version_[i], db(s).SchemaVersion(schema_tables_[i]));
+    TANDEM_ASSIGN_OR_RETURN(schema_signature_[i], SchemaSignature(s));
   }
   records_ = std::make_unique<RecordStore>(*legacy_, *modern_);
   TANDEM_RETURN_IF_ERROR(records_->Init());
@@ -1413,6 +1414,13 @@ Status SyncEngine::Init(const Config& config) {
   return Status::Ok();
 }
 
+Result<std::string> SyncEngine::SchemaSignature(Side s) {
+  std::vector<Row> rows;
+  TANDEM_RETURN_IF_ERROR(db(s).SchemaVersionLater(schema_tables_[s == Side::kLegacy ? 0 : 1], {}, &rows));
+  TANDEM_RETURN_IF_ERROR(db(s).Collect());
+  return rows.empty() ? std::string() : rows[0][0].ToCodeText();
+}
+
 Result<bool> SyncEngine::WatchSchema(int64_t now_ms) {
   bool changed = false;
   std::string seen[2];
@@ -1448,6 +1456,9 @@ Result<bool> SyncEngine::WatchSchema(int64_t now_ms) {
   }
   schema_version_[0] = seen[0];
   schema_version_[1] = seen[1];
+  // The signatures apply transactions compare with, as the mapping was compiled.
+  TANDEM_ASSIGN_OR_RETURN(schema_signature_[0], SchemaSignature(Side::kLegacy));
+  TANDEM_ASSIGN_OR_RETURN(schema_signature_[1], SchemaSignature(Side::kModern));
   mapping_ = std::move(next.mapping);
   bool resumed = false;
   for (const EntityMapping& em : mapping_->entities) {
@@ -1790,7 +1801,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       if (fence_checked) return Status::Ok();
       TANDEM_RETURN_IF_ERROR(dst.Collect());
       fence_checked = true;
-      if (target_schema.empty() || target_schema[0][0].ToCodeText() != schema_version_[ti]) {
+      if (target_schema.empty() || target_schema[0][0].ToCodeText() != schema_signature_[ti]) {
         schema_check_owed_ = true;
         return Status::Unavailable(fmt::format("{}: a mapped table's definition changed on the {} database; the "
                                                "mapping is checked again before anything is written",

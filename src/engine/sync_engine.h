@@ -121,6 +121,8 @@ class SyncEngine {
   // go on with the new mapping, and a paused entity that holds again resumes.
   // True when a definition changed (and the mapping was compiled anew).
   Result<bool> WatchSchema(int64_t now_ms);
+  // The cheap signature (Connector::SchemaVersionLater) of side `s`'s mapped tables now.
+  Result<std::string> SchemaSignature(Side s);
   Status ResolveRecord(const std::string& entity, const std::string& lkey, const std::string& mkey,
                        const std::string& resolution);
 
@@ -143,6 +145,7 @@ class SyncEngine {
   std::unique_ptr<CommitBoundaries> boundaries_[2];  // where source transactions end, per source side
   std::vector<std::string> schema_tables_[2];  // the mapped tables per side ([0] legacy)
   std::string schema_version_[2];              // their SchemaVersion() as the mapping was compiled
+  std::string schema_signature_[2];            // and their cheap signature, for apply transactions
   int64_t schema_checked_ms_[2] = {0, 0};
   bool schema_check_owed_ = false;  // a failed batch: look at the schemas on the next pass
   static constexpr int64_t kSchemaCheckIntervalMs = 100;

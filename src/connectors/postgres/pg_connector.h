@@ -112,6 +112,7 @@ class PgConnector : public Connector {
 
   Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
   Result<std::string> SchemaVersion(const std::vector<std::string>& tables) override;
+  std::string signature_oids_ = "{}";  // oids of the tables of the last SchemaVersion (a text[] of oids)
   Status SchemaVersionLater(const std::vector<std::string>& tables, const std::vector<std::string>& lock,
                             std::vector<Row>* out) override;
 
