@@ -865,6 +865,14 @@ bool SameValue(const ColumnType& t, const Value& a, const Value& b) {
   if (t.dialect == Dialect::kSqlite && t.affinity != Affinity::kText && t.affinity != Affinity::kBlob &&
       IsNegativeZero(a) != IsNegativeZero(b))
     return false;
+  // Two numbers in an integer or decimal column (the common case on the
+  // apply path): equal when exactly the same number, without canonical text.
+  const auto is_number = [](const Value& v) { return v.type() == ValueType::kInteger || v.type() == ValueType::kReal; };
+  if ((t.cls == TypeClass::kInteger || t.cls == TypeClass::kNumeric) && is_number(a) && is_number(b)) {
+    if (a.type() == ValueType::kReal && b.type() == ValueType::kReal && std::isnan(a.as_real()))
+      return std::isnan(b.as_real());
+    return a.SameAs(b);  // exact; -0.0 vs 0 was settled above for SQLite, and numeric has no -0
+  }
   const bool both_text = a.type() == ValueType::kText && b.type() == ValueType::kText;
   if (a.type() == b.type() && a.type() != ValueType::kReal && a.SameAs(b)) return true;
   // Text that differs bytewise is different text (the common case, kept cheap).
