@@ -177,7 +177,23 @@ Result<std::vector<TypeFinding>> CheckTypes(const CompiledMapping& mapping, Conn
           // each result must fit the column (AMT * 0.01 gives 19.990000000000002).
           bool numeric_inputs = true;
           for (int dep : r.deps) numeric_inputs &= IsNumber(d->source_types[dep].cls);
-          if (!numeric_inputs) continue;
+          if (!numeric_inputs) {
+            // Text built from text: bounded by the inputs' lengths at best.
+            const ColumnType& tt_type = r.target_type;
+            if (tt_type.cls != TypeClass::kText || tt_type.length < 0) continue;
+            for (int dep : r.deps) {
+              const ColumnType& st_type = d->source_types[dep];
+              if (IsNumber(st_type.cls) || (st_type.length >= 0 && st_type.length <= tt_type.length)) continue;
+              add(false, where,
+                  fmt::format("entity '{}', field '{}': the expression reads {} column '{}' ({}) and writes {} column "
+                              "'{}' ({}): results longer than {} characters are put aside",
+                              e.name, r.field, SideName(d->source), d->source_columns[dep], st_type.Describe(),
+                              SideName(d->target), r.target_column, tt_type.Describe(), tt_type.length),
+                  "shorten the result in the expression (substr), widen the column, or mark the field lossy: true");
+              break;
+            }
+            continue;
+          }
           static const int64_t kIntegers[] = {0, 1, 7, 99, 1999, -5, 123456};
           static const double kReals[] = {0.1, 1.5, 19.99, 2.675, -0.25};
           for (size_t p = 0; p < std::size(kIntegers); ++p) {

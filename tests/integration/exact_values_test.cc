@@ -302,6 +302,18 @@ entities:
   EXPECT_NE(out.find("field 'price': with AMT = 1999 the expression gives 19.990000000000002"), std::string::npos)
       << out;
   EXPECT_EQ(out.find("field 'total'"), std::string::npos) << "TOT / 100.0 always fits: " << out;
+  // Text built from unbounded text into varchar(n).
+  env.Write(Side::kModern, "ALTER TABLE item ADD COLUMN label varchar(10)");
+  env.Write(Side::kLegacy, "ALTER TABLE ITEM ADD COLUMN NAME TEXT");
+  std::string cfg = testing::ReadFile(env.config_path());
+  cfg += "    to_modern: { label: \"upper(NAME)\" }\n";
+  std::ofstream(env.config_path()) << cfg;
+  EXPECT_EQ(testing::RunCommand(std::string(TANDEM_BINARY) + " check -c " + env.config_path() + " 2>&1", &out), 0);
+  EXPECT_NE(out.find("field 'label': the expression reads legacy column 'NAME' (TEXT (SQLite, text affinity)) and "
+                     "writes modern column 'label' (character varying(10) (PostgreSQL)): results longer than 10 "
+                     "characters are put aside"),
+            std::string::npos)
+      << out;
 }
 
 }  // namespace
