@@ -38,13 +38,7 @@ class ExactValuesTest : public ::testing::TestWithParam<SystemsPair> {
 // as 1/0, a YAML `true` is text; both are one value now. Modern inserts and
 // edits come back to legacy instead of being put aside.
 TEST_P(ExactValuesTest, BooleanCodeMapFlowsBothWays) {
-  const std::string config = R"YAML(version: 1
-systems:
-  legacy: { database: "sqlite:data/legacy.db" }
-  modern: { database: "sqlite:data/modern.db" }
-primary: legacy
-entities:
-  item:
+  const std::string config = testing::kExampleSystemsYaml + R"YAML(  item:
     legacy: { table: ITEM, key: ID, new_keys: same }
     modern: { table: item, key: id, new_keys: same }
     fields:
@@ -81,13 +75,7 @@ entities:
 // put aside with the field, the value and why; good rows of the same batch
 // still arrive.
 TEST_P(ExactValuesTest, FailedConversionsArePutAsideNeverWrittenAsZeroNullOrEmpty) {
-  const std::string config = R"YAML(version: 1
-systems:
-  legacy: { database: "sqlite:data/legacy.db" }
-  modern: { database: "sqlite:data/modern.db" }
-primary: legacy
-entities:
-  employee:
+  const std::string config = testing::kExampleSystemsYaml + R"YAML(  employee:
     legacy: { table: EMP, key: ID, new_keys: same }
     modern: { table: employee, key: id, new_keys: same }
     fields:
@@ -141,13 +129,7 @@ entities:
 // merged with no conflict, and `manual` does not hold the record for ever.
 TEST_P(ExactValuesTest, NaNIsEqualToItself) {
   if (!GetParam().legacy_pg || !GetParam().modern_pg) GTEST_SKIP() << "SQLite stores NaN as NULL";
-  const std::string config = R"YAML(version: 1
-systems:
-  legacy: { database: "sqlite:data/legacy.db" }
-  modern: { database: "sqlite:data/modern.db" }
-primary: legacy
-entities:
-  reading:
+  const std::string config = testing::kExampleSystemsYaml + R"YAML(  reading:
     legacy: { table: reading, key: id, new_keys: same }
     modern: { table: reading, key: id, new_keys: same }
     fields: { val: val, note: note, unit: unit }
@@ -184,13 +166,7 @@ namespace {
 // types alone say, with file:line; --strict fails on warnings.
 TEST(CheckTypesTest, EmptyTablesAreCheckedByTheirDeclaredTypes) {
   TANDEM_REQUIRE_PG();
-  const std::string config = R"YAML(version: 1
-systems:
-  legacy: { database: "sqlite:data/legacy.db" }
-  modern: { database: "sqlite:data/modern.db" }
-primary: legacy
-entities:
-  item:
+  const std::string config = testing::kExampleSystemsYaml + R"YAML(  item:
     legacy: { table: ITEM, key: ID, new_keys: database }
     modern: { table: item, key: id, new_keys: uuid }
     fields:
@@ -245,13 +221,7 @@ namespace {
 // A populated database: `tandem check` samples its rows and names the
 // values the first sync would put aside, before it runs.
 TEST(CheckTypesTest, SampledRowsThatWouldBePutAsideAreWarnedAbout) {
-  const std::string config = R"YAML(version: 1
-systems:
-  legacy: { database: "sqlite:data/legacy.db" }
-  modern: { database: "sqlite:data/modern.db" }
-primary: legacy
-entities:
-  employee:
+  const std::string config = testing::kExampleSystemsYaml + R"YAML(  employee:
     legacy: { table: EMP, key: ID, new_keys: same }
     modern: { table: employee, key: id, new_keys: same }
     fields:
@@ -281,13 +251,7 @@ namespace {
 // results a typed column cannot hold is warned about before it runs.
 TEST(CheckTypesTest, ExpressionsOverNumbersAreTriedOnTypicalValues) {
   TANDEM_REQUIRE_PG();
-  const std::string config = R"YAML(version: 1
-systems:
-  legacy: { database: "sqlite:data/legacy.db" }
-  modern: { database: "sqlite:data/modern.db" }
-primary: legacy
-entities:
-  item:
+  const std::string config = testing::kExampleSystemsYaml + R"YAML(  item:
     legacy: { table: ITEM, key: ID, new_keys: same }
     modern: { table: item, key: id, new_keys: same }
     fields:

@@ -124,13 +124,7 @@ const std::vector<Field> kFields = {
     {"dob", "DOB", "INTEGER", "integer", "DATE", "date", Kind::kDob, "yyyymmdd", "date", nullptr},
 };
 
-constexpr const char* kConfig = R"YAML(version: 1
-systems:
-  legacy: { database: "sqlite:data/legacy.db" }
-  modern: { database: "sqlite:data/modern.db" }
-primary: legacy
-entities:
-  rt:
+const std::string kConfig = testing::kExampleSystemsYaml + R"YAML(  rt:
     legacy: { table: RT, key: ID, new_keys: same }
     modern: { table: rt, key: id, new_keys: same }
     fields:

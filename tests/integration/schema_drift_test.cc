@@ -36,13 +36,7 @@ std::string CaseName(const ::testing::TestParamInfo<DriftCase>& p) {
          kDrift[static_cast<int>(p.param.drift)];
 }
 
-const char* kConfig = R"YAML(version: 1
-systems:
-  legacy: { database: "sqlite:data/legacy.db" }
-  modern: { database: "sqlite:data/modern.db" }
-primary: legacy
-entities:
-  person:
+const std::string kConfig = testing::kExampleSystemsYaml + R"YAML(  person:
     legacy: { table: PERSON, key: ID, new_keys: same }
     modern: { table: person, key: id, new_keys: same }
     fields: { name: NAME, city: CITY, score: SCORE }

@@ -40,6 +40,12 @@ inline std::string ExampleConfigWithCustomerConflicts(const std::string& conflic
   return cfg.insert(at, conflicts_yaml);
 }
 
+// The head of a config over the example databases' URLs (TestEnv points a
+// PostgreSQL side at its test database), up to `entities:`.
+inline const std::string kExampleSystemsYaml =
+    "version: 1\nsystems:\n  legacy: { database: \"sqlite:data/legacy.db\" }\n  modern: { database: "
+    "\"sqlite:data/modern.db\" }\nprimary: legacy\nentities:\n";
+
 // Which database system holds each side.
 struct Backends {
   bool legacy_pg = false;
