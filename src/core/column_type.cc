@@ -311,7 +311,7 @@ std::string FractionOf(std::string_view time_part) {
 }
 
 // YYYY-MM-DD[( |T)HH:MM[:SS[.f]]][zone][ BC]
-std::optional<DateTime> ParseDateTime(std::string_view text, bool time_required) {
+std::optional<DateTime> ParseDateTime(std::string_view text) {
   text = Trim(text);
   bool bc = false;
   if (text.size() > 3 && strncasecmp(text.data() + text.size() - 3, " BC", 3) == 0) {
@@ -337,8 +337,6 @@ std::optional<DateTime> ParseDateTime(std::string_view text, bool time_required)
     while (sc.Char(' ')) {
     }
     if (!ScanZone(sc, &dt)) return std::nullopt;
-  } else if (time_required) {
-    return std::nullopt;
   }
   if (!sc.AtEnd()) return std::nullopt;
   return dt;
@@ -815,7 +813,7 @@ Value CanonicalValue(const ColumnType& t, const Value& v) {
     }
     case TypeClass::kDate: {
       if (v.type() != ValueType::kText) return v;
-      auto dt = ParseDateTime(v.as_bytes(), false);
+      auto dt = ParseDateTime(v.as_bytes());
       if (!dt || dt->has_zone) return v;
       if (dt->has_time && (dt->hour || dt->minute || dt->second || !dt->fraction.empty())) return v;
       return Value::Text(DateText(*dt));
@@ -823,7 +821,7 @@ Value CanonicalValue(const ColumnType& t, const Value& v) {
     case TypeClass::kTimestamp:
     case TypeClass::kTimestampTz: {
       if (v.type() != ValueType::kText) return v;
-      auto dt = ParseDateTime(v.as_bytes(), false);
+      auto dt = ParseDateTime(v.as_bytes());
       if (!dt) return v;
       return Value::Text(TimestampText(*dt, t.cls == TypeClass::kTimestampTz));
     }
@@ -939,7 +937,7 @@ Result<Value> StoreSqlite(const ColumnType& t, const Value& v) {
       if (dec.empty()) {
         // Not a number: kept as text. A timestamp with a zone is written in UTC without it.
         if (t.cls == TypeClass::kTimestamp) {
-          auto dt = ParseDateTime(v.as_bytes(), false);
+          auto dt = ParseDateTime(v.as_bytes());
           if (dt && dt->has_zone) return Value::Text(TimestampText(*dt, false));
         }
         return v;
@@ -1046,7 +1044,7 @@ Result<Value> StorePostgres(const ColumnType& t, const Value& v) {
       if (v.type() != ValueType::kText) return Cannot("not a date (YYYY-MM-DD)");
       std::string low = Lower(std::string(Trim(v.as_bytes())));
       if (low == "infinity" || low == "-infinity") return Value::Text(low);
-      auto dt = ParseDateTime(v.as_bytes(), false);
+      auto dt = ParseDateTime(v.as_bytes());
       if (!dt || dt->has_zone) return Cannot("not a date (YYYY-MM-DD)");
       if (dt->has_time && (dt->hour || dt->minute || dt->second || !dt->fraction.empty()))
         return Cannot("has a time of day; a date column would drop it");
@@ -1057,7 +1055,7 @@ Result<Value> StorePostgres(const ColumnType& t, const Value& v) {
       if (v.type() != ValueType::kText) return Cannot("not a timestamp (YYYY-MM-DD HH:MM:SS)");
       std::string low = Lower(std::string(Trim(v.as_bytes())));
       if (low == "infinity" || low == "-infinity") return Value::Text(low);
-      auto dt = ParseDateTime(v.as_bytes(), false);
+      auto dt = ParseDateTime(v.as_bytes());
       if (!dt) return Cannot("not a timestamp (YYYY-MM-DD HH:MM:SS[.ffffff][+HH:MM])");
       if (dt->fraction.size() > 6) return Cannot("has more than 6 decimal places of seconds; PostgreSQL would round it");
       return Value::Text(TimestampText(*dt, t.cls == TypeClass::kTimestampTz));

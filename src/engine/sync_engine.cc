@@ -91,6 +91,9 @@ struct SyncEngine::Direction {
   int64_t purged_before = 0;
   int64_t written_since_statistics = 0;
   std::vector<DirectionSql> sql;  // per entity index
+  // Target tables of the entities this direction applies and that are not
+  // paused (a paused entity's table may be gone): locked by apply transactions.
+  std::vector<std::string> written_tables;
 };
 
 struct SyncEngine::WorkItem {
@@ -1489,6 +1492,13 @@ Status SyncEngine::BindMapping(Direction& dir) {
   std::vector<Row> rows;
   dir.tables.clear();
   dir.sql.clear();
+  dir.written_tables.clear();
+  for (const EntityMapping& em : mapping_->entities) {
+    const DirectionMapping& dm = em.from(dir.source);
+    if (!em.paused.empty() || !dm.enabled) continue;
+    if (std::find(dir.written_tables.begin(), dir.written_tables.end(), dm.target_table) == dir.written_tables.end())
+      dir.written_tables.push_back(dm.target_table);
+  }
   TANDEM_RETURN_IF_ERROR(dir.src->Query("SELECT table_id, table_name FROM _tandem_capture", {}, &rows));
   for (const CapturedTableSpec& spec : mapping_->captured_on(source)) {
     bool found = false;
@@ -1781,16 +1791,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     // with the old type's values.
     std::vector<Row> target_schema;
     const int ti = dir.target == Side::kLegacy ? 0 : 1;
-    // Locked: the tables this direction writes, of entities not paused (a
-    // paused entity's table may be gone).
-    std::vector<std::string> written_tables;
-    for (const EntityMapping& em : mapping_->entities) {
-      const DirectionMapping& dm = em.from(dir.source);
-      if (!em.paused.empty() || !dm.enabled) continue;
-      if (std::find(written_tables.begin(), written_tables.end(), dm.target_table) == written_tables.end())
-        written_tables.push_back(dm.target_table);
-    }
-    st = dst.SchemaVersionLater(schema_tables_[ti], written_tables, &target_schema);
+    st = dst.SchemaVersionLater(schema_tables_[ti], dir.written_tables, &target_schema);
     if (!st.ok()) {
       dst.RollbackApply();
       end_read();

@@ -114,22 +114,18 @@ Status CheckOneWay(const EntityMapping& em, Side start, Connector& db, int sampl
       }
     }
   }
-  for (size_t i = 0; i < put_aside.size(); ++i) {
-    if (put_aside[i].rows_affected == 0) continue;
-    put_aside[i].entity = em.name;
-    put_aside[i].start = start;
-    put_aside[i].column = there.rules[i].field;
-    put_aside[i].rows_sampled = static_cast<int>(rows.size());
-    findings->push_back(put_aside[i]);
-  }
-  for (size_t i = 0; i < found.size(); ++i) {
-    if (found[i].rows_affected == 0) continue;
-    found[i].entity = em.name;
-    found[i].start = start;
-    found[i].column = back.rules[i].target_column;
-    found[i].rows_sampled = static_cast<int>(rows.size());
-    findings->push_back(found[i]);
-  }
+  auto report = [&](std::vector<LensFinding>& list, auto column_of) {
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (list[i].rows_affected == 0) continue;
+      list[i].entity = em.name;
+      list[i].start = start;
+      list[i].column = column_of(i);
+      list[i].rows_sampled = static_cast<int>(rows.size());
+      findings->push_back(std::move(list[i]));
+    }
+  };
+  report(put_aside, [&](size_t i) { return there.rules[i].field; });
+  report(found, [&](size_t i) { return back.rules[i].target_column; });
   return Status::Ok();
 }
 
