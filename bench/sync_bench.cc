@@ -7,7 +7,11 @@
 //   2. commit-to-commit latency at 1,000 single-row transactions/s;
 //   3. capture overhead on single-row autocommit transactions;
 //   4. peak resident memory of `tandem run --once` draining a backlog;
-//   5. (issue 3) update throughput with `merge` against no conflict detection.
+//   5. (issue 3) update throughput with `merge` against no conflict detection;
+//   6. (issue 12) a legacy application with a 5 s busy timeout writing while
+//      one 45,000-row modern transaction, then a 150,000-change modern
+//      backlog, are applied to legacy: bounded target transactions (the
+//      default) against source transactions kept whole (the old behaviour).
 // While (1) and (2) run, an "application" writes the target file with a 5 s
 // busy timeout and counts SQLITE_BUSY errors (guarantee 7).
 //
@@ -451,6 +455,113 @@ nlohmann::json BacklogMemory(int64_t rows) {
   return {{"rows", rows}, {"seconds", s}, {"changes_per_s", rows / s}, {"peak_rss_mb", rss_mb}, {"applied", applied}};
 }
 
+// Issue 12, guarantee 5: the legacy application is never locked out. A
+// legacy application (5 s busy timeout, an insert every 5 ms) writes while
+// (a) one modern transaction updating `txn_rows` customers and (b) a backlog
+// of `backlog` modern inserts (1,000-row transactions, written while Tandem
+// was stopped) are applied to legacy. Run with the default bound
+// (sync.max_txn_ms 500 on SQLite) and, as the baseline of the same run, with
+// source transactions kept whole and no bound.
+nlohmann::json LegacyWriter(int64_t txn_rows, int64_t backlog) {
+  nlohmann::json out;
+  for (bool bounded : {false, true}) {
+    const char* mode = bounded ? "bounded (default, max_txn_ms 500)" : "kept whole (max_txn_ms 0, split off)";
+    Env env(bounded ? "writer-bounded" : "writer-whole", true,
+            bounded ? "" : "sync: { max_txn_ms: 0, split_transactions: false }\n");
+    {
+      auto legacy = Open(env.legacy());
+      WriteLegacyRows(*legacy, 1, txn_rows, 10000);
+      auto engine = SyncEngine::Open(env.LoadConfig());
+      Check(engine.status(), "engine");
+      Check((*engine)->RunUntilIdle(), "initial sync");
+    }
+    nlohmann::json m;
+    auto engine = SyncEngine::Open(env.LoadConfig());
+    Check(engine.status(), "engine");
+    auto observer = Open(env.legacy());
+    auto scalar = [&](const char* sql) {
+      std::vector<Row> r;
+      Check(observer->Run(sql, {}, &r), "observe");
+      return r[0][0].as_integer();
+    };
+    {  // (a) one modern transaction updating every customer
+      std::atomic<bool> stop{false};
+      std::thread runner([&] { Check((*engine)->Run(stop), "run"); });
+      TargetApp app(env.legacy());
+      auto modern = Open(env.modern());
+      const int64_t batches_before = (*engine)->stats(Side::kModern).batches;
+      auto start = Clock::now();
+      Check(modern->Run("UPDATE customers SET balance = balance + 1", {}), "modern update");
+      double write_s = Seconds(Clock::now() - start);
+      while (scalar("SELECT min(BAL_CENTS - CUSTNO) FROM CUSTMAST") < 100)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      double s = Seconds(Clock::now() - start);
+      stop = true;
+      runner.join();
+      app.Stop();
+      const int64_t txns = (*engine)->stats(Side::kModern).batches - batches_before;
+      fmt::print("legacy writer, {}: one modern UPDATE of {} rows ({:.2f} s on modern) applied to legacy in {:.2f} s "
+                 "({} target transactions); the legacy application: {} writes, {} SQLITE_BUSY, longest wait {:.1f} "
+                 "ms\n",
+                 mode, txn_rows, write_s, s, txns, app.writes.load(), app.busy_errors.load(),
+                 app.max_wait_us.load() / 1000.0);
+      m["transaction"] = {{"rows", txn_rows},
+                          {"seconds", s},
+                          {"target_transactions", txns},
+                          {"app_writes", app.writes.load()},
+                          {"app_busy_errors", app.busy_errors.load()},
+                          {"app_max_wait_ms", app.max_wait_us.load() / 1000.0}};
+    }
+    {  // (b) a backlog written while Tandem was stopped
+      auto modern = Open(env.modern());
+      Check(modern->ExecScript("PRAGMA synchronous=NORMAL"), "pragma");
+      for (int64_t done = 0; done < backlog;) {
+        Check(modern->Run("BEGIN", {}), "begin");
+        for (int i = 0; i < 1000 && done < backlog; ++i, ++done)
+          Check(modern->Run("INSERT INTO customers(id, email, status, balance, first_name, last_name) VALUES (?, ?, "
+                            "?, ?, ?, ?)",
+                            {Value::Text(NewUuid()), Value::Text(fmt::format("b{}@example.com", done)),
+                             Value::Text("active"), Value::Real(static_cast<double>(done % 1000)),
+                             Value::Text(fmt::format("FIRST{}", done)), Value::Text(fmt::format("LAST{}", done))}),
+                "backlog insert");
+        Check(modern->Run("COMMIT", {}), "commit");
+      }
+      auto drainer = SyncEngine::Open(env.LoadConfig());
+      Check(drainer.status(), "engine");
+      std::atomic<bool> stop{false};
+      TargetApp app(env.legacy());
+      auto start = Clock::now();
+      std::thread runner([&] { Check((*drainer)->Run(stop), "run"); });
+      while (scalar("SELECT count(*) FROM CUSTMAST") < txn_rows + backlog)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      double s = Seconds(Clock::now() - start);
+      stop = true;
+      runner.join();
+      app.Stop();
+      const int64_t txns = (*drainer)->stats(Side::kModern).batches;
+      fmt::print("legacy writer, {}: a backlog of {} modern inserts applied to legacy in {:.2f} s = {:.0f} changes/s "
+                 "({} target transactions); the legacy application: {} writes, {} SQLITE_BUSY, longest wait {:.1f} "
+                 "ms\n",
+                 mode, backlog, s, backlog / s, txns, app.writes.load(), app.busy_errors.load(),
+                 app.max_wait_us.load() / 1000.0);
+      m["backlog"] = {{"changes", backlog},
+                      {"seconds", s},
+                      {"changes_per_s", backlog / s},
+                      {"target_transactions", txns},
+                      {"app_writes", app.writes.load()},
+                      {"app_busy_errors", app.busy_errors.load()},
+                      {"app_max_wait_ms", app.max_wait_us.load() / 1000.0}};
+    }
+    out[bounded ? "bounded" : "whole"] = m;
+  }
+  const double whole = out["whole"]["backlog"]["changes_per_s"].get<double>();
+  const double bounded = out["bounded"]["backlog"]["changes_per_s"].get<double>();
+  fmt::print("legacy writer: backlog drain rate bounded / kept whole = {:.2f}x (what the bound costs)\n",
+             bounded / whole);
+  out["backlog_rate_ratio_bounded_to_whole"] = bounded / whole;
+  return out;
+}
+
 }  // namespace
 }  // namespace tandem::bench
 
@@ -468,7 +579,7 @@ int main(int argc, char** argv) {
     else if (a == "--only") only = next();
     else {
       fmt::print(stderr, "usage: tandem_bench [--rows N] [--backlog N] [--latency-seconds S] [--only "
-                         "throughput|conflicts|latency|overhead|backlog]\n");
+                         "throughput|conflicts|latency|overhead|backlog|writer]\n");
       return 2;
     }
   }
@@ -485,6 +596,7 @@ int main(int argc, char** argv) {
   if (only.empty() || only == "latency") report["latency"] = Latency(latency_s, 1000);
   if (only.empty() || only == "overhead") report["capture_overhead"] = CaptureOverhead(1000, 3);
   if (only.empty() || only == "backlog") report["backlog"] = BacklogMemory(backlog);
+  if (only.empty() || only == "writer") report["legacy_writer"] = LegacyWriter(45000, 150000);
   fmt::print("\nJSON {}\n", report.dump());
   return 0;
 }

@@ -4,7 +4,7 @@
 # with scripts/pg-cluster.sh in a temporary folder and stops at the end.
 #
 #   ./scripts/bench.sh                          every figure
-#   ./scripts/bench.sh --only latency           one SQLite figure (throughput|conflicts|latency|overhead|backlog)
+#   ./scripts/bench.sh --only latency           one SQLite figure (throughput|conflicts|latency|overhead|backlog|writer)
 #   ./scripts/bench.sh --only pg                the PostgreSQL figures only
 #   ./scripts/bench.sh --only pg-latency        one PostgreSQL figure (pg-throughput|pg-latency|pg-overhead)
 #

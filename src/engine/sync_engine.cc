@@ -73,6 +73,16 @@ constexpr size_t kPinCheckChanges = 1000;  // records applied between two PinIfB
 // A pinned snapshot further than this many batches ahead is not used: the
 // target transaction would hold the write lock too long.
 constexpr int64_t kMaxPinnedSpanBatches = 4;
+// The part of sync.max_txn_ms kept for the COMMIT (an fsync or two).
+constexpr double kCommitShareOfTxnBound = 0.15;
+// Chunk size bounds while a transaction bound is in force.
+constexpr int64_t kMinBoundedChunk = 64;
+constexpr int64_t kFirstBoundedChunk = 256;  // before the apply rate is known
+// After a transaction cut short by the bounds, on a target that lets one
+// writer in at a time, the engine waits up to this long (less as soon as
+// another writer commits) before taking the write lock again. SQLite's busy
+// handler retries a waiting writer at least every 100 ms.
+constexpr int kStepAsideMs = 100;
 }  // namespace
 
 struct SyncEngine::Direction {
@@ -94,6 +104,15 @@ struct SyncEngine::Direction {
   // Target tables of the entities this direction applies and that are not
   // paused (a paused entity's table may be gone): locked by apply transactions.
   std::vector<std::string> written_tables;
+  // Bounds on one target transaction (sync.max_txn_ms / max_txn_changes,
+  // resolved for this target; 0 = none), and the apply rate last seen, to
+  // size chunks so a transaction ends before its time is up.
+  int max_txn_ms = 0;
+  int64_t max_txn_changes = 0;
+  double changes_per_ms = 0;
+  // The target lets one writer in at a time (SQLite): after a transaction
+  // cut short by the bounds, the engine steps aside so waiting writers get in.
+  bool target_single_writer = false;
 };
 
 struct SyncEngine::WorkItem {
@@ -1391,6 +1410,9 @@ Status SyncEngine::Init(const Config& config) {
     dir->src = &db(source);
     dir->dst = &db(dir->target);
     dir->name = DirectionName(source);
+    dir->target_single_writer = config_.system(dir->target).resolved.rfind("sqlite:", 0) == 0;
+    dir->max_txn_ms = config_.sync.max_txn_ms >= 0 ? config_.sync.max_txn_ms : dir->target_single_writer ? 500 : 0;
+    dir->max_txn_changes = config_.sync.max_txn_changes;
     TANDEM_RETURN_IF_ERROR(BindMapping(*dir));
     TANDEM_ASSIGN_OR_RETURN(auto pos, dir->dst->QueryOne("SELECT seq, applied_total, cursor FROM _tandem_position "
                                                          "WHERE direction = ?",
@@ -1766,6 +1788,12 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       end_read();
       return st;
     }
+    // The write lock is held from here: sync.max_txn_ms counts from now.
+    const auto txn_started = std::chrono::steady_clock::now();
+    auto txn_ms = [&] {
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - txn_started).count();
+    };
+    const double budget_ms = dir.max_txn_ms * (1.0 - kCommitShareOfTxnBound);
     // Fencing: a process killed while its COMMIT was on the way may still be
     // committing on a server (PostgreSQL keeps going without its client).
     // Wait for any such transaction of this direction, then check that the
@@ -1828,12 +1856,23 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     boundaries.Note(upto);  // this snapshot's end is a commit boundary too
     int64_t read_upto = upto;
     size_t since_pin_check = 0;  // records applied since the last PinIfBehind
+    bool time_bound_hit = false;  // this transaction ends early because it used its sync.max_txn_ms
+    bool split = false;           // ... and inside a source transaction (or where its end is unknown)
     while (pos < read_upto && st.ok()) {
       changes.clear();
       // Read and prefetch in chunks of at most kChunkChanges, so memory stays
       // bounded whatever batch_size (changes per target transaction) is.
-      st = src.ReadChanges(pos, read_upto, static_cast<size_t>(std::min(config_.sync.batch_size, kChunkChanges)),
-                           &changes);
+      // Under a transaction bound, a chunk is what fits in the time left at
+      // the rate seen so far, so the bound is kept to within one small chunk.
+      int64_t limit = std::min(config_.sync.batch_size, kChunkChanges);
+      if (dir.max_txn_ms > 0) {
+        const int64_t fits = dir.changes_per_ms > 0
+                                 ? static_cast<int64_t>((budget_ms - txn_ms()) * dir.changes_per_ms)
+                                 : kFirstBoundedChunk;
+        limit = std::min(limit, std::max(kMinBoundedChunk, fits));
+      }
+      if (dir.max_txn_changes > 0) limit = std::min(limit, std::max<int64_t>(1, dir.max_txn_changes - consumed));
+      st = src.ReadChanges(pos, read_upto, static_cast<size_t>(limit), &changes);
       if (!st.ok() || changes.empty()) break;
       BuildWorkItems(dir, changes, &items);
       st = batch.Prefetch(items);
@@ -1864,6 +1903,26 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       pos = changes.back().seq;
       source_at_ms = changes.back().captured_at_ms;
       consumed += static_cast<int64_t>(changes.size());
+      if (dir.max_txn_ms > 0 && txn_ms() > 1) dir.changes_per_ms = static_cast<double>(consumed) / txn_ms();
+      // The bounds: end this transaction here when the next smallest chunk
+      // would not fit. At a known commit boundary that is a clean end;
+      // elsewhere the source transaction is split (sync.split_transactions),
+      // or else kept whole up to its end.
+      const bool changes_bound = dir.max_txn_changes > 0 && consumed >= dir.max_txn_changes;
+      const bool time_bound =
+          dir.max_txn_ms > 0 && (budget_ms - txn_ms()) * std::max(dir.changes_per_ms, 1e-3) < kMinBoundedChunk;
+      if ((changes_bound || time_bound) && pos < read_upto) {
+        auto boundary = boundaries.NextAtOrAfter(pos, upto);
+        const bool at_boundary = boundary && *boundary == pos;
+        if (at_boundary || (config_.sync.split_transactions &&
+                            (src.SupportsBoundarySampling() || !src.PositionCursor(pos).empty()))) {
+          split = !at_boundary;
+          time_bound_hit = time_bound;
+          ended_early = true;
+          break;
+        }
+        if (boundary) read_upto = std::min(read_upto, *boundary);
+      }
       if (!pinned && consumed >= config_.sync.batch_size && pos < read_upto) {
         // Keep target transactions short: end this one at the next known
         // commit boundary, which is never inside a source transaction.
@@ -1921,6 +1980,16 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       return st;
     }
     end_read();
+    if (split)
+      spdlog::info("{}: split a source transaction at change {}: {} changes in {:.0f} ms reached the target "
+                   "transaction bound (sync.max_txn_ms {}, max_txn_changes {}); the rest follows in the next one",
+                   dir.name, pos, consumed, txn_ms(), dir.max_txn_ms, dir.max_txn_changes);
+    // Step aside: a writer waiting for the lock this transaction held gets in
+    // before the next one takes it (as soon as it commits, or kStepAsideMs).
+    if (time_bound_hit && dir.target_single_writer) {
+      (void)dst.WaitForCommit(std::chrono::milliseconds(0));
+      (void)dst.WaitForCommit(std::chrono::milliseconds(kStepAsideMs));
+    }
     dir.position = pos;
     dir.applied_total = applied_total;
     // Fresh planner statistics once the key map has grown by a fifth (from

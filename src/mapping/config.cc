@@ -36,7 +36,8 @@ constexpr std::string_view kSystemsKeys[] = {"legacy", "modern"};
 constexpr std::string_view kSystemKeys[] = {"database"};
 constexpr std::string_view kSyncKeys[] = {"poll_interval_ms", "batch_size", "busy_timeout_ms",
                                           "purge_interval_ms", "sample_commit_boundaries",
-                                          "detect_conflicts"};
+                                          "detect_conflicts",   "max_txn_ms",
+                                          "max_txn_changes",    "split_transactions"};
 constexpr std::string_view kEntityKeys[] = {"direction", "legacy",    "modern",   "fields",
                                             "to_modern", "to_legacy", "conflicts"};
 constexpr std::string_view kSideKeys[] = {"table", "key", "new_keys"};
@@ -538,25 +539,32 @@ int& SyncOption(SyncOptions& sync, std::string_view name) {
   if (name == "poll_interval_ms") return sync.poll_interval_ms;
   if (name == "batch_size") return sync.batch_size;
   if (name == "busy_timeout_ms") return sync.busy_timeout_ms;
+  if (name == "max_txn_ms") return sync.max_txn_ms;
+  if (name == "max_txn_changes") return sync.max_txn_changes;
   return sync.purge_interval_ms;
 }
 
 void Parser::ReadSync(const Section& section, SyncOptions& sync) {
   for (const Entry& entry : section.entries) {
-    if (entry.name == "sample_commit_boundaries" || entry.name == "detect_conflicts") {
+    if (entry.name == "sample_commit_boundaries" || entry.name == "detect_conflicts" ||
+        entry.name == "split_transactions") {
       bool on = true;
       if (!YAML::convert<bool>::decode(entry.value, on))
         Report(Where(entry), In("sync", Quote(entry.name) + " must be true or false, got " + Describe(entry.value)));
       else if (entry.name == "sample_commit_boundaries")
         sync.sample_commit_boundaries = on;
-      else
+      else if (entry.name == "detect_conflicts")
         sync.detect_conflicts = on;
+      else
+        sync.split_transactions = on;
       continue;
     }
+    // The transaction bounds take 0 for "no bound".
+    const bool zero_ok = entry.name == "max_txn_ms" || entry.name == "max_txn_changes";
     int value = 0;
-    if (!YAML::convert<int>::decode(entry.value, value) || value <= 0) {
+    if (!YAML::convert<int>::decode(entry.value, value) || value < 0 || (value == 0 && !zero_ok)) {
       Report(Where(entry),
-             In("sync", Quote(entry.name) + " must be a positive whole number, got " +
+             In("sync", Quote(entry.name) + " must be a " + (zero_ok ? "whole number >= 0 (0: no bound)" : "positive whole number") + ", got " +
                             Describe(entry.value)),
              "remove it to use the default");
       continue;

@@ -166,6 +166,17 @@ struct SyncOptions {
   // false: no conflict detection at all -- a change always overwrites the
   // other side's mapped values (what the benchmark compares `merge` with).
   bool detect_conflicts = true;
+  // Bounds on one target transaction (how long it holds the target's write
+  // lock): a larger source transaction or backlog is applied in several,
+  // each committed with its exact position. -1 = the target's default (500 ms
+  // on SQLite, where a write transaction excludes every other writer; none on
+  // PostgreSQL); 0 = no bound.
+  int max_txn_ms = -1;
+  int max_txn_changes = 0;
+  // false: a source transaction is never split to honour the bounds (the
+  // target's other writers wait instead); its end is found by the commit
+  // boundaries, or the end of what is pending.
+  bool split_transactions = true;
 };
 
 struct Config {
