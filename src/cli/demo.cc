@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
+#include "core/secrets.h"
 #include "core/clock.h"
 #include "engine/installer.h"
 #include "engine/status_report.h"
@@ -30,7 +31,7 @@ class App {
   explicit App(std::unique_ptr<Connector> db) : db_(std::move(db)) {}
   void Sql(const std::string& sql) {
     Status st = db_->ExecScript(sql);
-    if (!st.ok()) fmt::print(stderr, "  (demo edit failed: {})\n", st.message());
+    if (!st.ok()) PrintScrubbed(stderr, "  (demo edit failed: {})\n", st.message());
   }
   Connector& db() { return *db_; }
 
@@ -70,7 +71,7 @@ void PrintApplied(const std::vector<AppliedRecord>& records) {
   int64_t now = Clock::Default()->NowMillis();
   for (auto& r : records) {
     std::string delay = r.captured_at_ms > 0 ? fmt::format("{:>5} ms", now - r.captured_at_ms) : " retried";
-    fmt::print("  {}  {} -> {}  {} {} {} -> {}\n", delay, SideName(r.source), SideName(Other(r.source)), r.op,
+    PrintScrubbed("  {}  {} -> {}  {} {} {} -> {}\n", delay, SideName(r.source), SideName(Other(r.source)), r.op,
                r.entity, r.source_key, r.target_key);
   }
   std::fflush(stdout);
@@ -100,27 +101,27 @@ int RunDemo(const DemoOptions& options, const std::atomic<bool>& stop) {
   auto modern_app = OpenApp(modern_url);
   for (auto* opened : {&legacy_app, &modern_app})
     if (!opened->ok()) {
-      fmt::print(stderr, "{}\n", opened->status().message());
+      PrintScrubbed(stderr, "{}\n", opened->status().message());
       return 1;
     }
   App legacy(std::move(legacy_app).value()), modern(std::move(modern_app).value());
   legacy.Sql(examples::kLegacySchema);
   if (modern_pg) {
     if (Status st = PrepareModernPostgres(modern.db()); !st.ok()) {
-      fmt::print(stderr, "{}\n", st.message());
+      PrintScrubbed(stderr, "{}\n", st.message());
       return 1;
     }
   } else {
     modern.Sql(examples::kModernSchema);
   }
-  fmt::print("Tandem demo in {}\n", dir.string());
-  fmt::print("  legacy: {} (CUSTMAST, ORDHDR: uppercase, codes, cents, \"LAST, FIRST\", integer keys)\n", legacy_db);
-  fmt::print("  modern: {} (customers, addresses, orders: snake_case, UUIDs, decimals)\n", modern.db().Describe());
-  fmt::print("  config: {}\n\n", config_path.string());
+  PrintScrubbed("Tandem demo in {}\n", dir.string());
+  PrintScrubbed("  legacy: {} (CUSTMAST, ORDHDR: uppercase, codes, cents, \"LAST, FIRST\", integer keys)\n", legacy_db);
+  PrintScrubbed("  modern: {} (customers, addresses, orders: snake_case, UUIDs, decimals)\n", modern.db().Describe());
+  PrintScrubbed("  config: {}\n\n", config_path.string());
 
   ParseOutcome parsed = ParseConfigFile(config_path.string());
   if (!parsed.ok()) {
-    for (auto& p : parsed.problems) fmt::print(stderr, "{}\n", p.ToString());
+    for (auto& p : parsed.problems) PrintScrubbed(stderr, "{}\n", p.ToString());
     return 1;
   }
   {
@@ -130,21 +131,21 @@ int RunDemo(const DemoOptions& options, const std::atomic<bool>& stop) {
     auto expr_db = OpenExpressionDatabase();
     CompileOutcome compiled = CompileMapping(parsed.config, **l, **m, **expr_db);
     if (!compiled.problems.empty()) {
-      for (auto& p : compiled.problems) fmt::print(stderr, "{}\n", p.ToString());
+      for (auto& p : compiled.problems) PrintScrubbed(stderr, "{}\n", p.ToString());
       return 1;
     }
     auto plan = PlanInstall(*compiled.mapping, **l, **m);
     Status st = plan.ok() ? ExecutePlan(*plan, **l, **m) : plan.status();
     if (!st.ok()) {
-      fmt::print(stderr, "install failed: {}\n", st.message());
+      PrintScrubbed(stderr, "install failed: {}\n", st.message());
       return 1;
     }
   }
-  fmt::print("1. capture installed on both databases (tandem install)\n");
+  PrintScrubbed("1. capture installed on both databases (tandem install)\n");
 
   auto engine = SyncEngine::Open(parsed.config);
   if (!engine.ok()) {
-    fmt::print(stderr, "{}\n", engine.status().message());
+    PrintScrubbed(stderr, "{}\n", engine.status().message());
     return 1;
   }
   (*engine)->set_applied_callback(PrintApplied);
@@ -154,7 +155,7 @@ int RunDemo(const DemoOptions& options, const std::atomic<bool>& stop) {
 
   auto step = [&](const std::string& title, App& app, const std::string& sql) {
     if (stop.load()) return;
-    fmt::print("\n{}\n  SQL> {}\n", title, sql);
+    PrintScrubbed("\n{}\n  SQL> {}\n", title, sql);
     std::fflush(stdout);
     app.Sql(sql);
     std::this_thread::sleep_for(std::chrono::milliseconds(400));  // pacing for a human reader only
@@ -185,14 +186,14 @@ int RunDemo(const DemoOptions& options, const std::atomic<bool>& stop) {
     std::this_thread::sleep_for(std::chrono::milliseconds(400));  // pacing for a human reader only
   }
 
-  fmt::print("\nNow edit either database and watch the change arrive, e.g.:\n");
-  fmt::print("  sqlite3 {} \"UPDATE CUSTMAST SET BAL_CENTS = BAL_CENTS + 100 WHERE CUSTNO = 1\"\n", legacy_db);
+  PrintScrubbed("\nNow edit either database and watch the change arrive, e.g.:\n");
+  PrintScrubbed("  sqlite3 {} \"UPDATE CUSTMAST SET BAL_CENTS = BAL_CENTS + 100 WHERE CUSTNO = 1\"\n", legacy_db);
   if (modern_pg)
-    fmt::print("  psql {} -c \"SELECT first_name, last_name, balance, status FROM customers\"\n", modern.db().Describe());
+    PrintScrubbed("  psql {} -c \"SELECT first_name, last_name, balance, status FROM customers\"\n", modern.db().Describe());
   else
-    fmt::print("  sqlite3 {} \"SELECT first_name, last_name, balance, status FROM customers\"\n", modern_db);
-  fmt::print("  tandem status -c {}\n", config_path.string());
-  fmt::print("Ctrl-C to stop.\n");
+    PrintScrubbed("  sqlite3 {} \"SELECT first_name, last_name, balance, status FROM customers\"\n", modern_db);
+  PrintScrubbed("  tandem status -c {}\n", config_path.string());
+  PrintScrubbed("Ctrl-C to stop.\n");
   std::fflush(stdout);
   auto started = std::chrono::steady_clock::now();
   while (!stop.load()) {
@@ -204,10 +205,10 @@ int RunDemo(const DemoOptions& options, const std::atomic<bool>& stop) {
   engine_stop.store(true);
   runner.join();
   if (!engine_status.ok()) {
-    fmt::print(stderr, "sync stopped: {}\n", engine_status.message());
+    PrintScrubbed(stderr, "sync stopped: {}\n", engine_status.message());
     return 1;
   }
-  fmt::print("demo stopped; the databases stay in {}\n", (dir / "data").string());
+  PrintScrubbed("demo stopped; the databases stay in {}\n", (dir / "data").string());
   return 0;
 }
 

@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "connectors/connector.h"
+#include "core/secrets.h"
 #include "engine/conflict_queue.h"
 #include "engine/installer.h"
 #include "engine/status_report.h"
@@ -33,8 +34,8 @@ void OnSignal(int) { g_stop.store(true); }
 std::optional<Config> LoadConfig(const std::string& path) {
   ParseOutcome parsed = ParseConfigFile(path);
   if (!parsed.ok()) {
-    for (auto& p : parsed.problems) fmt::print(stderr, "{}\n", p.ToString());
-    fmt::print(stderr, "{} problem(s) in {}\n", parsed.problems.size(), path);
+    for (auto& p : parsed.problems) PrintScrubbed(stderr, "{}\n", p.ToString());
+    PrintScrubbed(stderr, "{} problem(s) in {}\n", parsed.problems.size(), path);
     return std::nullopt;
   }
   return parsed.config;
@@ -51,7 +52,7 @@ std::optional<Databases> OpenDatabases(const Config& config) {
   for (Side s : {Side::kLegacy, Side::kModern}) {
     auto c = OpenConnector(config.system(s).resolved, opts);
     if (!c.ok()) {
-      fmt::print(stderr, "{}: {} database: {}\n", config.system(s).where.ToString(), SideName(s), c.status().message());
+      PrintScrubbed(stderr, "{}: {} database: {}\n", config.system(s).where.ToString(), SideName(s), c.status().message());
       return std::nullopt;
     }
     (s == Side::kLegacy ? dbs.legacy : dbs.modern) = std::move(c).value();
@@ -66,46 +67,46 @@ int CmdCheck(const std::string& path, int sample_rows, bool strict) {
   if (!dbs) return 1;
   auto expr_db = OpenExpressionDatabase();
   CompileOutcome compiled = CompileMapping(*config, *dbs->legacy, *dbs->modern, **expr_db);
-  for (auto& p : compiled.problems) fmt::print(stderr, "{}\n", p.ToString());
+  for (auto& p : compiled.problems) PrintScrubbed(stderr, "{}\n", p.ToString());
   if (!compiled.problems.empty()) {
-    fmt::print(stderr, "{} problem(s) in {}\n", compiled.problems.size(), path);
+    PrintScrubbed(stderr, "{} problem(s) in {}\n", compiled.problems.size(), path);
     return 1;
   }
   // What the declared column types say, before any row exists.
   int errors = 0, warnings = 0;
   auto types = CheckTypes(*compiled.mapping, *dbs->legacy, *dbs->modern);
   if (!types.ok()) {
-    fmt::print(stderr, "warning: could not read the column types: {}\n", types.status().message());
+    PrintScrubbed(stderr, "warning: could not read the column types: {}\n", types.status().message());
     ++warnings;
   } else {
     for (auto& f : *types) {
-      fmt::print(stderr, "{}{}\n", f.error ? "" : "warning: ", f.problem.ToString());
+      PrintScrubbed(stderr, "{}{}\n", f.error ? "" : "warning: ", f.problem.ToString());
       ++(f.error ? errors : warnings);
     }
   }
   // The mapping as a lens: sample rows there and back, name what does not return.
   auto lens = CheckLensRoundTrip(*compiled.mapping, *dbs->legacy, *dbs->modern, sample_rows);
   if (!lens.ok()) {
-    fmt::print(stderr, "warning: could not sample rows for the round-trip check: {}\n", lens.status().message());
+    PrintScrubbed(stderr, "warning: could not sample rows for the round-trip check: {}\n", lens.status().message());
     ++warnings;
   } else {
-    for (auto& f : *lens) fmt::print(stderr, "warning: {}\n", f.ToString());
+    for (auto& f : *lens) PrintScrubbed(stderr, "warning: {}\n", f.ToString());
     warnings += static_cast<int>(lens->size());
   }
   if (errors > 0) {
-    fmt::print(stderr, "{} problem(s), {} warning(s) in {}\n", errors, warnings, path);
+    PrintScrubbed(stderr, "{} problem(s), {} warning(s) in {}\n", errors, warnings, path);
     return 1;
   }
   for (Side s : {Side::kLegacy, Side::kModern}) {
     auto installed = (s == Side::kLegacy ? dbs->legacy : dbs->modern)->IsInstalled();
-    fmt::print("{} database {}: {}\n", SideName(s), config->system(s).resolved,
+    PrintScrubbed("{} database {}: {}\n", SideName(s), config->system(s).Shown(),
                installed.ok() && *installed ? "capture installed" : "capture not installed (run 'tandem install')");
   }
   if (warnings > 0 && strict) {
-    fmt::print(stderr, "{} warning(s) in {} (--strict)\n", warnings, path);
+    PrintScrubbed(stderr, "{} warning(s) in {} (--strict)\n", warnings, path);
     return 1;
   }
-  fmt::print("{}: ok ({} entities{})\n", path, compiled.mapping->entities.size(),
+  PrintScrubbed("{}: ok ({} entities{})\n", path, compiled.mapping->entities.size(),
              warnings ? fmt::format(", {} warning(s)", warnings) : std::string());
   return 0;
 }
@@ -124,26 +125,26 @@ int CmdInstall(const std::string& path, bool dry_run, bool uninstall) {
     expr_db = std::move(OpenExpressionDatabase()).value();
     compiled = CompileMapping(*config, *dbs->legacy, *dbs->modern, *expr_db);
     if (!compiled.problems.empty()) {
-      for (auto& p : compiled.problems) fmt::print(stderr, "{}\n", p.ToString());
-      fmt::print(stderr, "{} problem(s); nothing installed\n", compiled.problems.size());
+      for (auto& p : compiled.problems) PrintScrubbed(stderr, "{}\n", p.ToString());
+      PrintScrubbed(stderr, "{} problem(s); nothing installed\n", compiled.problems.size());
       return 1;
     }
     plan = PlanInstall(*compiled.mapping, *dbs->legacy, *dbs->modern);
   }
   if (!plan.ok()) {
-    fmt::print(stderr, "{}\n", plan.status().message());
+    PrintScrubbed(stderr, "{}\n", plan.status().message());
     return 1;
   }
   if (dry_run) {
     for (Side s : {Side::kLegacy, Side::kModern}) {
-      fmt::print("-- {} database: {}\n", SideName(s), config->system(s).resolved);
-      for (auto& sql : plan->statements[s == Side::kLegacy ? 0 : 1]) fmt::print("{};\n", sql);
+      PrintScrubbed("-- {} database: {}\n", SideName(s), config->system(s).Shown());
+      for (auto& sql : plan->statements[s == Side::kLegacy ? 0 : 1]) PrintScrubbed("{};\n", sql);
     }
     return 0;
   }
   Status st = ExecutePlan(*plan, *dbs->legacy, *dbs->modern);
   if (!st.ok()) {
-    fmt::print(stderr, "{} failed: {}\n", uninstall ? "uninstall" : "install", st.message());
+    PrintScrubbed(stderr, "{} failed: {}\n", uninstall ? "uninstall" : "install", st.message());
     return 1;
   }
   spdlog::info("{} on both databases", uninstall ? "capture and control tables removed (data kept)"
@@ -174,14 +175,14 @@ int CmdRun(const std::string& path, bool once) {
     engine = SyncEngine::Open(*config);
   }
   if (!engine.ok()) {
-    fmt::print(stderr, "{}\n", engine.status().message());
+    PrintScrubbed(stderr, "{}\n", engine.status().message());
     return 1;
   }
   Status st;
   if (once) {
     st = (*engine)->RunUntilIdle();
   } else {
-    spdlog::info("syncing {} <-> {} (Ctrl-C to stop)", config->legacy.resolved, config->modern.resolved);
+    spdlog::info("syncing {} <-> {} (Ctrl-C to stop)", config->legacy.Shown(), config->modern.Shown());
     st = (*engine)->Run(g_stop);
   }
   for (Side s : {Side::kLegacy, Side::kModern}) {
@@ -203,11 +204,11 @@ int CmdStatus(const std::string& path, bool json) {
   if (!dbs) return 1;
   auto report = BuildStatusReport(*config, *dbs->legacy, *dbs->modern);
   if (!report.ok()) {
-    fmt::print(stderr, "{}\n", report.status().message());
+    PrintScrubbed(stderr, "{}\n", report.status().message());
     return 1;
   }
-  if (json) fmt::print("{}\n", report->dump(2));
-  else fmt::print("{}", RenderStatusText(*report));
+  if (json) PrintScrubbed("{}\n", report->dump(2));
+  else PrintScrubbed("{}", RenderStatusText(*report));
   return 0;
 }
 
@@ -215,18 +216,18 @@ int CmdConflictsList(const std::string& path, const ConflictFilter& filter, bool
   auto config = LoadConfig(path);
   if (!config) return 1;
   if (!filter.entity.empty() && !config->FindEntity(filter.entity)) {
-    fmt::print(stderr, "no entity '{}' in {}\n", filter.entity, path);
+    PrintScrubbed(stderr, "no entity '{}' in {}\n", filter.entity, path);
     return 2;
   }
   auto dbs = OpenDatabases(*config);
   if (!dbs) return 1;
   auto list = ListConflicts(*dbs->legacy, *dbs->modern, filter);
   if (!list.ok()) {
-    fmt::print(stderr, "{}\n", list.status().message());
+    PrintScrubbed(stderr, "{}\n", list.status().message());
     return 1;
   }
-  if (json) fmt::print("{}\n", list->dump(2));
-  else fmt::print("{}", RenderConflictsText(*list, filter.all));
+  if (json) PrintScrubbed("{}\n", list->dump(2));
+  else PrintScrubbed("{}", RenderConflictsText(*list, filter.all));
   return 0;
 }
 
@@ -251,7 +252,7 @@ int CmdRetry(const std::string& path, const std::string& id, bool all) {
   Side side = Side::kLegacy;
   int64_t n = -1;
   if (!all && !ParseParkedId(id, &side, &n)) {
-    fmt::print(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem status'\n", id);
+    PrintScrubbed(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem status'\n", id);
     return 2;
   }
   auto engine = SyncEngine::Open(*config);
@@ -264,37 +265,37 @@ int CmdRetry(const std::string& path, const std::string& id, bool all) {
       if (!all && s != side) continue;
       auto r = RequestRetry(s == Side::kLegacy ? *dbs->legacy : *dbs->modern, n);
       if (!r.ok()) {
-        fmt::print(stderr, "{}\n", r.status().message());
+        PrintScrubbed(stderr, "{}\n", r.status().message());
         return 1;
       }
       marked += *r;
     }
     if (marked == 0) {
-      fmt::print(stderr, "no put-aside change {}\n", all ? "to retry" : id);
+      PrintScrubbed(stderr, "no put-aside change {}\n", all ? "to retry" : id);
       return 1;
     }
-    fmt::print("{} put-aside change(s) handed to the running tandem process for retry; see 'tandem status'\n", marked);
+    PrintScrubbed("{} put-aside change(s) handed to the running tandem process for retry; see 'tandem status'\n", marked);
     return 0;
   }
   if (!engine.ok()) {
-    fmt::print(stderr, "{}\n", engine.status().message());
+    PrintScrubbed(stderr, "{}\n", engine.status().message());
     return 1;
   }
   if (all) {
     auto n = (*engine)->RetryAllParked();
     if (!n.ok()) {
-      fmt::print(stderr, "{}\n", n.status().message());
+      PrintScrubbed(stderr, "{}\n", n.status().message());
       return 1;
     }
-    fmt::print("{} put-aside change(s) applied\n", *n);
+    PrintScrubbed("{} put-aside change(s) applied\n", *n);
     return 0;
   }
   Status st = (*engine)->RetryParked(side, n);
   if (!st.ok()) {
-    fmt::print(stderr, "{} not applied: {}\n", id, st.message());
+    PrintScrubbed(stderr, "{} not applied: {}\n", id, st.message());
     return 1;
   }
-  fmt::print("{} applied\n", id);
+  PrintScrubbed("{} applied\n", id);
   return 0;
 }
 
@@ -302,7 +303,7 @@ int CmdConflictsShow(const std::string& path, const std::string& id, bool json) 
   Side side;
   int64_t n;
   if (!ParseParkedId(id, &side, &n)) {
-    fmt::print(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem conflicts list'\n", id);
+    PrintScrubbed(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem conflicts list'\n", id);
     return 2;
   }
   auto config = LoadConfig(path);
@@ -311,11 +312,11 @@ int CmdConflictsShow(const std::string& path, const std::string& id, bool json) 
   if (!dbs) return 1;
   auto shown = ShowConflict(*config, *dbs->legacy, *dbs->modern, side, n);
   if (!shown.ok()) {
-    fmt::print(stderr, "{}\n", shown.status().message());
+    PrintScrubbed(stderr, "{}\n", shown.status().message());
     return 1;
   }
-  if (json) fmt::print("{}\n", shown->dump(2));
-  else fmt::print("{}", RenderConflictText(*shown));
+  if (json) PrintScrubbed("{}\n", shown->dump(2));
+  else PrintScrubbed("{}", RenderConflictText(*shown));
   return 0;
 }
 
@@ -324,7 +325,7 @@ int CmdConflictsResolve(const std::string& path, const std::string& id, const st
   Side side;
   int64_t n;
   if (!ParseParkedId(id, &side, &n)) {
-    fmt::print(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem conflicts list'\n", id);
+    PrintScrubbed(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem conflicts list'\n", id);
     return 2;
   }
   nlohmann::json resolution = nlohmann::json::object();
@@ -332,7 +333,7 @@ int CmdConflictsResolve(const std::string& path, const std::string& id, const st
   for (auto& kv : sets) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
-      fmt::print(stderr, "bad --set '{}': expected field=value\n", kv);
+      PrintScrubbed(stderr, "bad --set '{}': expected field=value\n", kv);
       return 2;
     }
     resolution["set"][kv.substr(0, eq)] = kv.substr(eq + 1);
@@ -348,36 +349,36 @@ int CmdConflictsResolve(const std::string& path, const std::string& id, const st
                         "'open'",
                         {Value::Text(resolution.dump()), Value::Integer(n)}, &changed);
     if (!st.ok()) {
-      fmt::print(stderr, "{}\n", st.message());
+      PrintScrubbed(stderr, "{}\n", st.message());
       return 1;
     }
     if (changed == 0) {
-      fmt::print(stderr, "no open conflict {} (see 'tandem conflicts list')\n", id);
+      PrintScrubbed(stderr, "no open conflict {} (see 'tandem conflicts list')\n", id);
       return 1;
     }
   }
   auto engine = SyncEngine::Open(*config);
   if (!engine.ok() && engine.status().code() == StatusCode::kBusy) {
-    fmt::print("{}: handed to the running tandem process\n", id);
+    PrintScrubbed("{}: handed to the running tandem process\n", id);
     return 0;
   }
   if (!engine.ok()) {
-    fmt::print(stderr, "{}\n", engine.status().message());
+    PrintScrubbed(stderr, "{}\n", engine.status().message());
     return 1;
   }
   auto done = (*engine)->ProcessResolutions();
   if (!done.ok()) {
-    fmt::print(stderr, "{}\n", done.status().message());
+    PrintScrubbed(stderr, "{}\n", done.status().message());
     return 1;
   }
   auto row = (*engine)->db(side).QueryOne("SELECT status, resolution FROM _tandem_conflicts WHERE id = ?",
                                           {Value::Integer(n)});
   if (row.ok() && *row && (**row)[0].as_bytes() == "resolved") {
-    fmt::print("{} resolved: {}; the changes it held are applied by the next 'tandem run'\n", id,
+    PrintScrubbed("{} resolved: {}; the changes it held are applied by the next 'tandem run'\n", id,
                (**row)[1].as_bytes());
     return 0;
   }
-  fmt::print(stderr, "{} {}\n", id, row.ok() && *row ? (**row)[1].ToCodeText() : std::string("not resolved"));
+  PrintScrubbed(stderr, "{} {}\n", id, row.ok() && *row ? (**row)[1].ToCodeText() : std::string("not resolved"));
   return 1;
 }
 
@@ -389,15 +390,15 @@ int CmdDiscard(const std::string& path, const std::string& id) {
   Side side;
   int64_t n;
   if (!ParseParkedId(id, &side, &n)) {
-    fmt::print(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem status'\n", id);
+    PrintScrubbed(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem status'\n", id);
     return 2;
   }
   Status st = DiscardParked(side == Side::kLegacy ? *dbs->legacy : *dbs->modern, n);
   if (!st.ok()) {
-    fmt::print(stderr, "{}\n", st.message());
+    PrintScrubbed(stderr, "{}\n", st.message());
     return 1;
   }
-  fmt::print("{} discarded (recorded in _tandem_audit)\n", id);
+  PrintScrubbed("{} discarded (recorded in _tandem_audit)\n", id);
   return 0;
 }
 
@@ -485,7 +486,11 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return e.get_exit_code() == 0 ? 0 : (rc == 0 ? 0 : 2);
   }
-  auto logger = spdlog::stderr_color_mt("tandem");
+  // Secrets stay out of every line Tandem writes: its own output goes
+  // through PrintScrubbed, its log through a scrubbing sink.
+  if (const char* password = std::getenv("PGPASSWORD")) RegisterSecret(password);
+  auto logger = std::make_shared<spdlog::logger>(
+      "tandem", MakeSecretScrubbingSink(std::make_shared<spdlog::sinks::stderr_color_sink_mt>()));
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
@@ -497,7 +502,7 @@ int main(int argc, char** argv) {
   if (*status) return CmdStatus(config_path, json);
   if (*retry) {
     if (!all && parked_id.empty()) {
-      fmt::print(stderr, "retry needs an id or --all\n");
+      PrintScrubbed(stderr, "retry needs an id or --all\n");
       return 2;
     }
     return CmdRetry(config_path, parked_id, all);
@@ -507,7 +512,7 @@ int main(int argc, char** argv) {
   if (*conflicts_show) return CmdConflictsShow(config_path, conflict_id, json);
   if (*conflicts_resolve) {
     if (take.empty() && sets.empty()) {
-      fmt::print(stderr, "resolve needs --take legacy|modern or --set field=value\n");
+      PrintScrubbed(stderr, "resolve needs --take legacy|modern or --set field=value\n");
       return 2;
     }
     return CmdConflictsResolve(config_path, conflict_id, take, sets);

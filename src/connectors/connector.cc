@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "connectors/postgres/pg_connector.h"
+#include "connectors/postgres/pg_target.h"
 #include "connectors/sqlite/sqlite_connector.h"
 
 namespace tandem {
@@ -13,13 +14,15 @@ Result<std::unique_ptr<Connector>> OpenConnector(const std::string& url, const C
     if (!r.ok()) return r.status();
     return std::unique_ptr<Connector>(std::move(r).value());
   }
-  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
+  if (IsPostgresTarget(url)) {
     auto r = PgConnector::Open(url, options);
     if (!r.ok()) return r.status();
     return std::unique_ptr<Connector>(std::move(r).value());
   }
   return Status::InvalidArgument(fmt::format(
-      "database '{}' is not supported (use sqlite:PATH or postgresql://USER@HOST:PORT/DB; MariaDB is planned)", url));
+      "database '{}' is not supported (use sqlite:PATH, postgresql://USER@HOST:PORT/DB or 'host=HOST dbname=DB'; "
+      "MariaDB is planned)",
+      MaskConnectionTarget(url)));
 }
 
 }  // namespace tandem

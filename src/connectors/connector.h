@@ -235,11 +235,13 @@ class Connector {
 
 };
 
-// Opens a connector for a resolved database URL ("sqlite:/abs/path.db").
 struct ConnectorOptions {
   int busy_timeout_ms = 5000;
   bool create_if_missing = false;
 };
+// Opens a connector for a resolved database URL: "sqlite:/abs/path.db", a
+// postgresql:// URI or PostgreSQL keyword/value conninfo. Its errors show the
+// target with the password masked (connectors/postgres/pg_target.h).
 Result<std::unique_ptr<Connector>> OpenConnector(const std::string& url, const ConnectorOptions& options);
 
 }  // namespace tandem

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "connectors/postgres/pg_target.h"
+
 namespace tandem {
 
 CommitBoundaries::CommitBoundaries(std::string url, bool sample, int busy_timeout_ms, int poll_interval_ms,
@@ -101,7 +103,7 @@ void CommitBoundaries::Sample() {
     }
     auto seen = db->WaitForCommit(std::chrono::milliseconds(poll_interval_ms_));
     if (!seen.ok()) {
-      spdlog::debug("commit boundaries on {}: {}", url_, seen.status().message());
+      spdlog::debug("commit boundaries on {}: {}", MaskConnectionTarget(url_), seen.status().message());
       db.reset();
       continue;
     }
@@ -116,8 +118,12 @@ void CommitBoundaries::Sample() {
       last_pin = last;
     } else if (last - last_pin >= pin_spacing_ && pinned() < kMaxPins) {
       auto pinned_at = PinNow();
-      if (pinned_at.ok()) last_pin = *pinned_at;
-      else spdlog::debug("commit boundaries on {}: cannot pin a snapshot: {}", url_, pinned_at.status().message());
+      if (pinned_at.ok()) {
+        last_pin = *pinned_at;
+      } else {
+        spdlog::debug("commit boundaries on {}: cannot pin a snapshot: {}", MaskConnectionTarget(url_),
+                      pinned_at.status().message());
+      }
     }
     // One boundary every few milliseconds is plenty (batches hold thousands of
     // changes); sampling more often would only take CPU from the engine.

@@ -8,6 +8,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "connectors/postgres/pg_target.h"
+#include "core/secrets.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -503,35 +506,30 @@ SystemConfig Parser::ReadSystem(const Section& systems, Side side) {
 }
 
 // Expands `${NAME}` from the environment so secrets (passwords in server
-// URLs) need not be written into the config.
+// URLs) need not be written into the config. Each value is encoded for where
+// it lands (ExpandTargetVariables), so any password works.
 std::optional<std::string> Parser::ExpandEnvironment(const Entry& entry,
                                                      const std::string& context) {
   const std::string& text = entry.value.Scalar();
-  std::string out;
-  bool complete = true;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t start = text.find("${", pos);
-    if (start == std::string::npos) break;
-    size_t end = text.find('}', start);
-    if (end == std::string::npos) {
-      Report(Where(entry), In(context, "unterminated '${' in " + Quote(text)),
-             "write environment variables as ${NAME}");
-      return std::nullopt;
-    }
-    std::string name = text.substr(start + 2, end - start - 2);
+  ExpandedTarget expanded = ExpandTargetVariables(text, [](const std::string& name) -> std::optional<std::string> {
     const char* value = std::getenv(name.c_str());
-    if (value == nullptr) {
-      Report(Where(entry), In(context, "environment variable " + Quote(name) + " is not set"),
-             "export " + name + " before starting Tandem, or write the value directly");
-      complete = false;
-    }
-    out += text.substr(pos, start - pos);
-    out += value == nullptr ? "" : value;
-    pos = end + 1;
+    if (value == nullptr) return std::nullopt;
+    return std::string(value);
+  });
+  if (expanded.unterminated) {
+    Report(Where(entry), In(context, "unterminated '${' in " + Quote(MaskConnectionTarget(text))),
+           "write environment variables as ${NAME}");
+    return std::nullopt;
   }
-  if (!complete) return std::nullopt;
-  return out + text.substr(std::min(pos, text.size()));
+  for (const std::string& name : expanded.missing)
+    Report(Where(entry), In(context, "environment variable " + Quote(name) + " is not set"),
+           "export " + name + " before starting Tandem, or write the value directly");
+  if (!expanded.missing.empty()) return std::nullopt;
+  // The password is now known: nothing printed from here on may show it.
+  // When libpq cannot read the target, any substituted value may be one.
+  if (!RegisterTargetSecrets(expanded.text))
+    for (const std::string& value : expanded.values) RegisterSecret(value);
+  return expanded.text;
 }
 
 // Returns the member a `sync:` key sets (keys are already checked).
@@ -1066,6 +1064,112 @@ std::string SourceLocation::ToString() const {
   if (line == 0) return file;
   std::string out = file + ":" + std::to_string(line);
   if (column > 0) out += ":" + std::to_string(column);
+  return out;
+}
+
+std::string SystemConfig::Shown() const { return MaskConnectionTarget(resolved); }
+
+namespace {
+
+enum class TargetForm { kUri, kConninfo, kOther };
+
+TargetForm FormOf(std::string_view text) {
+  if (text.starts_with("postgresql://") || text.starts_with("postgres://")) return TargetForm::kUri;
+  if (text.starts_with(kSqlitePrefix)) return TargetForm::kOther;
+  // Keyword/value conninfo: an '=' outside the references.
+  for (size_t pos = 0; pos < text.size();) {
+    size_t start = text.find("${", pos);
+    std::string_view literal = text.substr(pos, start == std::string_view::npos ? std::string_view::npos : start - pos);
+    if (literal.find('=') != std::string_view::npos) return TargetForm::kConninfo;
+    if (start == std::string_view::npos) break;
+    size_t end = text.find('}', start);
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+  }
+  return TargetForm::kOther;
+}
+
+// Where a reference sits in keyword/value conninfo, from the literal text
+// before it (libpq's syntax: a value is single-quoted or runs to whitespace,
+// a backslash escapes the next character).
+struct ConninfoPosition {
+  bool in_quotes = false;
+  bool value_start = false;  // right after `key =`: nothing of the value yet
+  void Read(std::string_view literal) {
+    for (size_t i = 0; i < literal.size(); ++i) {
+      const char c = literal[i];
+      if (in_quotes) {
+        if (c == '\\') ++i;
+        else if (c == '\'') in_quotes = false;
+      } else if (c == '=') {
+        value_start = true;
+      } else if (std::isspace(static_cast<unsigned char>(c))) {
+        // whitespace after '=' keeps the value to come
+      } else {
+        if (c == '\'' && value_start) in_quotes = true;
+        if (c == '\\') ++i;
+        value_start = false;
+      }
+    }
+  }
+};
+
+std::string EscapeConninfoUnquoted(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '\'' || std::isspace(static_cast<unsigned char>(c))) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+ExpandedTarget ExpandTargetVariables(std::string_view text,
+                                     const std::function<std::optional<std::string>(const std::string&)>& lookup) {
+  ExpandedTarget out;
+  const TargetForm form = FormOf(text);
+  ConninfoPosition conninfo;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t start = text.find("${", pos);
+    if (start == std::string_view::npos) break;
+    size_t end = text.find('}', start);
+    if (end == std::string_view::npos) {
+      out.unterminated = true;
+      break;
+    }
+    const std::string_view literal = text.substr(pos, start - pos);
+    out.text += literal;
+    conninfo.Read(literal);
+    const std::string name(text.substr(start + 2, end - start - 2));
+    std::optional<std::string> value = lookup(name);
+    pos = end + 1;
+    if (!value) {
+      out.missing.push_back(name);
+      continue;
+    }
+    out.values.push_back(*value);
+    switch (form) {
+      case TargetForm::kUri:
+        out.text += PercentEncode(*value);
+        break;
+      case TargetForm::kConninfo: {
+        const bool whole_value = conninfo.value_start && !conninfo.in_quotes &&
+                                 (pos == text.size() || std::isspace(static_cast<unsigned char>(text[pos])));
+        const std::string quoted = QuoteConninfoValue(*value);
+        if (whole_value) out.text += quoted;
+        else if (conninfo.in_quotes) out.text += quoted.substr(1, quoted.size() - 2);  // the text's own quotes
+        else out.text += EscapeConninfoUnquoted(*value);
+        conninfo.value_start = false;
+        break;
+      }
+      case TargetForm::kOther:
+        out.text += *value;
+        break;
+    }
+  }
+  out.text += text.substr(std::min(pos, text.size()));
   return out;
 }
 

@@ -6,8 +6,11 @@
 // databases (tables, columns, expressions) live in config_check.h.
 #pragma once
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -42,13 +45,32 @@ struct ConfigProblem {
   std::string ToString() const;  // "file:line:col: message (hint: ...)"
 };
 
-// A database connection target. `url` is as written; `resolved` has a
-// relative sqlite path made absolute against the config file's folder.
+// A database connection target. `url` is as written; `resolved` has its
+// `${NAME}` references expanded and a relative sqlite path made absolute
+// against the config file's folder. `resolved` may hold a password: print
+// Shown(), never `resolved` itself.
 struct SystemConfig {
   std::string url;        // e.g. "sqlite:data/legacy.db"
   std::string resolved;   // e.g. "sqlite:/abs/path/data/legacy.db"
   SourceLocation where;
+  std::string Shown() const;  // `resolved` with the password masked
 };
+
+// A `database:` value with each `${NAME}` replaced by lookup(NAME), encoded
+// so that any value (a password full of '@', '/', '%', quotes...) stays
+// exactly that value where it lands: percent-encoded (RFC 3986, all but
+// unreserved characters) in a postgresql:// or postgres:// URI; in
+// keyword/value conninfo single-quoted with backslash escapes (or only
+// escaped, inside a value the text quotes or continues); unchanged elsewhere
+// (sqlite: paths, a reference standing for a whole URL).
+struct ExpandedTarget {
+  std::string text;                  // the expanded target
+  std::vector<std::string> values;   // the values substituted, as looked up
+  std::vector<std::string> missing;  // names lookup had no value for
+  bool unterminated = false;         // a "${" without "}": text is incomplete
+};
+ExpandedTarget ExpandTargetVariables(std::string_view text,
+                                     const std::function<std::optional<std::string>(const std::string&)>& lookup);
 
 // One side of an entity: `legacy: { table: CUSTMAST, key: CUSTNO, new_keys: database }`.
 // `key` may be a scalar or a list (composite key).

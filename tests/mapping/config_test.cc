@@ -1,14 +1,19 @@
 #include "mapping/config.h"
 
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "core/secrets.h"
 
 namespace tandem {
 namespace {
@@ -256,6 +261,84 @@ TEST(ConfigParseTest, ExpandsEnvironmentVariablesInDatabaseUrls) {
   EXPECT_EQ(outcome.config.legacy.url, "sqlite:${TANDEM_TEST_DATA}/legacy.db");
   EXPECT_EQ(outcome.config.legacy.resolved, "sqlite:/srv/tandem/data/legacy.db");
   EXPECT_EQ(outcome.config.modern.resolved, "postgresql://app:s3cret@db/modern");
+}
+
+// Every URI and conninfo metacharacter, quotes and a backslash.
+constexpr char kNastyPassword[] = "p@ss:w/rd?#%+= 'x\"\\&${}";
+
+ExpandedTarget ExpandWith(std::string_view text, const std::map<std::string, std::string>& vars) {
+  return ExpandTargetVariables(text, [&](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  });
+}
+
+// What libpq reads as `keyword` in `target` (nullopt: unparsable or absent).
+std::optional<std::string> LibpqReads(const std::string& target, std::string_view keyword) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(target.c_str(), &err);
+  if (err) PQfreemem(err);
+  if (!opts) return std::nullopt;
+  std::optional<std::string> value;
+  for (PQconninfoOption* o = opts; o->keyword; ++o)
+    if (o->val && keyword == o->keyword) value = o->val;
+  PQconninfoFree(opts);
+  return value;
+}
+
+TEST(ExpandTargetVariablesTest, PercentEncodesValuesInUris) {
+  ExpandedTarget uri = ExpandWith("postgresql://app:${PW}@db:5432/${DB}?sslmode=require",
+                                  {{"PW", kNastyPassword}, {"DB", "modern"}});
+  EXPECT_EQ(uri.text, "postgresql://app:p%40ss%3Aw%2Frd%3F%23%25%2B%3D%20%27x%22%5C%26%24%7B%7D@db:5432/modern"
+                      "?sslmode=require");
+  EXPECT_EQ(LibpqReads(uri.text, "password"), kNastyPassword);
+  EXPECT_EQ(LibpqReads(uri.text, "host"), "db");
+  EXPECT_EQ(LibpqReads(uri.text, "dbname"), "modern");
+  EXPECT_EQ(uri.values, (std::vector<std::string>{kNastyPassword, "modern"}));
+  EXPECT_EQ(LibpqReads(ExpandWith("postgres://app:${PW}@db/x", {{"PW", kNastyPassword}}).text, "password"),
+            kNastyPassword);
+}
+
+TEST(ExpandTargetVariablesTest, QuotesValuesInConninfo) {
+  const std::map<std::string, std::string> vars = {{"PW", kNastyPassword}, {"EMPTY", ""}};
+  for (const char* text : {"host=db password=${PW} dbname=x", "host=db password = ${PW}", "password='${PW}' host=db",
+                           "host=db dbname=x password=${PW}"})
+    EXPECT_EQ(LibpqReads(ExpandWith(text, vars).text, "password"), kNastyPassword) << text;
+  EXPECT_EQ(LibpqReads(ExpandWith("host=db password=pre${PW}", vars).text, "password"),
+            std::string("pre") + kNastyPassword);
+  EXPECT_EQ(LibpqReads(ExpandWith("host=db password='pre ${PW} post'", vars).text, "password"),
+            std::string("pre ") + kNastyPassword + " post");
+  EXPECT_EQ(LibpqReads(ExpandWith("host=db password=${EMPTY} dbname=x", vars).text, "dbname"), "x");
+  EXPECT_EQ(ExpandWith("host=db password=${PW}", vars).text, "host=db password=" + QuoteConninfoValue(kNastyPassword));
+}
+
+TEST(ExpandTargetVariablesTest, LeavesSqlitePathsAndWholeUrlsAsTheyAre) {
+  EXPECT_EQ(ExpandWith("sqlite:${DIR}/a b.db", {{"DIR", "/data/x y"}}).text, "sqlite:/data/x y/a b.db");
+  EXPECT_EQ(ExpandWith("${URL}", {{"URL", "postgresql://app:pw@db/x"}}).text, "postgresql://app:pw@db/x");
+}
+
+TEST(ExpandTargetVariablesTest, ReportsMissingAndUnterminatedReferences) {
+  ExpandedTarget missing = ExpandWith("postgresql://${USER}:${PW}@db/x", {{"PW", "pw"}});
+  EXPECT_EQ(missing.missing, (std::vector<std::string>{"USER"}));
+  EXPECT_FALSE(missing.unterminated);
+  EXPECT_TRUE(ExpandWith("postgresql://app:${PW@db/x", {{"PW", "pw"}}).unterminated);
+}
+
+TEST(ConfigParseTest, ShowsDatabaseTargetsWithThePasswordMasked) {
+  ASSERT_EQ(setenv("TANDEM_TEST_NASTY_PASSWORD", kNastyPassword, 1), 0);
+  ParseOutcome outcome = Parse(
+      "version: 1\n"
+      "systems:\n"
+      "  legacy: { database: \"sqlite:legacy.db\" }\n"
+      "  modern: { database: \"postgresql://app:${TANDEM_TEST_NASTY_PASSWORD}@db/modern\" }\n"
+      "entities:\n"
+      "  item: { legacy: { table: I, key: ID }, modern: { table: items, key: id } }\n");
+  unsetenv("TANDEM_TEST_NASTY_PASSWORD");
+  ASSERT_TRUE(outcome.ok()) << AllProblems(outcome);
+  EXPECT_EQ(LibpqReads(outcome.config.modern.resolved, "password"), kNastyPassword);
+  EXPECT_EQ(outcome.config.modern.Shown(), "postgresql://app:****@db/modern");
+  EXPECT_EQ(outcome.config.legacy.Shown(), "sqlite:/srv/tandem/legacy.db");
 }
 
 TEST(ConfigParseTest, ReportsUnsetEnvironmentVariableByName) {

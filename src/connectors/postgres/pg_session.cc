@@ -8,6 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "connectors/postgres/pg_target.h"
+#include "core/secrets.h"
+
 namespace tandem {
 
 namespace {
@@ -50,6 +53,10 @@ Result<std::unique_ptr<PgSession>> PgSession::Connect(const std::string& url, in
   std::unique_ptr<PgSession> s(new PgSession());
   s->url_ = url;
   s->lock_timeout_ms_ = lock_timeout_ms;
+  // Every password this session may use is known before anything is
+  // printed: the target's, PGPASSWORD's (and .pgpass's, after connecting).
+  if (const char* env = std::getenv("PGPASSWORD")) RegisterSecret(env);
+  RegisterTargetSecrets(url);
   // What messages may show: no password.
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(url.c_str(), &err);
@@ -57,7 +64,8 @@ Result<std::unique_ptr<PgSession>> PgSession::Connect(const std::string& url, in
     std::string why = err ? err : "unparsable";
     if (err) PQfreemem(err);
     while (!why.empty() && why.back() == '\n') why.pop_back();
-    return Status::InvalidArgument("PostgreSQL connection string is not valid: " + why);
+    return Status::InvalidArgument(fmt::format("PostgreSQL connection string {} is not valid: {}",
+                                               MaskConnectionTarget(url), ScrubConnectionMessage(why, url)));
   }
   std::string user, host, port, db;
   for (PQconninfoOption* o = opts; o->keyword; ++o) {
@@ -99,7 +107,9 @@ Status PgSession::EnsureConnected() {
   const char* vals[] = {url_.c_str(), "10", "tandem", "1", "30", "10", "3", "60000", nullptr};
   conn_ = PQconnectdbParams(keys, vals, /*expand_dbname=*/1);
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
-    std::string why = conn_ ? PQerrorMessage(conn_) : "out of memory";
+    // The password libpq found itself (in the password file) is a secret too.
+    if (conn_ && PQpass(conn_)) RegisterSecret(PQpass(conn_));
+    std::string why = conn_ ? ScrubConnectionMessage(PQerrorMessage(conn_), url_) : "out of memory";
     while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
     // A refused or unreachable server may come back: retryable. A bad
     // password or a missing database will not, but the message says which.
@@ -108,6 +118,7 @@ Status PgSession::EnsureConnected() {
     std::string msg = fmt::format("cannot connect to {}: {}", display_, why);
     return permanent ? Status::InvalidArgument(msg) : Status::Unavailable(msg);
   }
+  if (PQpass(conn_)) RegisterSecret(PQpass(conn_));
   // Server notices ("trigger ... does not exist, skipping") are for debugging only.
   PQsetNoticeProcessor(
       conn_, [](void*, const char* message) { spdlog::debug("postgresql: {}", std::string_view(message)); }, nullptr);
@@ -147,7 +158,7 @@ Status PgSession::Configure() {
 
 Status PgSession::ConnectionLost(const std::string& what) {
   if (in_transaction_) broken_in_transaction_ = true;
-  std::string why = PQerrorMessage(conn_);
+  std::string why = ScrubConnectionMessage(PQerrorMessage(conn_), url_);
   while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
   return Status::Unavailable(fmt::format("{}: connection lost {}: {}", display_, what, why));
 }
@@ -160,6 +171,7 @@ Status PgSession::ErrorOf(const PGresult* res, const std::string& what) {
   std::string msg = primary ? primary : PQresultErrorMessage(res);
   while (!msg.empty() && msg.back() == '\n') msg.pop_back();
   if (detail) msg += fmt::format(" ({})", detail);
+  msg = ScrubSecrets(msg);
   msg += fmt::format(" [SQLSTATE {}]", state ? state : "?");
   if (RetryableState(state)) return Status::Unavailable(fmt::format("{}: {}: {}", display_, what, msg));
   if (StartsWith(state, "23503")) return Status::Constraint("FOREIGN KEY constraint failed: " + msg);

@@ -46,7 +46,9 @@ std::string TextFormSettings(const char* separator);
 class PgSession {
  public:
   // `url`: a libpq URI or conninfo string. `lock_timeout_ms` bounds waits for
-  // row and table locks (like SQLite's busy timeout).
+  // row and table locks (like SQLite's busy timeout). The passwords it may
+  // use (the target's, PGPASSWORD's, the password file's) are registered as
+  // secrets (core/secrets.h); its messages never show them.
   static Result<std::unique_ptr<PgSession>> Connect(const std::string& url, int lock_timeout_ms);
   ~PgSession();
   PgSession(const PgSession&) = delete;
