@@ -1,6 +1,7 @@
 // tandem: the command-line interface. One function per command; each returns
 // the process exit code: 0 ok, 1 a problem found or reported, 2 bad usage.
 #include <csignal>
+#include <ctime>
 #include <thread>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +16,8 @@
 #include "cli/commands.h"
 #include "connectors/connector.h"
 #include "core/secrets.h"
+#include "core/clock.h"
+#include "engine/capture_health.h"
 #include "engine/conflict_queue.h"
 #include "engine/installer.h"
 #include "engine/status_report.h"
@@ -98,9 +101,37 @@ int CmdCheck(const std::string& path, int sample_rows, bool strict) {
     return 1;
   }
   for (Side s : {Side::kLegacy, Side::kModern}) {
-    auto installed = (s == Side::kLegacy ? dbs->legacy : dbs->modern)->IsInstalled();
+    Connector& db = *(s == Side::kLegacy ? dbs->legacy : dbs->modern);
+    auto installed = db.IsInstalled();
     PrintScrubbed("{} database {}: {}\n", SideName(s), config->system(s).Shown(),
                installed.ok() && *installed ? "capture installed" : "capture not installed (run 'tandem install')");
+    if (!installed.ok() || !*installed) continue;
+    // Capture as install made it: a table rebuild drops its triggers.
+    auto issues = CheckCapture(*compiled.mapping, s, db);
+    if (!issues.ok()) {
+      PrintScrubbed(stderr, "warning: could not check capture on the {} database: {}\n", SideName(s),
+                    issues.status().message());
+      ++warnings;
+      continue;
+    }
+    for (const CaptureIssue& issue : *issues) {
+      PrintScrubbed(stderr, "{} database: capture on table '{}' is broken: {}; run 'tandem install -c {}' to repair "
+                    "it (changes made meanwhile were not captured)\n",
+                    SideName(s), issue.table, issue.problem, path);
+      ++errors;
+    }
+    auto gaps = UnclearedCaptureGaps(db);
+    if (gaps.ok())
+      for (const CaptureGap& g : *gaps) {
+        PrintScrubbed(stderr, "warning: {} database: capture gap {} on table '{}' ({}): changes made then were not "
+                      "synced; see 'tandem gaps'\n",
+                      SideName(s), g.id, g.table, g.problem);
+        ++warnings;
+      }
+  }
+  if (errors > 0) {
+    PrintScrubbed(stderr, "{} problem(s), {} warning(s) in {}\n", errors, warnings, path);
+    return 1;
   }
   if (warnings > 0 && strict) {
     PrintScrubbed(stderr, "{} warning(s) in {} (--strict)\n", warnings, path);
@@ -135,6 +166,7 @@ int CmdInstall(const std::string& path, bool dry_run, bool uninstall) {
     PrintScrubbed(stderr, "{}\n", plan.status().message());
     return 1;
   }
+  for (const std::string& w : plan->warnings) PrintScrubbed(stderr, "warning: {}\n", w);
   if (dry_run) {
     for (Side s : {Side::kLegacy, Side::kModern}) {
       PrintScrubbed("-- {} database: {}\n", SideName(s), config->system(s).Shown());
@@ -150,6 +182,77 @@ int CmdInstall(const std::string& path, bool dry_run, bool uninstall) {
   spdlog::info("{} on both databases", uninstall ? "capture and control tables removed (data kept)"
                                                 : "control tables and capture triggers installed");
   return 0;
+}
+
+// "2026-12-03 15:04:05 UTC".
+std::string FormatMillis(int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+// `tandem gaps`: stretches of time when a table's capture was missing
+// (engine/capture_health.h); --clear ID|all once the table was reconciled.
+int CmdGaps(const std::string& path, const std::string& clear) {
+  auto config = LoadConfig(path);
+  if (!config) return 1;
+  auto dbs = OpenDatabases(*config);
+  if (!dbs) return 1;
+  int open = 0;
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    Connector& db = *(s == Side::kLegacy ? dbs->legacy : dbs->modern);
+    auto installed = db.IsInstalled();
+    if (!installed.ok() || !*installed) continue;
+    if (!clear.empty()) {
+      const std::string prefix = std::string(SideName(s)) + ":";
+      int64_t id = -1;
+      if (clear != "all") {
+        if (clear.rfind(prefix, 0) != 0) continue;
+        const std::string digits = clear.substr(prefix.size());
+        if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) {
+          PrintScrubbed(stderr, "bad gap id '{}': expected legacy:N, modern:N or all\n", clear);
+          return 2;
+        }
+        id = std::stoll(digits);
+      }
+      auto n = ClearCaptureGaps(db, id, Clock::Default()->NowMillis());
+      if (!n.ok()) {
+        PrintScrubbed(stderr, "clearing gaps on the {} database failed: {}\n", SideName(s), n.status().message());
+        return 1;
+      }
+      PrintScrubbed("{} database: {} gap(s) cleared\n", SideName(s), *n);
+      if (clear != "all" && *n == 0) {
+        PrintScrubbed(stderr, "no repaired, uncleared gap {} (a gap is cleared after install repaired capture)\n",
+                      clear);
+        return 1;
+      }
+      continue;
+    }
+    auto gaps = UnclearedCaptureGaps(db);
+    if (!gaps.ok()) {
+      PrintScrubbed(stderr, "{} database: {}\n", SideName(s), gaps.status().message());
+      return 1;
+    }
+    for (const CaptureGap& g : *gaps) {
+      ++open;
+      PrintScrubbed("{}:{}  table {}  noticed {}  {}\n    {}\n", SideName(s), g.id, g.table,
+                    FormatMillis(g.noticed_at_ms),
+                    g.repaired_at_ms ? "repaired " + FormatMillis(g.repaired_at_ms) : std::string("NOT REPAIRED"),
+                    g.problem);
+    }
+  }
+  if (!clear.empty()) return 0;
+  if (open == 0) {
+    PrintScrubbed("no capture gaps\n");
+    return 0;
+  }
+  PrintScrubbed("changes made to these tables while capture was missing were not captured and are not synced: "
+                "compare the entities' rows on both sides and repair them (docs/operations.md), then "
+                "'tandem gaps --clear ID'\n");
+  return 1;
 }
 
 int CmdRun(const std::string& path, bool once) {
@@ -450,6 +553,10 @@ int main(int argc, char** argv) {
   auto* discard = app.add_subcommand("discard", "drop a put-aside change for good (audited)");
   add_config(discard);
   discard->add_option("id", parked_id, "id as shown by 'tandem status'")->required();
+  std::string clear_gap;
+  auto* gaps = app.add_subcommand("gaps", "capture gaps: when a table's capture was missing (exit 1 when any)");
+  add_config(gaps);
+  gaps->add_option("--clear", clear_gap, "clear a gap (legacy:N / modern:N / all) after reconciling its table");
   auto* conflicts = app.add_subcommand("conflicts", "the conflict queue: list, show and settle concurrent edits");
   conflicts->require_subcommand(1);
   ConflictFilter conflict_filter;
@@ -500,6 +607,7 @@ int main(int argc, char** argv) {
   if (*uninstall) return CmdInstall(config_path, dry_run, true);
   if (*run) return CmdRun(config_path, once);
   if (*status) return CmdStatus(config_path, json);
+  if (*gaps) return CmdGaps(config_path, clear_gap);
   if (*retry) {
     if (!all && parked_id.empty()) {
       PrintScrubbed(stderr, "retry needs an id or --all\n");

@@ -166,6 +166,11 @@ class Connector {
   virtual std::vector<std::string> DropControlTablesSql() const = 0;
   // True when the control tables exist.
   virtual Result<bool> IsInstalled() = 0;
+  // Whether capture of `table` is in place as CaptureSql(table) makes it:
+  // "" when it is, else what is wrong, naming the trigger ("trigger X is
+  // missing" after a table rebuild dropped it, "... is disabled", "... is not
+  // the one install makes" when stale).
+  virtual Result<std::string> CaptureProblem(const CaptureTable& table) = 0;
 
   // Highest change-log seq visible now (0 if none). Inside BeginRead: the snapshot's.
   // Outside a transaction it is a commit boundary: every log row up to it

@@ -4,6 +4,9 @@
 
 #include <fmt/format.h>
 
+#include "core/clock.h"
+#include "engine/capture_health.h"
+
 namespace tandem {
 
 namespace {
@@ -23,10 +26,17 @@ Result<std::vector<InstalledTable>> InstalledTables(Connector& db) {
   return out;
 }
 
+std::string SqlLiteral(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
 }  // namespace
 
 Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, Connector& legacy, Connector& modern) {
   InstallPlan plan;
+  const int64_t now = Clock::Default()->NowMillis();
   for (Side side : {Side::kLegacy, Side::kModern}) {
     Connector& db = side == Side::kLegacy ? legacy : modern;
     auto& out = plan.statements[side == Side::kLegacy ? 0 : 1];
@@ -48,15 +58,27 @@ Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, Connector& legac
       int id = 0;
       for (auto& t : installed)
         if (strcasecmp(s.table.c_str(), t.name.c_str()) == 0) id = t.id;
+      const bool was_captured = id != 0;
       if (!id) id = next_id++;
-      CaptureTable capture{id, s.table, s.key_columns, {}};
-      TANDEM_ASSIGN_OR_RETURN(auto info, db.DescribeTable(s.table));
-      for (const std::string& k : s.key_columns) {
-        int at = info ? info->Find(k) : -1;
-        if (at < 0) break;
-        capture.key_types.push_back(info->columns[at].declared_type);
+      TANDEM_ASSIGN_OR_RETURN(CaptureTable capture, CaptureTableFor(s, id, db));
+      if (was_captured) {
+        // Capture that went missing (a table rebuild) is repaired by the
+        // statements below; what was written meanwhile was never captured.
+        TANDEM_ASSIGN_OR_RETURN(auto info, db.DescribeTable(s.table));
+        TANDEM_ASSIGN_OR_RETURN(std::string problem, info ? db.CaptureProblem(capture) : Result<std::string>(""));
+        if (!problem.empty()) {
+          plan.warnings.push_back(fmt::format(
+              "capture on the {} table '{}' was broken ({}): it is repaired now, but changes made to the table while "
+              "it was missing were not captured and are not synced; a gap is recorded ('tandem gaps'): compare the "
+              "entity's rows on both sides and repair them (docs/operations.md), then clear it",
+              SideName(side), s.table, problem));
+          out.push_back(fmt::format("INSERT INTO _tandem_gaps(table_name, problem, noticed_at_ms) SELECT {0}, {1}, {2} "
+                                    "WHERE NOT EXISTS (SELECT 1 FROM _tandem_gaps WHERE table_name = {0} AND "
+                                    "repaired_at_ms IS NULL)",
+                                    SqlLiteral(s.table), SqlLiteral(problem), now));
+        }
+        out.push_back(CloseCaptureGapsSql(db, s.table, now));
       }
-      if (capture.key_types.size() != capture.key_columns.size()) capture.key_types.clear();
       for (auto& sql : db.CaptureSql(capture)) out.push_back(sql);
     }
   }

@@ -16,6 +16,9 @@ namespace tandem {
 
 struct InstallPlan {
   std::vector<std::string> statements[2];  // [0] legacy, [1] modern
+  // What the operator must know before (or after) it runs: capture found
+  // broken, which install repairs, leaving a gap (engine/capture_health.h).
+  std::vector<std::string> warnings;
 };
 
 // The SQL that install would run on each side.

@@ -2,10 +2,14 @@
 
 #include <strings.h>
 
+#include <map>
+
 #include <fmt/format.h>
 
 #include "core/clock.h"
 #include "core/key_codec.h"
+#include "engine/capture_health.h"
+#include "mapping/entity_mapping.h"
 #include "engine/sync_engine.h"
 
 namespace tandem {
@@ -39,6 +43,36 @@ Result<nlohmann::json> BuildStatusReport(const Config& config, Connector& legacy
   const int64_t now = Clock::Default()->NowMillis();
   json report;
   report["generated_at_ms"] = now;
+  // Capture as install made it (a table rebuild drops its triggers), and the
+  // gaps it left: read live, whether or not an engine runs.
+  json capture_problems = json::array(), capture_gaps = json::array();
+  std::map<std::string, std::string> broken_entities;  // entity -> reason
+  {
+    auto expr_db = OpenExpressionDatabase();
+    if (!expr_db.ok()) return expr_db.status();
+    CompileOutcome compiled = CompileMapping(config, legacy, modern, **expr_db, nullptr, /*pause_failing=*/true);
+    for (Side s : {Side::kLegacy, Side::kModern}) {
+      if (compiled.mapping) {
+        TANDEM_ASSIGN_OR_RETURN(auto issues, CheckCapture(*compiled.mapping, s, db(s)));
+        for (const CaptureIssue& issue : issues) {
+          capture_problems.push_back({{"side", SideName(s)}, {"table", issue.table}, {"problem", issue.problem}});
+          for (const EntityConfig& e : config.entities)
+            if (strcasecmp(e.side(s).table.c_str(), issue.table.c_str()) == 0)
+              broken_entities[e.name] = fmt::format("capture on the {} table '{}' is broken: {}; run 'tandem install'",
+                                                    SideName(s), issue.table, issue.problem);
+        }
+      }
+      TANDEM_ASSIGN_OR_RETURN(auto gaps, UnclearedCaptureGaps(db(s)));
+      for (const CaptureGap& g : gaps)
+        capture_gaps.push_back({{"id", fmt::format("{}:{}", SideName(s), g.id)},
+                                {"table", g.table},
+                                {"problem", g.problem},
+                                {"noticed_at_ms", g.noticed_at_ms},
+                                {"repaired_at_ms", g.repaired_at_ms ? json(g.repaired_at_ms) : json(nullptr)}});
+    }
+  }
+  report["capture_problems"] = capture_problems;
+  report["capture_gaps"] = capture_gaps;
   json directions = json::array();
   for (Side source : {Side::kLegacy, Side::kModern}) {
     Connector& src = db(source);
@@ -83,6 +117,7 @@ Result<nlohmann::json> BuildStatusReport(const Config& config, Connector& legacy
                                                         "paused:%' ORDER BY id DESC LIMIT 1",
                                                         {Value::Text(name), Value::Text(e.name)}));
       if (paused) je["paused"] = (*paused)[0].as_bytes();
+      else if (broken_entities.count(e.name)) je["paused"] = broken_entities[e.name];
       TANDEM_ASSIGN_OR_RETURN(auto conflicts, dst.QueryOne("SELECT count(*) FROM _tandem_conflicts WHERE direction = ? "
                                                            "AND entity = ?",
                                                            {Value::Text(name), Value::Text(e.name)}));
@@ -164,6 +199,17 @@ std::string RenderStatusText(const nlohmann::json& report) {
                          e["records_written"].get<int64_t>(), when);
       if (e.contains("paused")) out += fmt::format("    PAUSED: {}\n", e["paused"].get<std::string>());
     }
+  }
+  for (auto& p : report["capture_problems"])
+    out += fmt::format("\nCAPTURE BROKEN on the {} table '{}': {}\n  its changes are not captured: run 'tandem "
+                       "install' to repair capture, then reconcile the table (see 'tandem gaps')\n",
+                       p["side"].get<std::string>(), p["table"].get<std::string>(), p["problem"].get<std::string>());
+  if (!report["capture_gaps"].empty()) {
+    out += "\ncapture gaps: changes made while capture was missing were not synced (compare and repair, then "
+           "'tandem gaps --clear ID'):\n";
+    for (auto& g : report["capture_gaps"])
+      out += fmt::format("  {:<10} {} {}{}\n", g["id"].get<std::string>(), g["table"].get<std::string>(),
+                         g["problem"].get<std::string>(), g["repaired_at_ms"].is_null() ? " (NOT REPAIRED)" : "");
   }
   if (!report["put_aside"].empty()) {
     out += "\nput-aside changes (retry: tandem retry ID | discard: tandem discard ID):\n";

@@ -24,6 +24,7 @@
 
 #include "core/clock.h"
 #include "core/key_codec.h"
+#include "engine/capture_health.h"
 #include "engine/multi_row.h"
 
 namespace tandem {
@@ -1386,10 +1387,11 @@ Status SyncEngine::Init(const Config& config) {
     return compiled.retryable ? Status::Unavailable(msg) : Status::InvalidArgument(msg);
   }
   mapping_ = std::move(compiled.mapping);
+  TANDEM_RETURN_IF_ERROR(PauseForBrokenCapture());
   for (const EntityMapping& em : mapping_->entities)
     if (!em.paused.empty())
-      spdlog::error("entity '{}' is paused: its tables do not match the mapping: {}; its changes are put aside "
-                    "(waiting) until the schema or the config is fixed; the other entities sync",
+      spdlog::error("entity '{}' is paused: {}; its changes are put aside (waiting) until it is fixed; the other "
+                    "entities sync",
                     em.name, em.paused);
   for (const EntityConfig& e : config_.entities) {
     schema_tables_[0].push_back(e.legacy.table);
@@ -1485,11 +1487,12 @@ Result<bool> SyncEngine::WatchSchema(int64_t now_ms) {
   TANDEM_ASSIGN_OR_RETURN(schema_signature_[0], SchemaSignature(Side::kLegacy));
   TANDEM_ASSIGN_OR_RETURN(schema_signature_[1], SchemaSignature(Side::kModern));
   mapping_ = std::move(next.mapping);
+  TANDEM_RETURN_IF_ERROR(PauseForBrokenCapture());
   bool resumed = false;
   for (const EntityMapping& em : mapping_->entities) {
     if (!em.paused.empty()) {
-      spdlog::error("entity '{}' is paused: a table definition changed and its mapping no longer holds: {}; its "
-                    "changes are put aside (waiting) until the schema or the config is fixed",
+      spdlog::error("entity '{}' is paused after a schema change: {}; its changes are put aside (waiting) until it "
+                    "is fixed",
                     em.name, em.paused);
     } else if (was_paused.count(em.name)) {
       spdlog::info("entity '{}' resumes: its mapping holds again; its changes put aside meanwhile are applied",
@@ -1497,13 +1500,34 @@ Result<bool> SyncEngine::WatchSchema(int64_t now_ms) {
       resumed = true;
     }
   }
-  if (was_paused.empty() && next.paused.empty())
+  if (was_paused.empty() && std::none_of(mapping_->entities.begin(), mapping_->entities.end(),
+                                         [](const EntityMapping& em) { return !em.paused.empty(); }))
     spdlog::info("a table definition changed; the mapping was checked again and still holds");
   for (auto& dir : directions_) {
     TANDEM_RETURN_IF_ERROR(BindMapping(*dir));
     if (resumed) dir->has_waiting = true;
   }
   return true;
+}
+
+Status SyncEngine::PauseForBrokenCapture() {
+  const int64_t now = Clock::Default()->NowMillis();
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    TANDEM_ASSIGN_OR_RETURN(auto issues, CheckCapture(*mapping_, s, db(s)));
+    for (const CaptureIssue& issue : issues) {
+      const std::string what = fmt::format("capture on the {} table '{}' is broken: {}", SideName(s), issue.table,
+                                           issue.problem);
+      TANDEM_ASSIGN_OR_RETURN(bool recorded, RecordCaptureGap(db(s), issue.table, issue.problem, now));
+      if (recorded) spdlog::error("{}; {}", what, CaptureGapAdvice(config_.path));
+      for (EntityMapping& em : mapping_->entities) {
+        const EntityConfig* e = config_.FindEntity(em.name);
+        if (em.paused.empty() && e && strcasecmp(e->side(s).table.c_str(), issue.table.c_str()) == 0)
+          em.paused = fmt::format("{}; run 'tandem install -c {}' to repair it (a gap to reconcile is recorded)", what,
+                                  config_.path);
+      }
+    }
+  }
+  return Status::Ok();
 }
 
 // Binds `dir` to mapping_: captured table ids to their specs, and the SQL

@@ -121,6 +121,9 @@ class SyncEngine {
   // go on with the new mapping, and a paused entity that holds again resumes.
   // True when a definition changed (and the mapping was compiled anew).
   Result<bool> WatchSchema(int64_t now_ms);
+  // Pauses the entities of every table whose capture is broken (engine/
+  // capture_health.h), recording a gap for each; after every compile.
+  Status PauseForBrokenCapture();
   // The cheap signature (Connector::SchemaVersionLater) of side `s`'s mapped tables now.
   Result<std::string> SchemaSignature(Side s);
   Status ResolveRecord(const std::string& entity, const std::string& lkey, const std::string& mkey,

@@ -98,6 +98,7 @@ class PgConnector : public Connector {
   std::vector<std::string> DropCaptureSql(const CaptureTable& table) const override;
   std::vector<std::string> DropControlTablesSql() const override;
   Result<bool> IsInstalled() override;
+  Result<std::string> CaptureProblem(const CaptureTable& table) override;
 
   std::string PositionCursor(int64_t seq) const override;
   Status ResumeAt(int64_t seq, const std::string& cursor) override;

@@ -155,6 +155,11 @@ Status SqliteConnector::RollbackToSavepoint(const std::string& name) {
   return handle_->Run("RELEASE " + name, {});
 }
 
+// Stretches of time when a table's capture was missing (engine/capture_health.h).
+constexpr const char* kGapsTableSql =
+    "CREATE TABLE IF NOT EXISTS _tandem_gaps(id INTEGER PRIMARY KEY, table_name TEXT NOT NULL, problem TEXT NOT NULL, "
+    "noticed_at_ms INTEGER NOT NULL, repaired_at_ms INTEGER, cleared_at_ms INTEGER)";
+
 std::vector<std::string> SqliteConnector::ControlTablesSql() const {
   return {
       "PRAGMA journal_mode=WAL",
@@ -198,6 +203,7 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
       // Operator actions (retry, discard) for the audit trail.
       "CREATE TABLE IF NOT EXISTS _tandem_audit(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, action TEXT NOT "
       "NULL, detail TEXT NOT NULL)",
+      kGapsTableSql,
   };
 }
 
@@ -236,6 +242,9 @@ Result<std::vector<std::string>> SqliteConnector::UpgradeControlTablesSql() {
   TANDEM_ASSIGN_OR_RETURN(auto parked, DescribeTable("_tandem_parked"));
   if (parked && parked->Find("old_key") < 0)  // before held key changes kept their old key
     out.push_back("ALTER TABLE _tandem_parked ADD COLUMN old_key TEXT");
+  TANDEM_ASSIGN_OR_RETURN(auto gaps, DescribeTable("_tandem_gaps"));
+  TANDEM_ASSIGN_OR_RETURN(auto capture, DescribeTable("_tandem_capture"));
+  if (capture && !gaps) out.push_back(kGapsTableSql);  // before capture gaps were recorded
   TANDEM_ASSIGN_OR_RETURN(auto conflicts, DescribeTable("_tandem_conflicts"));
   if (conflicts) {  // before conflict policies
     for (const char* column : {"policy TEXT", "base_value TEXT", "status TEXT NOT NULL DEFAULT 'settled'",
@@ -310,7 +319,8 @@ std::vector<std::string> SqliteConnector::DropControlTablesSql() const {
           "DROP TABLE IF EXISTS _tandem_entity_stats",
           "DROP TABLE IF EXISTS _tandem_position", "DROP TABLE IF EXISTS _tandem_records",
           "DROP TABLE IF EXISTS _tandem_parked",   "DROP TABLE IF EXISTS _tandem_conflicts",
-          "DROP TABLE IF EXISTS _tandem_audit",    "DROP TABLE IF EXISTS _tandem_capture"};
+          "DROP TABLE IF EXISTS _tandem_audit",    "DROP TABLE IF EXISTS _tandem_capture",
+          "DROP TABLE IF EXISTS _tandem_gaps"};
 }
 
 Result<bool> SqliteConnector::IsInstalled() {
@@ -319,6 +329,30 @@ Result<bool> SqliteConnector::IsInstalled() {
                                              "'_tandem_records', '_tandem_capture')",
                                              {}));
   return row && (*row)[0].as_integer() == 5;
+}
+
+Result<std::string> SqliteConnector::CaptureProblem(const CaptureTable& t) {
+  TANDEM_ASSIGN_OR_RETURN(auto registered,
+                          QueryOne("SELECT table_name FROM _tandem_capture WHERE table_id = ?", {Value::Integer(t.id)}));
+  if (!registered || strcasecmp((*registered)[0].as_bytes().c_str(), t.table.c_str()) != 0)
+    return fmt::format("table '{}' is not registered for capture (id {})", t.table, t.id);
+  // SQLite keeps a trigger's CREATE statement as it was written (and drops
+  // the trigger with its table): compare it with what install makes now.
+  static const std::string kCreate = "CREATE TRIGGER ";
+  for (const std::string& sql : CaptureSql(t)) {
+    if (sql.rfind(kCreate, 0) != 0) continue;
+    const std::string name = sql.substr(kCreate.size(), sql.find(' ', kCreate.size()) - kCreate.size());
+    TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT sql, tbl_name FROM sqlite_master WHERE type = 'trigger' AND "
+                                               "name = ?",
+                                               {Value::Text(name)}));
+    if (!row)
+      return fmt::format("capture trigger {} on '{}' is missing (a table rebuild drops a table's triggers)", name,
+                         t.table);
+    if (strcasecmp((*row)[1].as_bytes().c_str(), t.table.c_str()) != 0 || (*row)[0].as_bytes() != sql)
+      return fmt::format("capture trigger {} on '{}' is not the one 'tandem install' makes now (stale or changed)",
+                         name, t.table);
+  }
+  return std::string();
 }
 
 Result<int64_t> SqliteConnector::MaxChangeSeq() {

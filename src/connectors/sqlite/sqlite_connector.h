@@ -56,6 +56,7 @@ class SqliteConnector : public Connector {
   std::vector<std::string> DropCaptureSql(const CaptureTable& table) const override;
   std::vector<std::string> DropControlTablesSql() const override;
   Result<bool> IsInstalled() override;
+  Result<std::string> CaptureProblem(const CaptureTable& table) override;
 
   Result<int64_t> MaxChangeSeq() override;
   Status ReadChanges(int64_t after, int64_t upto, size_t limit, std::vector<CapturedChange>* out) override;
