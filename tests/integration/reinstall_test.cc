@@ -100,13 +100,11 @@ TEST_P(ReinstallTest, PurgeSaysWhatItDropsAndInstallOverUnlinkedRowsIsRefused) {
   }
   ASSERT_EQ(Tandem("install --allow-unlinked", &out), 0) << out;
   EXPECT_GT(Triggers(L), 0);
-}
-
-TEST_P(ReinstallTest, InstallOverRowsOnOneSideOnlyIsFine) {
-  env_->Write(L, "INSERT INTO \"CUSTMAST\"(\"CUSTNO\", \"CNAME\", \"EMAIL\", \"STAT\", \"BAL_CENTS\") VALUES (1, "
-                 "'DOE, JOHN', 'j@x', 'A', 100)");
-  std::string out;
+  // Rows on one side only duplicate nothing: install goes ahead.
+  ASSERT_EQ(Tandem("uninstall --purge", &out), 0) << out;
+  env_->Write(M, "DELETE FROM addresses; DELETE FROM orders; DELETE FROM customers");
   EXPECT_EQ(Tandem("install", &out), 0) << out;
+  EXPECT_GT(Triggers(L), 0);
 }
 
 TEST_P(ReinstallTest, UninstallIsRefusedWhileAnEngineRuns) {
