@@ -4,6 +4,7 @@
 #include <ctime>
 #include <thread>
 #include <cstdio>
+#include <charconv>
 #include <filesystem>
 #include <iostream>
 
@@ -19,10 +20,12 @@
 #include "core/clock.h"
 #include "engine/capture_health.h"
 #include "engine/conflict_queue.h"
+#include "engine/engine_lock.h"
 #include "engine/installer.h"
 #include "engine/status_report.h"
 #include "engine/sync_engine.h"
 #include "mapping/entity_mapping.h"
+#include "mapping/exact_write.h"
 #include "mapping/lens_check.h"
 #include "mapping/type_check.h"
 
@@ -63,11 +66,33 @@ std::optional<Databases> OpenDatabases(const Config& config) {
   return dbs;
 }
 
+// Whether both sides are one database (the same file through another path or
+// a symlink; the same PostgreSQL database through another URL): nullopt
+// when they differ, else the problem to report. Syncing a database with
+// itself would apply every change onto its own rows.
+std::optional<std::string> SameDatabaseProblem(const Config& config, Databases& dbs) {
+  auto legacy = dbs.legacy->Identity();
+  auto modern = dbs.modern->Identity();
+  if (!legacy.ok() || !modern.ok()) {
+    spdlog::warn("cannot tell whether both sides are one database: {}",
+                 (!legacy.ok() ? legacy.status() : modern.status()).message());
+    return std::nullopt;
+  }
+  if (*legacy != *modern) return std::nullopt;
+  return fmt::format("{}: the legacy database ({}) and the modern database ({}) are the same database ({}); Tandem "
+                     "syncs two different databases: point one side at the other database",
+                     config.modern.where.ToString(), config.legacy.Shown(), config.modern.Shown(), *legacy);
+}
+
 int CmdCheck(const std::string& path, int sample_rows, bool strict) {
   auto config = LoadConfig(path);
   if (!config) return 1;
   auto dbs = OpenDatabases(*config);
   if (!dbs) return 1;
+  if (auto same = SameDatabaseProblem(*config, *dbs)) {
+    PrintScrubbed(stderr, "{}\n1 problem(s) in {}\n", *same, path);
+    return 1;
+  }
   auto expr_db = OpenExpressionDatabase();
   CompileOutcome compiled = CompileMapping(*config, *dbs->legacy, *dbs->modern, **expr_db);
   for (auto& p : compiled.problems) PrintScrubbed(stderr, "{}\n", p.ToString());
@@ -142,45 +167,146 @@ int CmdCheck(const std::string& path, int sample_rows, bool strict) {
   return 0;
 }
 
-int CmdInstall(const std::string& path, bool dry_run, bool uninstall) {
+void PrintPlan(const Config& config, const InstallPlan& plan) {
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    PrintScrubbed("-- {} database: {}\n", SideName(s), config.system(s).Shown());
+    for (auto& sql : plan.statements[s == Side::kLegacy ? 0 : 1]) PrintScrubbed("{};\n", sql);
+  }
+}
+
+// The message of an install refused over rows that are not linked.
+std::string UnlinkedMessage(const std::vector<UnlinkedEntity>& unlinked) {
+  std::string msg = "install refused: ";
+  for (size_t i = 0; i < unlinked.size(); ++i)
+    msg += fmt::format("{}entity '{}' (legacy table {}, modern table {})", i ? ", " : "", unlinked[i].entity,
+                       unlinked[i].legacy_table, unlinked[i].modern_table);
+  msg += fmt::format(
+      " {} rows on both sides but the key map (_tandem_records) has no entry for {}: they were synced before and "
+      "the key map was dropped (e.g. by 'tandem uninstall --purge'), or they were never linked. Syncing now would "
+      "copy every record edited later to the other side as a new record (a duplicate). Either:\n"
+      "  - restore _tandem_records from a backup of either database (the same one for both sides is enough), then "
+      "run 'tandem install' again;\n"
+      "  - or relink the existing rows with 'tandem load --match' (coming), then install;\n"
+      "  - or run 'tandem install --allow-unlinked' to accept that the existing rows are not linked (rows edited "
+      "later are copied as new records).",
+      unlinked.size() == 1 ? "holds" : "hold", unlinked.size() == 1 ? "it" : "them");
+  return msg;
+}
+
+int CmdInstall(const std::string& path, bool dry_run, bool allow_unlinked) {
   auto config = LoadConfig(path);
   if (!config) return 1;
   auto dbs = OpenDatabases(*config);
   if (!dbs) return 1;
-  Result<InstallPlan> plan = Status::Ok();
-  std::unique_ptr<SqliteHandle> expr_db;
-  CompileOutcome compiled;
-  if (uninstall) {
-    plan = PlanUninstall(*dbs->legacy, *dbs->modern);
-  } else {
-    expr_db = std::move(OpenExpressionDatabase()).value();
-    compiled = CompileMapping(*config, *dbs->legacy, *dbs->modern, *expr_db);
-    if (!compiled.problems.empty()) {
-      for (auto& p : compiled.problems) PrintScrubbed(stderr, "{}\n", p.ToString());
-      PrintScrubbed(stderr, "{} problem(s); nothing installed\n", compiled.problems.size());
-      return 1;
-    }
-    plan = PlanInstall(*compiled.mapping, *dbs->legacy, *dbs->modern);
+  if (auto same = SameDatabaseProblem(*config, *dbs)) {
+    PrintScrubbed(stderr, "{}; nothing installed\n", *same);
+    return 1;
   }
+  auto expr_db = std::move(OpenExpressionDatabase()).value();
+  CompileOutcome compiled = CompileMapping(*config, *dbs->legacy, *dbs->modern, *expr_db);
+  if (!compiled.problems.empty()) {
+    for (auto& p : compiled.problems) PrintScrubbed(stderr, "{}\n", p.ToString());
+    PrintScrubbed(stderr, "{} problem(s); nothing installed\n", compiled.problems.size());
+    return 1;
+  }
+  auto unlinked = FindUnlinkedEntities(*compiled.mapping, *dbs->legacy, *dbs->modern);
+  if (!unlinked.ok()) {
+    PrintScrubbed(stderr, "{}; nothing installed\n", unlinked.status().message());
+    return 1;
+  }
+  if (!unlinked->empty() && !allow_unlinked && !dry_run) {
+    PrintScrubbed(stderr, "{}\n", UnlinkedMessage(*unlinked));
+    return 1;
+  }
+  for (auto& u : *unlinked)
+    spdlog::warn("entity '{}': existing rows of {} and {} are not linked{}", u.entity, u.legacy_table,
+                 u.modern_table, dry_run ? " (install would be refused without --allow-unlinked)" : " (--allow-unlinked)");
+  auto plan = PlanInstall(*compiled.mapping, *dbs->legacy, *dbs->modern);
   if (!plan.ok()) {
     PrintScrubbed(stderr, "{}\n", plan.status().message());
     return 1;
   }
   for (const std::string& w : plan->warnings) PrintScrubbed(stderr, "warning: {}\n", w);
   if (dry_run) {
-    for (Side s : {Side::kLegacy, Side::kModern}) {
-      PrintScrubbed("-- {} database: {}\n", SideName(s), config->system(s).Shown());
-      for (auto& sql : plan->statements[s == Side::kLegacy ? 0 : 1]) PrintScrubbed("{};\n", sql);
-    }
+    PrintPlan(*config, *plan);
     return 0;
   }
   Status st = ExecutePlan(*plan, *dbs->legacy, *dbs->modern);
   if (!st.ok()) {
-    PrintScrubbed(stderr, "{} failed: {}\n", uninstall ? "uninstall" : "install", st.message());
+    PrintScrubbed(stderr, "install failed: {}\n", st.message());
     return 1;
   }
-  spdlog::info("{} on both databases", uninstall ? "capture and control tables removed (data kept)"
-                                                : "control tables and capture triggers installed");
+  spdlog::info("control tables and capture triggers installed on both databases");
+  return 0;
+}
+
+// Rows of `table` on `db`, or -1 when it does not exist.
+int64_t CountRows(Connector& db, const std::string& table, const std::string& where = "") {
+  auto info = db.DescribeTable(table);
+  if (!info.ok() || !*info) return -1;
+  auto row = db.QueryOne("SELECT count(*) FROM " + table + where, {});
+  return row.ok() && *row ? (**row)[0].as_integer() : -1;
+}
+
+int CmdUninstall(const std::string& path, bool dry_run, bool purge) {
+  auto config = LoadConfig(path);
+  if (!config) return 1;
+  auto dbs = OpenDatabases(*config);
+  if (!dbs) return 1;
+  // The engine's own lock, held until this process ends: no engine may run
+  // while its tables go, nor start meanwhile.
+  std::unique_ptr<EngineLock> lock;
+  if (!dry_run) {
+    auto locked = EngineLock::Acquire(config->legacy.resolved, *dbs->legacy);
+    if (!locked.ok()) {
+      PrintScrubbed(stderr, "uninstall refused: {}; stop it first (Ctrl-C or SIGTERM), then uninstall\n",
+                 locked.status().message());
+      return 1;
+    }
+    lock = std::move(locked).value();
+  }
+  auto plan = PlanUninstall(*dbs->legacy, *dbs->modern, purge);
+  if (!plan.ok()) {
+    PrintScrubbed(stderr, "{}\n", plan.status().message());
+    return 1;
+  }
+  if (dry_run) {
+    PrintPlan(*config, *plan);
+    return 0;
+  }
+  // What goes, counted before it goes, so the summary says it.
+  int64_t pending = 0, parked = 0, open_conflicts = 0, key_map[2] = {0, 0}, audit = 0;
+  if (auto report = BuildStatusReport(*config, *dbs->legacy, *dbs->modern); report.ok()) {
+    for (auto& d : (*report)["directions"])
+      for (auto& e : d["entities"]) pending += e["pending"].get<int64_t>();
+    parked = static_cast<int64_t>((*report)["put_aside"].size());
+  }
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    Connector& db = s == Side::kLegacy ? *dbs->legacy : *dbs->modern;
+    open_conflicts += std::max<int64_t>(0, CountRows(db, "_tandem_conflicts", " WHERE status IN ('open', 'resolving')"));
+    key_map[s == Side::kLegacy ? 0 : 1] = std::max<int64_t>(0, CountRows(db, "_tandem_records"));
+    audit += std::max<int64_t>(0, CountRows(db, "_tandem_audit"));
+  }
+  Status st = ExecutePlan(*plan, *dbs->legacy, *dbs->modern);
+  if (!st.ok()) {
+    PrintScrubbed(stderr, "uninstall failed: {}\n", st.message());
+    return 1;
+  }
+  PrintScrubbed("uninstalled from both databases: capture triggers, change log, positions, statistics, {} put-aside "
+             "change(s), {} open conflict(s){}\n",
+             parked, open_conflicts, pending ? fmt::format(", {} captured change(s) not yet applied", pending) : "");
+  if (purge) {
+    PrintScrubbed("--purge also dropped the key map (_tandem_records: {} entries on legacy, {} on modern; a later "
+               "install over these rows will not know which are one record) and the audit trail (_tandem_audit: {} "
+               "rows)\n",
+               key_map[0], key_map[1], audit);
+  } else {
+    PrintScrubbed("kept: the key map (_tandem_records: {} entries on legacy, {} on modern) the audit trail "
+               "(_tandem_audit) and the capture gaps (_tandem_gaps), so 'tandem install' again links the same records; 'tandem uninstall --purge' "
+               "drops them too. Edits made while uninstalled are not captured; they sync when next edited\n",
+               key_map[0], key_map[1]);
+  }
+  PrintScrubbed("data kept: every row of the synced tables is untouched\n");
   return 0;
 }
 
@@ -334,19 +460,28 @@ int CmdConflictsList(const std::string& path, const ConflictFilter& filter, bool
   return 0;
 }
 
-// "legacy:12" -> (legacy, 12)
+// "legacy:12" -> (legacy, 12). The whole text must be the id: a side, a
+// colon and a positive whole number that fits 64 bits, nothing else.
 bool ParseParkedId(const std::string& id, Side* side, int64_t* n) {
   auto colon = id.find(':');
   if (colon == std::string::npos) return false;
   std::string s = id.substr(0, colon);
   if (s != "legacy" && s != "modern") return false;
+  const std::string digits = id.substr(colon + 1);
+  if (digits.empty() || digits.size() > 19) return false;
+  for (char c : digits)
+    if (c < '0' || c > '9') return false;
+  int64_t value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc() || end != digits.data() + digits.size() || value <= 0) return false;
   *side = s == "legacy" ? Side::kLegacy : Side::kModern;
-  try {
-    *n = std::stoll(id.substr(colon + 1));
-  } catch (...) {
-    return false;
-  }
+  *n = value;
   return true;
+}
+
+void PrintBadId(const std::string& id, const char* listed_by) {
+  PrintScrubbed(stderr, "bad id '{}': expected legacy:N or modern:N (N a positive whole number) as shown by '{}'\n", id,
+             listed_by);
 }
 
 int CmdRetry(const std::string& path, const std::string& id, bool all) {
@@ -355,7 +490,7 @@ int CmdRetry(const std::string& path, const std::string& id, bool all) {
   Side side = Side::kLegacy;
   int64_t n = -1;
   if (!all && !ParseParkedId(id, &side, &n)) {
-    PrintScrubbed(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem status'\n", id);
+    PrintBadId(id, "tandem status");
     return 2;
   }
   auto engine = SyncEngine::Open(*config);
@@ -406,7 +541,7 @@ int CmdConflictsShow(const std::string& path, const std::string& id, bool json) 
   Side side;
   int64_t n;
   if (!ParseParkedId(id, &side, &n)) {
-    PrintScrubbed(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem conflicts list'\n", id);
+    PrintBadId(id, "tandem conflicts list");
     return 2;
   }
   auto config = LoadConfig(path);
@@ -423,12 +558,26 @@ int CmdConflictsShow(const std::string& path, const std::string& id, bool json) 
   return 0;
 }
 
+// Where `tandem conflicts resolve --set FIELD=...` writes: the side and the
+// rule of the direction that writes FIELD there (`fields:` names are modern
+// columns, so the modern side first), as SyncEngine::ResolveRecord does.
+struct SettableField {
+  Side side;
+  const ColumnRule* rule;
+};
+std::optional<SettableField> FindSettableField(const EntityMapping& em, const std::string& field) {
+  for (Side side : {Side::kModern, Side::kLegacy})
+    for (auto& r : em.from(Other(side)).rules)
+      if (r.field == field) return SettableField{side, &r};
+  return std::nullopt;
+}
+
 int CmdConflictsResolve(const std::string& path, const std::string& id, const std::string& take,
                         const std::vector<std::string>& sets) {
   Side side;
   int64_t n;
   if (!ParseParkedId(id, &side, &n)) {
-    PrintScrubbed(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem conflicts list'\n", id);
+    PrintBadId(id, "tandem conflicts list");
     return 2;
   }
   nlohmann::json resolution = nlohmann::json::object();
@@ -447,6 +596,53 @@ int CmdConflictsResolve(const std::string& path, const std::string& id, const st
     auto dbs = OpenDatabases(*config);
     if (!dbs) return 1;
     Connector& db = side == Side::kLegacy ? *dbs->legacy : *dbs->modern;
+    if (!sets.empty()) {
+      // Every hand-set value is checked against the column it is written to
+      // before the request is: a value the column cannot hold is refused here,
+      // not reported as resolved while the two sides still differ.
+      auto conflict = db.QueryOne("SELECT entity FROM _tandem_conflicts WHERE id = ? AND status = 'open'",
+                                  {Value::Integer(n)});
+      if (!conflict.ok()) {
+        PrintScrubbed(stderr, "{}\n", conflict.status().message());
+        return 1;
+      }
+      if (!*conflict) {
+        PrintScrubbed(stderr, "no open conflict {} (see 'tandem conflicts list')\n", id);
+        return 1;
+      }
+      auto expr_db = OpenExpressionDatabase();
+      if (!expr_db.ok()) {
+        PrintScrubbed(stderr, "{}\n", expr_db.status().message());
+        return 1;
+      }
+      CompileOutcome compiled = CompileMapping(*config, *dbs->legacy, *dbs->modern, **expr_db);
+      if (!compiled.mapping) {
+        for (auto& p : compiled.problems) PrintScrubbed(stderr, "{}\n", p.ToString());
+        return 1;
+      }
+      const std::string entity = (**conflict)[0].as_bytes();
+      const EntityMapping* em = nullptr;
+      for (auto& e : compiled.mapping->entities)
+        if (e.name == entity) em = &e;
+      if (!em) {
+        PrintScrubbed(stderr, "conflict {} is of entity '{}', which {} does not map\n", id, entity, path);
+        return 1;
+      }
+      for (auto& [field, value] : resolution["set"].items()) {
+        auto target = FindSettableField(*em, field);
+        if (!target) {
+          PrintScrubbed(stderr, "bad --set {}: entity '{}' has no field '{}'; nothing written\n", field, entity, field);
+          return 2;
+        }
+        auto stored = StoreTypedValue(target->rule->target_type, value.get<std::string>());
+        if (!stored.ok()) {
+          PrintScrubbed(stderr, "bad --set {}={}: the {} column {}.{} ({}) cannot hold it: {}; nothing written\n", field,
+                     value.get<std::string>(), SideName(target->side), em->from(Other(target->side)).target_table,
+                     target->rule->target_column, target->rule->target_type.Describe(), stored.status().message());
+          return 2;
+        }
+      }
+    }
     int64_t changed = 0;
     Status st = db.Exec("UPDATE _tandem_conflicts SET status = 'resolving', resolution = ? WHERE id = ? AND status = "
                         "'open'",
@@ -488,14 +684,14 @@ int CmdConflictsResolve(const std::string& path, const std::string& id, const st
 int CmdDiscard(const std::string& path, const std::string& id) {
   auto config = LoadConfig(path);
   if (!config) return 1;
-  auto dbs = OpenDatabases(*config);
-  if (!dbs) return 1;
   Side side;
   int64_t n;
   if (!ParseParkedId(id, &side, &n)) {
-    PrintScrubbed(stderr, "bad id '{}': expected legacy:N or modern:N as shown by 'tandem status'\n", id);
+    PrintBadId(id, "tandem status");
     return 2;
   }
+  auto dbs = OpenDatabases(*config);
+  if (!dbs) return 1;
   Status st = DiscardParked(side == Side::kLegacy ? *dbs->legacy : *dbs->modern, n);
   if (!st.ok()) {
     PrintScrubbed(stderr, "{}\n", st.message());
@@ -529,13 +725,19 @@ int main(int argc, char** argv) {
   check->add_flag("--strict", strict, "exit 1 on warnings too (for CI)");
   check->add_option("--sample", sample_rows, "rows per table sampled for the round-trip check (0: skip)")
       ->capture_default_str();
-  bool dry_run = false;
-  auto* install = app.add_subcommand("install", "create control tables and capture triggers on both sides");
+  bool dry_run = false, allow_unlinked = false, purge = false;
+  auto* install = app.add_subcommand("install", "create control tables and capture triggers on both sides "
+                                                "(refused over rows on both sides that the key map does not link)");
   add_config(install);
   install->add_flag("--dry-run", dry_run, "print the SQL instead of running it");
-  auto* uninstall = app.add_subcommand("uninstall", "remove triggers and control tables, keep all data");
+  install->add_flag("--allow-unlinked", allow_unlinked,
+                    "install although both sides hold rows of an entity the key map has no entry for (they stay "
+                    "unlinked: rows edited later are copied as new records)");
+  auto* uninstall = app.add_subcommand("uninstall", "remove triggers, change log and runtime tables; keep all data "
+                                                    "and the key map (refused while an engine runs on the pair)");
   add_config(uninstall);
   uninstall->add_flag("--dry-run", dry_run, "print the SQL instead of running it");
+  uninstall->add_flag("--purge", purge, "drop the key map (_tandem_records) and audit trail too; says what it drops");
   bool once = false;
   auto* run = app.add_subcommand("run", "sync both ways until SIGINT/SIGTERM");
   add_config(run);
@@ -549,7 +751,7 @@ int main(int argc, char** argv) {
   auto* retry = app.add_subcommand("retry", "apply a put-aside change again (after fixing its cause)");
   add_config(retry);
   retry->add_option("id", parked_id, "id as shown by 'tandem status' (legacy:N / modern:N)");
-  retry->add_flag("--all", all, "retry every put-aside change");
+  retry->add_flag("--all", all, "retry every put-aside change (instead of an id)");
   auto* discard = app.add_subcommand("discard", "drop a put-aside change for good (audited)");
   add_config(discard);
   discard->add_option("id", parked_id, "id as shown by 'tandem status'")->required();
@@ -575,9 +777,10 @@ int main(int argc, char** argv) {
                                                                  "hand-merged values");
   add_config(conflicts_resolve);
   conflicts_resolve->add_option("id", conflict_id, "id as shown by 'tandem conflicts list'")->required();
-  conflicts_resolve->add_option("--take", take, "the version that wins the fields in conflict")
+  conflicts_resolve->add_option("--take", take, "the version that wins the fields in conflict (not with --set)")
       ->check(CLI::IsMember({"legacy", "modern"}));
-  conflicts_resolve->add_option("--set", sets, "field=value (modern terms for fields, legacy for to_legacy columns)");
+  conflicts_resolve->add_option("--set", sets, "field=value (modern terms for fields, legacy for to_legacy columns); "
+                                               "refused unless the column can hold the value; not with --take");
   DemoOptions demo_opts;
   auto* demo = app.add_subcommand("demo", "create example databases and watch changes sync both ways");
   demo->add_option("--dir", demo_opts.directory, "folder for the example databases and config")->capture_default_str();
@@ -603,14 +806,18 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
 
   if (*check) return CmdCheck(config_path, sample_rows, strict);
-  if (*install) return CmdInstall(config_path, dry_run, false);
-  if (*uninstall) return CmdInstall(config_path, dry_run, true);
+  if (*install) return CmdInstall(config_path, dry_run, allow_unlinked);
+  if (*uninstall) return CmdUninstall(config_path, dry_run, purge);
   if (*run) return CmdRun(config_path, once);
   if (*status) return CmdStatus(config_path, json);
   if (*gaps) return CmdGaps(config_path, clear_gap);
   if (*retry) {
     if (!all && parked_id.empty()) {
       PrintScrubbed(stderr, "retry needs an id or --all\n");
+      return 2;
+    }
+    if (all && !parked_id.empty()) {
+      PrintScrubbed(stderr, "retry takes an id or --all, not both (got '{}' and --all)\n", parked_id);
       return 2;
     }
     return CmdRetry(config_path, parked_id, all);
@@ -621,6 +828,11 @@ int main(int argc, char** argv) {
   if (*conflicts_resolve) {
     if (take.empty() && sets.empty()) {
       PrintScrubbed(stderr, "resolve needs --take legacy|modern or --set field=value\n");
+      return 2;
+    }
+    if (!take.empty() && !sets.empty()) {
+      PrintScrubbed(stderr, "resolve takes --take legacy|modern or --set field=value, not both: --set every field in "
+                         "conflict, or --take one side's version of them all\n");
       return 2;
     }
     return CmdConflictsResolve(config_path, conflict_id, take, sets);

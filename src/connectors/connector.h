@@ -70,6 +70,12 @@ class Connector {
 
   // "sqlite:/path/legacy.db", for messages (never includes a password).
   virtual std::string Describe() const = 0;
+  // What database this is, the same text whatever path or URL reached it:
+  // SQLite "sqlite-file:DEV:INO" (the file's identity, symlinks followed);
+  // PostgreSQL "postgresql:SYSTEM_IDENTIFIER:DATABASE_OID" (the cluster's
+  // pg_control_system() identifier and the database). Two connectors with
+  // equal identities write the same data.
+  virtual Result<std::string> Identity() = 0;
   virtual std::string QuoteIdent(const std::string& name) const = 0;
 
   // --- introspection ---
@@ -162,8 +168,17 @@ class Connector {
   virtual std::vector<std::string> CaptureSql(const CaptureTable& table) const = 0;
   // DDL removing capture for `table`.
   virtual std::vector<std::string> DropCaptureSql(const CaptureTable& table) const = 0;
-  // DDL dropping all control tables.
+  // DDL dropping all control tables (`tandem uninstall --purge`).
   virtual std::vector<std::string> DropControlTablesSql() const = 0;
+  // DDL dropping the control tables that hold capture state (change log,
+  // capture list, positions, statistics, put-aside changes, conflicts), and
+  // keeping the key map with its versions and bases (_tandem_records) and the
+  // audit trail (_tandem_audit): what `tandem uninstall` runs, so that a
+  // reinstall still knows which rows are one record. Positions go with the
+  // log they point into: a reinstalled log starts afresh from position 0.
+  virtual std::vector<std::string> DropRuntimeTablesSql() const = 0;
+  // Tables DropRuntimeTablesSql keeps, as this database names them.
+  static constexpr const char* kKeptByUninstall[] = {"_tandem_records", "_tandem_audit", "_tandem_gaps"};
   // True when the control tables exist.
   virtual Result<bool> IsInstalled() = 0;
   // Whether capture of `table` is in place as CaptureSql(table) makes it:

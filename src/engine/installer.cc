@@ -85,7 +85,7 @@ Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, Connector& legac
   return plan;
 }
 
-Result<InstallPlan> PlanUninstall(Connector& legacy, Connector& modern) {
+Result<InstallPlan> PlanUninstall(Connector& legacy, Connector& modern, bool purge) {
   InstallPlan plan;
   for (Side side : {Side::kLegacy, Side::kModern}) {
     Connector& db = side == Side::kLegacy ? legacy : modern;
@@ -93,9 +93,42 @@ Result<InstallPlan> PlanUninstall(Connector& legacy, Connector& modern) {
     TANDEM_ASSIGN_OR_RETURN(auto installed, InstalledTables(db));
     for (auto& t : installed)
       for (auto& sql : db.DropCaptureSql(CaptureTable{t.id, t.name, {}, {}})) out.push_back(sql);
-    for (auto& sql : db.DropControlTablesSql()) out.push_back(sql);
+    for (auto& sql : purge ? db.DropControlTablesSql() : db.DropRuntimeTablesSql()) out.push_back(sql);
   }
   return plan;
+}
+
+Result<std::vector<UnlinkedEntity>> FindUnlinkedEntities(const CompiledMapping& mapping, Connector& legacy,
+                                                         Connector& modern) {
+  bool has_key_map[2];
+  for (Side side : {Side::kLegacy, Side::kModern}) {
+    Connector& db = side == Side::kLegacy ? legacy : modern;
+    TANDEM_ASSIGN_OR_RETURN(auto table, db.DescribeTable("_tandem_records"));
+    has_key_map[side == Side::kLegacy ? 0 : 1] = table.has_value();
+  }
+  auto has_rows = [](Connector& db, const std::string& table) -> Result<bool> {
+    TANDEM_ASSIGN_OR_RETURN(auto row, db.QueryOne("SELECT 1 FROM " + db.QuoteIdent(table) + " LIMIT 1", {}));
+    return row.has_value();
+  };
+  std::vector<UnlinkedEntity> out;
+  for (const EntityMapping& em : mapping.entities) {
+    const std::string& ltable = em.to_modern.source_table;
+    const std::string& mtable = em.to_legacy.source_table;
+    TANDEM_ASSIGN_OR_RETURN(bool legacy_rows, has_rows(legacy, ltable));
+    if (!legacy_rows) continue;
+    TANDEM_ASSIGN_OR_RETURN(bool modern_rows, has_rows(modern, mtable));
+    if (!modern_rows) continue;
+    bool linked = false;
+    for (Side side : {Side::kLegacy, Side::kModern}) {
+      if (linked || !has_key_map[side == Side::kLegacy ? 0 : 1]) continue;
+      Connector& db = side == Side::kLegacy ? legacy : modern;
+      TANDEM_ASSIGN_OR_RETURN(auto entry, db.QueryOne("SELECT 1 FROM _tandem_records WHERE entity = ? LIMIT 1",
+                                                      {Value::Text(em.name)}));
+      linked = entry.has_value();
+    }
+    if (!linked) out.push_back({em.name, ltable, mtable});
+  }
+  return out;
 }
 
 Status ExecutePlan(const InstallPlan& plan, Connector& legacy, Connector& modern) {

@@ -4,6 +4,13 @@
 // Install is idempotent: running it again recreates the triggers from the
 // current config and keeps table ids, positions, key maps and parked changes.
 // Tables no longer captured lose their triggers.
+//
+// Uninstall keeps what makes a reinstall safe: the key map with its versions
+// and bases (_tandem_records) and the audit trail stay unless `purge`; the
+// triggers, the change log, positions, statistics, put-aside changes and
+// conflicts go. A reinstall over a kept key map starts a fresh log at
+// position 0 (edits made while uninstalled were not captured; they sync
+// when next edited), and every record it maps stays one record.
 #pragma once
 
 #include <string>
@@ -23,8 +30,20 @@ struct InstallPlan {
 
 // The SQL that install would run on each side.
 Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, Connector& legacy, Connector& modern);
-// The SQL that uninstall would run on each side (data is kept).
-Result<InstallPlan> PlanUninstall(Connector& legacy, Connector& modern);
+// The SQL that uninstall would run on each side (data is kept; the key map
+// too unless `purge`).
+Result<InstallPlan> PlanUninstall(Connector& legacy, Connector& modern, bool purge);
+
+// An entity whose tables hold rows on both sides while the key map (in
+// either database) has no entry for it: rows synced before whose key map was
+// dropped, or a populated pair never linked. Syncing it would duplicate every
+// record edited later. An entity with one side empty is not listed.
+struct UnlinkedEntity {
+  std::string entity;
+  std::string legacy_table, modern_table;
+};
+Result<std::vector<UnlinkedEntity>> FindUnlinkedEntities(const CompiledMapping& mapping, Connector& legacy,
+                                                         Connector& modern);
 // Runs a plan, one transaction per side.
 Status ExecutePlan(const InstallPlan& plan, Connector& legacy, Connector& modern);
 

@@ -1,5 +1,7 @@
 #include "engine/sync_engine.h"
 
+#include "engine/engine_lock.h"
+
 #include "mapping/exact_write.h"
 
 #include <fcntl.h>
@@ -158,6 +160,10 @@ class SyncEngine::Batch {
   std::vector<AppliedRecord>& applied() { return applied_; }
   int64_t written() const { return written_; }
   const std::map<std::string, int64_t>& written_by_entity() const { return written_by_entity_; }
+  // Records this batch put aside that are still put aside, and conflicts it
+  // recorded: for the direction's stats once (and only if) it commits.
+  int64_t put_aside() const { return static_cast<int64_t>(put_aside_.size()); }
+  int64_t conflicts() const { return conflicts_; }
   bool needs_careful() const { return needs_careful_; }
   // Sends the writes held back (see defer_). A target rejection marks the
   // batch for a careful re-run, like a rejection while applying.
@@ -268,6 +274,8 @@ class SyncEngine::Batch {
   std::vector<AppliedRecord> applied_;
   int64_t written_ = 0;
   std::map<std::string, int64_t> written_by_entity_;
+  std::unordered_set<std::string> put_aside_;  // ParkedKey of records newly put aside
+  int64_t conflicts_ = 0;
   Row expr_out_;
   std::vector<char> source_changed_, target_changed_;  // per rule, for the record being merged (reused)
   // Per-chunk caches. A present key is authoritative (nullopt = known absent).
@@ -636,7 +644,7 @@ Status SyncEngine::Batch::RecordConflict(const EntityMapping& em, const RecordEn
     spdlog::info("conflict: {} {} field '{}' changed on both sides (legacy {}, modern {}); {} wins ({})", em.name, key,
                  c.field, lv.ToDisplay(), mv.ToDisplay(), SideName(*c.winner), c.policy);
   }
-  e_.stats_[d_.source == Side::kLegacy ? 0 : 1].conflicts++;
+  ++conflicts_;  // counted in the direction's stats when the batch commits
   return d_.dst->Exec(
       "INSERT INTO _tandem_conflicts(at_ms, direction, entity, lkey, mkey, field, legacy_value, modern_value, winner, "
       "kind, policy, base_value, status, settled_at_ms, resolution) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
@@ -738,7 +746,7 @@ Status SyncEngine::Batch::Park(const WorkItem& item, const Status& why) {
   } else {
     spdlog::warn("{}: put aside {} {}: {}", d_.name, em.name, DisplayKey(item.key), why.message());
   }
-  if (d_.parked.insert(ParkedKey(em.name, key)).second) e_.stats_[d_.source == Side::kLegacy ? 0 : 1].parked++;
+  if (d_.parked.insert(ParkedKey(em.name, key)).second) put_aside_.insert(ParkedKey(em.name, key));
   return d_.dst->Exec(
       "INSERT INTO _tandem_parked(direction, entity, source_key, kind, reason, first_seq, last_seq, parked_at_ms, "
       "old_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(direction, entity, source_key) DO UPDATE SET kind = "
@@ -764,6 +772,7 @@ Result<bool> SyncEngine::Batch::Retry(const WorkItem& item) {
   in_record_savepoint_ = careful_;
   if (st.ok()) {
     d_.parked.erase(pk);
+    put_aside_.erase(pk);
     TANDEM_RETURN_IF_ERROR(d_.dst->ReleaseSavepoint("tandem_retry"));
     return true;
   }
@@ -1334,9 +1343,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
 
 // ---------------------------------------------------------------------------
 
-SyncEngine::~SyncEngine() {
-  if (lock_fd_ >= 0) close(lock_fd_);
-}
+SyncEngine::~SyncEngine() = default;
 
 Result<std::unique_ptr<SyncEngine>> SyncEngine::Open(const Config& config) {
   auto engine = std::unique_ptr<SyncEngine>(new SyncEngine());
@@ -1346,23 +1353,17 @@ Result<std::unique_ptr<SyncEngine>> SyncEngine::Open(const Config& config) {
 
 Status SyncEngine::Init(const Config& config) {
   config_ = config;
-  // One engine per pair of databases: versions and positions assume a single writer of Tandem state.
-  if (config_.legacy.resolved.rfind("sqlite:", 0) == 0) {
-    std::string lock_path = config_.legacy.resolved.substr(7) + ".tandem-lock";
-    lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd_ < 0)
-      return Status::Unavailable(fmt::format("cannot create lock file {}: {}", lock_path, strerror(errno)));
-    if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0)
-      return Status::Busy(fmt::format("another tandem process is already syncing {} (lock {} is held); stop it "
-                                      "first, or use 'tandem retry' which asks the running process",
-                                      config_.legacy.resolved, lock_path));
-  }
   ConnectorOptions opts;
   opts.busy_timeout_ms = config_.sync.busy_timeout_ms;
   TANDEM_ASSIGN_OR_RETURN(legacy_, OpenConnector(config_.legacy.resolved, opts));
   TANDEM_ASSIGN_OR_RETURN(modern_, OpenConnector(config_.modern.resolved, opts));
-  // A server database: the lock is a session lock there, held while this engine lives.
-  if (config_.legacy.resolved.rfind("sqlite:", 0) != 0) TANDEM_RETURN_IF_ERROR(legacy_->LockForOneEngine());
+  // One engine per pair of databases: versions and positions assume a single
+  // writer of Tandem state. Keyed by the legacy database's identity (engine_lock.h).
+  auto lock = EngineLock::Acquire(config_.legacy.resolved, *legacy_);
+  if (!lock.ok() && lock.status().code() == StatusCode::kBusy)
+    return Status::Busy(lock.status().message() + "; stop it first, or use 'tandem retry' which asks the running process");
+  TANDEM_RETURN_IF_ERROR(lock.status());
+  engine_lock_ = std::move(lock).value();
   for (Side s : {Side::kLegacy, Side::kModern}) {
     TANDEM_ASSIGN_OR_RETURN(bool installed, db(s).IsInstalled());
     if (!installed)
@@ -2029,6 +2030,8 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     stats.batches++;
     stats.changes_read += consumed;
     stats.records_applied += batch.written();
+    stats.parked += batch.put_aside();
+    stats.conflicts += batch.conflicts();
     if (!batch.applied().empty() && applied_callback_) applied_callback_(batch.applied());
     if (consumed > 0)
       spdlog::debug("{}: applied {} changes up to {} ({} records written)", dir.name, consumed, pos,
@@ -2245,18 +2248,24 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
   if (resolution.contains("set")) {
     for (auto& [field, value] : resolution["set"].items()) {
       std::optional<Side> side;
-      std::string column;
+      const ColumnRule* rule = nullptr;
       for (Side source : {Side::kModern, Side::kLegacy}) {
         // A field written on side X by the rules of the other direction is a
         // column of X; `fields:` names are modern columns, so modern first.
         for (auto& r : em.from(Other(source)).rules)
           if (r.field == field && !side) {
             side = source;
-            column = r.target_column;
+            rule = &r;
           }
       }
       if (!side) return Status::InvalidArgument(fmt::format("entity '{}' has no field '{}'", entity, field));
-      sets[*side].emplace_back(column, value.is_null() ? Value::Null() : CodeValue(value.get<std::string>()));
+      // Refused before anything is written when the column cannot hold it.
+      auto stored = value.is_null() ? Result<Value>(Value::Null()) : StoreTypedValue(rule->target_type, value.get<std::string>());
+      if (!stored.ok())
+        return Status::InvalidArgument(fmt::format("--set {}: the {} column {} cannot hold {}: {}", field,
+                                                   SideName(*side), rule->target_column, value.dump(),
+                                                   stored.status().message()));
+      sets[*side].emplace_back(rule->target_column, std::move(stored).value());
       winner_of[field] = *side;
     }
   }

@@ -39,14 +39,19 @@
 
 namespace tandem {
 
-// Per-direction counters, for logs, status and tests.
+class EngineLock;
+
+// Per-direction counters, for logs, status and tests. Each counts what
+// committed batches did: a batch rolled back (and re-run) counts once, as
+// re-run; a record that waited for its parent and was applied in the same
+// batch is not counted as put aside.
 struct DirectionStats {
   int64_t batches = 0;
   int64_t changes_read = 0;
   int64_t records_applied = 0;  // inserts + updates + deletes written
   int64_t records_unchanged = 0;
-  int64_t parked = 0;
-  int64_t conflicts = 0;
+  int64_t parked = 0;     // records newly put aside (rejected, conflict or waiting) and still put aside
+  int64_t conflicts = 0;  // conflicts recorded in _tandem_conflicts
 };
 
 // Called after each committed batch (for the demo's live view and tests).
@@ -138,7 +143,7 @@ class SyncEngine {
   std::vector<std::unique_ptr<Direction>> directions_;
   DirectionStats stats_[2];
   AppliedCallback applied_callback_;
-  int lock_fd_ = -1;
+  std::unique_ptr<EngineLock> engine_lock_;  // one engine per pair (engine_lock.h)
   // Operators' requests (conflict resolutions, retries and discards of
   // put-aside changes) are looked for at most this often, not every pass.
   static constexpr int64_t kOperatorCheckIntervalMs = 200;

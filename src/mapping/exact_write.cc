@@ -159,4 +159,11 @@ Status CheckExactWrite(const DirectionMapping& there, const DirectionMapping& ba
   return Status::Ok();
 }
 
+Result<Value> StoreTypedValue(const ColumnType& type, const std::string& text) {
+  TANDEM_ASSIGN_OR_RETURN(Value stored, StoreValue(type, CodeValue(text)));
+  if (type.IsNumber() && stored.type() == ValueType::kText)
+    return Status::InvalidArgument(fmt::format("'{}' is not a number", text));
+  return stored;
+}
+
 }  // namespace tandem

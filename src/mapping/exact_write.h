@@ -33,4 +33,11 @@ void PlanRoundTrips(EntityMapping& em);
 Status CheckExactWrite(const DirectionMapping& there, const DirectionMapping& back, const Row& source_row,
                        Row* mapped, std::vector<std::string>* problems);
 
+// A value typed by a person (`tandem conflicts resolve --set field=TEXT`),
+// as a column of `type` stores it: TEXT read as a code value (CodeValue),
+// then StoreValue. Stricter than StoreValue where SQLite would keep text in
+// a number column: a value that is not a number is refused there too. The
+// error says why, without the column (the caller names it).
+Result<Value> StoreTypedValue(const ColumnType& type, const std::string& text);
+
 }  // namespace tandem

@@ -530,8 +530,9 @@ entities:
   EXPECT_EQ(env.last_stats(L).changes_read + env.last_stats(M).changes_read, 0) << "quiet";
 }
 
-// `tandem uninstall` removes the triggers, their functions and the tandem
-// schema, and keeps the data; `install` again starts afresh.
+// `tandem uninstall` removes the triggers, their functions and the capture
+// tables, and keeps the data and the key map (the tandem schema goes with
+// --purge); `install` again starts a fresh log.
 TEST(PgInstallTest, UninstallRemovesCaptureAndKeepsData) {
   TANDEM_REQUIRE_PG();
   TestEnv env("", Backends{false, true, "", ""});
@@ -542,8 +543,13 @@ TEST(PgInstallTest, UninstallRemovesCaptureAndKeepsData) {
   ASSERT_EQ(testing::RunCommand(std::string(TANDEM_BINARY) + " uninstall -c " + env.config_path(), &out), 0) << out;
   EXPECT_EQ(env.Count(M, "pg_trigger WHERE tgname LIKE '\\_tandem%'"), 0);
   EXPECT_EQ(env.Count(M, "pg_proc WHERE proname LIKE '\\_tandem%'"), 0);
-  EXPECT_EQ(env.Count(M, "pg_namespace WHERE nspname = 'tandem'"), 0);
+  EXPECT_EQ(env.Query(M, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = "
+                         "'tandem'"),
+            "_tandem_audit,_tandem_gaps,_tandem_records\n");
   EXPECT_EQ(env.Count(M, "customers"), 1);
+  ASSERT_EQ(testing::RunCommand(std::string(TANDEM_BINARY) + " uninstall --purge -c " + env.config_path(), &out), 0)
+      << out;
+  EXPECT_EQ(env.Count(M, "pg_namespace WHERE nspname = 'tandem'"), 0);
   env.Write(M, "UPDATE customers SET email = 'uncaptured@x'");  // no trigger: nothing logged anywhere
   env.Install();
   env.SyncOnce();

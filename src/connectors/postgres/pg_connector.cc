@@ -479,6 +479,24 @@ std::vector<std::string> PgConnector::DropCaptureSql(const CaptureTable& t) cons
 
 std::vector<std::string> PgConnector::DropControlTablesSql() const { return {"DROP SCHEMA IF EXISTS tandem CASCADE"}; }
 
+std::vector<std::string> PgConnector::DropRuntimeTablesSql() const {
+  // The schema stays, with the key map and the audit trail in it.
+  return {"DROP TABLE IF EXISTS tandem._tandem_log",         "DROP TABLE IF EXISTS tandem._tandem_capture",
+          "DROP TABLE IF EXISTS tandem._tandem_position",    "DROP TABLE IF EXISTS tandem._tandem_entity_stats",
+          "DROP TABLE IF EXISTS tandem._tandem_parked",      "DROP TABLE IF EXISTS tandem._tandem_conflicts"};
+}
+
+Result<std::string> PgConnector::Identity() {
+  // Host, port and database name can all be spelled several ways; the
+  // cluster's system identifier and the database's oid cannot.
+  TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT (SELECT system_identifier::text FROM pg_control_system()), "
+                                             "(SELECT oid::text FROM pg_database WHERE datname = current_database())",
+                                             {}));
+  if (!row || (*row)[0].is_null() || (*row)[1].is_null())
+    return Status::Internal(fmt::format("{}: cannot read the cluster's system identifier", Describe()));
+  return fmt::format("postgresql:{}:{}", (*row)[0].ToCodeText(), (*row)[1].ToCodeText());
+}
+
 Result<bool> PgConnector::IsInstalled() {
   TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT count(*) FROM pg_tables WHERE schemaname = 'tandem' AND "
                                              "tablename IN ('_tandem_log', '_tandem_position', '_tandem_records', "

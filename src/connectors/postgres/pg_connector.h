@@ -52,6 +52,7 @@ class PgConnector : public Connector {
   static Result<std::unique_ptr<PgConnector>> Open(const std::string& url, const ConnectorOptions& options);
 
   std::string Describe() const override { return session_->display(); }
+  Result<std::string> Identity() override;
   std::string QuoteIdent(const std::string& name) const override;
 
   Result<std::optional<TableInfo>> DescribeTable(const std::string& table) override;
@@ -97,6 +98,7 @@ class PgConnector : public Connector {
   std::vector<std::string> CaptureSql(const CaptureTable& table) const override;
   std::vector<std::string> DropCaptureSql(const CaptureTable& table) const override;
   std::vector<std::string> DropControlTablesSql() const override;
+  std::vector<std::string> DropRuntimeTablesSql() const override;
   Result<bool> IsInstalled() override;
   Result<std::string> CaptureProblem(const CaptureTable& table) override;
 

@@ -1,6 +1,10 @@
 #include "connectors/sqlite/sqlite_connector.h"
 
 #include <strings.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <thread>
@@ -313,14 +317,25 @@ std::vector<std::string> SqliteConnector::DropCaptureSql(const CaptureTable& t) 
   return out;
 }
 
-std::vector<std::string> SqliteConnector::DropControlTablesSql() const {
+std::vector<std::string> SqliteConnector::DropRuntimeTablesSql() const {
   return {"DROP TABLE IF EXISTS _tandem_log",      "DROP TABLE IF EXISTS _tandem_applying",
           "DROP TABLE IF EXISTS _tandem_epoch",  // from early versions
           "DROP TABLE IF EXISTS _tandem_entity_stats",
-          "DROP TABLE IF EXISTS _tandem_position", "DROP TABLE IF EXISTS _tandem_records",
-          "DROP TABLE IF EXISTS _tandem_parked",   "DROP TABLE IF EXISTS _tandem_conflicts",
-          "DROP TABLE IF EXISTS _tandem_audit",    "DROP TABLE IF EXISTS _tandem_capture",
-          "DROP TABLE IF EXISTS _tandem_gaps"};
+          "DROP TABLE IF EXISTS _tandem_position", "DROP TABLE IF EXISTS _tandem_parked",
+          "DROP TABLE IF EXISTS _tandem_conflicts", "DROP TABLE IF EXISTS _tandem_capture"};
+}
+
+std::vector<std::string> SqliteConnector::DropControlTablesSql() const {
+  std::vector<std::string> out = DropRuntimeTablesSql();
+  for (const char* kept : kKeptByUninstall) out.push_back(fmt::format("DROP TABLE IF EXISTS {}", kept));
+  return out;
+}
+
+Result<std::string> SqliteConnector::Identity() {
+  struct stat st;
+  if (stat(handle_->path().c_str(), &st) != 0)
+    return Status::Unavailable(fmt::format("cannot stat {}: {}", handle_->path(), strerror(errno)));
+  return fmt::format("sqlite-file:{}:{}", static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
 }
 
 Result<bool> SqliteConnector::IsInstalled() {

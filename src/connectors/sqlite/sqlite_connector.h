@@ -28,6 +28,7 @@ class SqliteConnector : public Connector {
   static Result<std::unique_ptr<SqliteConnector>> Open(const std::string& path, const ConnectorOptions& options);
 
   std::string Describe() const override { return "sqlite:" + handle_->path(); }
+  Result<std::string> Identity() override;
   std::string QuoteIdent(const std::string& name) const override;
 
   Result<std::optional<TableInfo>> DescribeTable(const std::string& table) override;
@@ -55,6 +56,7 @@ class SqliteConnector : public Connector {
   std::vector<std::string> CaptureSql(const CaptureTable& table) const override;
   std::vector<std::string> DropCaptureSql(const CaptureTable& table) const override;
   std::vector<std::string> DropControlTablesSql() const override;
+  std::vector<std::string> DropRuntimeTablesSql() const override;
   Result<bool> IsInstalled() override;
   Result<std::string> CaptureProblem(const CaptureTable& table) override;
 
