@@ -1,5 +1,7 @@
 #include "connectors/postgres/pg_connector.h"
 
+#include <cinttypes>
+#include <cstdio>
 #include <map>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -546,6 +548,12 @@ Result<std::string> PgConnector::CaptureProblem(const CaptureTable& t) {
 // A snapshot in which no transaction is visible: position 0 is before every change.
 constexpr const char* kBeforeEverything = "1:1:";
 
+// A position inside a window (a target transaction bounded by
+// sync.max_txn_ms ends there) is stored as
+// "mid:<start seq>:<end seq>:<last log id>|<start snapshot>|<end snapshot>":
+// the rest of the window is its rows with a larger id.
+constexpr std::string_view kMidWindow = "mid:";
+
 Status PgConnector::ResumeAt(int64_t seq, const std::string& cursor) {
   if (seq != 0 && cursor.empty())
     return Status::InvalidArgument(fmt::format("{}: position {} has no stored snapshot (made by an older version?): "
@@ -553,16 +561,36 @@ Status PgConnector::ResumeAt(int64_t seq, const std::string& cursor) {
                                                Describe(), seq));
   ReleasePins(std::numeric_limits<int64_t>::max());  // numbered after ticks that are gone
   known_ticks_.clear();
-  known_ticks_.emplace(seq, cursor.empty() ? kBeforeEverything : cursor);
   cursor_ = Cursor{};
   head_ = WindowHead{};
   newest_tick_max_id_ = 0;
+  if (cursor.rfind(kMidWindow, 0) == 0) {
+    int64_t start = 0, end = 0, id = 0;
+    const size_t bar1 = cursor.find('|'), bar2 = cursor.find('|', bar1 == std::string::npos ? 0 : bar1 + 1);
+    if (bar1 == std::string::npos || bar2 == std::string::npos ||
+        std::sscanf(cursor.c_str() + kMidWindow.size(), "%" SCNd64 ":%" SCNd64 ":%" SCNd64, &start, &end, &id) != 3 ||
+        !(start < seq && seq < end))
+      return Status::InvalidArgument(fmt::format("{}: position {} has an unreadable stored cursor '{}'", Describe(),
+                                                 seq, cursor));
+    known_ticks_.emplace(start, cursor.substr(bar1 + 1, bar2 - bar1 - 1));
+    known_ticks_.emplace(end, cursor.substr(bar2 + 1));
+    cursor_ = Cursor{seq, id, end};  // the window goes on after log id `id`
+    return Status::Ok();
+  }
+  known_ticks_.emplace(seq, cursor.empty() ? kBeforeEverything : cursor);
   return Status::Ok();
 }
 
 std::string PgConnector::PositionCursor(int64_t seq) const {
   auto it = known_ticks_.find(seq);
-  return it == known_ticks_.end() ? "" : it->second;
+  if (it != known_ticks_.end()) return it->second;
+  // Inside the window ReadChanges is reading: where it stopped.
+  auto end = known_ticks_.upper_bound(seq);
+  if (cursor_.seq != seq || end == known_ticks_.begin() || end == known_ticks_.end() ||
+      end->first != cursor_.window_end)
+    return "";
+  auto start = std::prev(end);
+  return fmt::format("{}{}:{}:{}|{}|{}", kMidWindow, start->first, end->first, cursor_.id, start->second, end->second);
 }
 
 Result<int64_t> PgConnector::MaxChangeSeq() {
