@@ -1,5 +1,9 @@
 // tandem: the command-line interface. One function per command; each returns
 // the process exit code: 0 ok, 1 a problem found or reported, 2 bad usage.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <thread>
 #include <cstdio>
@@ -17,6 +21,7 @@
 #include "core/secrets.h"
 #include "engine/conflict_queue.h"
 #include "engine/installer.h"
+#include "engine/source_identity.h"
 #include "engine/status_report.h"
 #include "engine/sync_engine.h"
 #include "mapping/entity_mapping.h"
@@ -101,6 +106,27 @@ int CmdCheck(const std::string& path, int sample_rows, bool strict) {
     auto installed = (s == Side::kLegacy ? dbs->legacy : dbs->modern)->IsInstalled();
     PrintScrubbed("{} database {}: {}\n", SideName(s), config->system(s).Shown(),
                installed.ok() && *installed ? "capture installed" : "capture not installed (run 'tandem install')");
+  }
+  // Each direction's source: the database, and the history, its position came from.
+  for (Side source : {Side::kLegacy, Side::kModern}) {
+    Connector& src = source == Side::kLegacy ? *dbs->legacy : *dbs->modern;
+    Connector& dst = source == Side::kLegacy ? *dbs->modern : *dbs->legacy;
+    auto upgrade_l = dbs->legacy->UpgradeControlTablesSql();
+    auto upgrade_m = dbs->modern->UpgradeControlTablesSql();
+    if (!upgrade_l.ok() || !upgrade_m.ok() || !upgrade_l->empty() || !upgrade_m->empty()) break;  // install first
+    auto stopped = StoppedDirectionMessage(*config, src, dst, source);
+    if (!stopped.ok()) {
+      PrintScrubbed(stderr, "warning: could not check the {} database's identity: {}\n", SideName(source),
+                    stopped.status().message());
+      ++warnings;
+    } else if (*stopped) {
+      PrintScrubbed(stderr, "{}\n", **stopped);
+      ++errors;
+    }
+  }
+  if (errors > 0) {
+    PrintScrubbed(stderr, "{} problem(s), {} warning(s) in {}\n", errors, warnings, path);
+    return 1;
   }
   if (warnings > 0 && strict) {
     PrintScrubbed(stderr, "{} warning(s) in {} (--strict)\n", warnings, path);
@@ -402,6 +428,50 @@ int CmdDiscard(const std::string& path, const std::string& id) {
   return 0;
 }
 
+// `tandem accept-restored SIDE`: see engine/source_identity.h.
+int CmdAcceptRestored(const std::string& path, const std::string& side_name) {
+  auto config = LoadConfig(path);
+  if (!config) return 1;
+  const Side side = side_name == "legacy" ? Side::kLegacy : Side::kModern;
+  // No engine may run meanwhile: it would keep its own idea of the positions.
+  int lock_fd = -1;
+  if (config->legacy.resolved.rfind("sqlite:", 0) == 0) {
+    const std::string lock_path = config->legacy.resolved.substr(7) + ".tandem-lock";
+    lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      PrintScrubbed(stderr, "tandem run is running on {} (lock {} is held): stop it first, then accept\n",
+                    config->legacy.Shown(), lock_path);
+      close(lock_fd);
+      return 1;
+    }
+  }
+  struct CloseLock {
+    int fd;
+    ~CloseLock() {
+      if (fd >= 0) close(fd);
+    }
+  } close_lock{lock_fd};
+  auto dbs = OpenDatabases(*config);
+  if (!dbs) return 1;
+  if (config->legacy.resolved.rfind("sqlite:", 0) != 0) {
+    if (Status st = dbs->legacy->LockForOneEngine(); !st.ok()) {
+      PrintScrubbed(stderr, "{}: stop tandem run first, then accept\n", st.message());
+      return 1;
+    }
+  }
+  auto done = AcceptRestored(*config, *dbs->legacy, *dbs->modern, side);
+  if (!done.ok()) {
+    PrintScrubbed(stderr, "accept-restored failed: {}\n", done.status().message());
+    return 1;
+  }
+  if (done->empty()) {
+    PrintScrubbed("nothing to accept: no direction is stopped because of the {} database\n", side_name);
+    return 0;
+  }
+  for (auto& line : *done) PrintScrubbed("{}\n", line);
+  return 0;
+}
+
 }  // namespace
 }  // namespace tandem
 
@@ -433,6 +503,17 @@ int main(int argc, char** argv) {
   auto* uninstall = app.add_subcommand("uninstall", "remove triggers and control tables, keep all data");
   add_config(uninstall);
   uninstall->add_flag("--dry-run", dry_run, "print the SQL instead of running it");
+  std::string accept_side;
+  auto* accept_restored = app.add_subcommand(
+      "accept-restored",
+      "after a database was restored from a backup, replaced, or another one put behind its URL (tandem run stops "
+      "the directions it concerns and says so): sync on from its change log as it is now. Compare and repair the "
+      "two databases first (tandem reconcile --repair, coming): what is missing on one side is not synced by "
+      "accepting. Stop tandem run before; audited. See docs/operations-restore.md");
+  add_config(accept_restored);
+  accept_restored->add_option("side", accept_side, "the database that was restored or replaced")
+      ->required()
+      ->check(CLI::IsMember({"legacy", "modern"}));
   bool once = false;
   auto* run = app.add_subcommand("run", "sync both ways until SIGINT/SIGTERM");
   add_config(run);
@@ -499,6 +580,7 @@ int main(int argc, char** argv) {
   if (*install) return CmdInstall(config_path, dry_run, false);
   if (*uninstall) return CmdInstall(config_path, dry_run, true);
   if (*run) return CmdRun(config_path, once);
+  if (*accept_restored) return CmdAcceptRestored(config_path, accept_side);
   if (*status) return CmdStatus(config_path, json);
   if (*retry) {
     if (!all && parked_id.empty()) {
