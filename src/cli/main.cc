@@ -111,9 +111,12 @@ int CmdCheck(const std::string& path, int sample_rows, bool strict) {
   for (Side source : {Side::kLegacy, Side::kModern}) {
     Connector& src = source == Side::kLegacy ? *dbs->legacy : *dbs->modern;
     Connector& dst = source == Side::kLegacy ? *dbs->modern : *dbs->legacy;
+    auto installed_l = dbs->legacy->IsInstalled();
+    auto installed_m = dbs->modern->IsInstalled();
+    if (!installed_l.ok() || !installed_m.ok() || !*installed_l || !*installed_m) break;  // install first
     auto upgrade_l = dbs->legacy->UpgradeControlTablesSql();
     auto upgrade_m = dbs->modern->UpgradeControlTablesSql();
-    if (!upgrade_l.ok() || !upgrade_m.ok() || !upgrade_l->empty() || !upgrade_m->empty()) break;  // install first
+    if (!upgrade_l.ok() || !upgrade_m.ok() || !upgrade_l->empty() || !upgrade_m->empty()) break;  // upgrade first
     auto stopped = StoppedDirectionMessage(*config, src, dst, source);
     if (!stopped.ok()) {
       PrintScrubbed(stderr, "warning: could not check the {} database's identity: {}\n", SideName(source),
