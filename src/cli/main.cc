@@ -1,5 +1,9 @@
 // tandem: the command-line interface. One function per command; each returns
 // the process exit code: 0 ok, 1 a problem found or reported, 2 bad usage.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <ctime>
 #include <thread>
@@ -22,6 +26,7 @@
 #include "engine/conflict_queue.h"
 #include "engine/engine_lock.h"
 #include "engine/installer.h"
+#include "engine/source_identity.h"
 #include "engine/status_report.h"
 #include "engine/sync_engine.h"
 #include "mapping/entity_mapping.h"
@@ -153,6 +158,30 @@ int CmdCheck(const std::string& path, int sample_rows, bool strict) {
                       SideName(s), g.id, g.table, g.problem);
         ++warnings;
       }
+  }
+  if (errors > 0) {
+    PrintScrubbed(stderr, "{} problem(s), {} warning(s) in {}\n", errors, warnings, path);
+    return 1;
+  }
+  // Each direction's source: the database, and the history, its position came from.
+  for (Side source : {Side::kLegacy, Side::kModern}) {
+    Connector& src = source == Side::kLegacy ? *dbs->legacy : *dbs->modern;
+    Connector& dst = source == Side::kLegacy ? *dbs->modern : *dbs->legacy;
+    auto installed_l = dbs->legacy->IsInstalled();
+    auto installed_m = dbs->modern->IsInstalled();
+    if (!installed_l.ok() || !installed_m.ok() || !*installed_l || !*installed_m) break;  // install first
+    auto upgrade_l = dbs->legacy->UpgradeControlTablesSql();
+    auto upgrade_m = dbs->modern->UpgradeControlTablesSql();
+    if (!upgrade_l.ok() || !upgrade_m.ok() || !upgrade_l->empty() || !upgrade_m->empty()) break;  // upgrade first
+    auto stopped = StoppedDirectionMessage(*config, src, dst, source);
+    if (!stopped.ok()) {
+      PrintScrubbed(stderr, "warning: could not check the {} database's identity: {}\n", SideName(source),
+                    stopped.status().message());
+      ++warnings;
+    } else if (*stopped) {
+      PrintScrubbed(stderr, "{}\n", **stopped);
+      ++errors;
+    }
   }
   if (errors > 0) {
     PrintScrubbed(stderr, "{} problem(s), {} warning(s) in {}\n", errors, warnings, path);
@@ -701,6 +730,32 @@ int CmdDiscard(const std::string& path, const std::string& id) {
   return 0;
 }
 
+// `tandem accept-restored SIDE`: see engine/source_identity.h.
+int CmdAcceptRestored(const std::string& path, const std::string& side_name) {
+  auto config = LoadConfig(path);
+  if (!config) return 1;
+  const Side side = side_name == "legacy" ? Side::kLegacy : Side::kModern;
+  auto dbs = OpenDatabases(*config);
+  if (!dbs) return 1;
+  // No engine may run meanwhile: it would keep its own idea of the positions.
+  auto lock = EngineLock::Acquire(config->legacy.resolved, *dbs->legacy);
+  if (!lock.ok()) {
+    PrintScrubbed(stderr, "{}: stop tandem run first, then accept\n", lock.status().message());
+    return 1;
+  }
+  auto done = AcceptRestored(*config, *dbs->legacy, *dbs->modern, side);
+  if (!done.ok()) {
+    PrintScrubbed(stderr, "accept-restored failed: {}\n", done.status().message());
+    return 1;
+  }
+  if (done->empty()) {
+    PrintScrubbed("nothing to accept: no direction is stopped because of the {} database\n", side_name);
+    return 0;
+  }
+  for (auto& line : *done) PrintScrubbed("{}\n", line);
+  return 0;
+}
+
 }  // namespace
 }  // namespace tandem
 
@@ -738,6 +793,17 @@ int main(int argc, char** argv) {
   add_config(uninstall);
   uninstall->add_flag("--dry-run", dry_run, "print the SQL instead of running it");
   uninstall->add_flag("--purge", purge, "drop the key map (_tandem_records) and audit trail too; says what it drops");
+  std::string accept_side;
+  auto* accept_restored = app.add_subcommand(
+      "accept-restored",
+      "after a database was restored from a backup, replaced, or another one put behind its URL (tandem run stops "
+      "the directions it concerns and says so): sync on from its change log as it is now. Compare and repair the "
+      "two databases first (tandem reconcile --repair, coming): what is missing on one side is not synced by "
+      "accepting. Stop tandem run before; audited. See docs/operations-restore.md");
+  add_config(accept_restored);
+  accept_restored->add_option("side", accept_side, "the database that was restored or replaced")
+      ->required()
+      ->check(CLI::IsMember({"legacy", "modern"}));
   bool once = false;
   auto* run = app.add_subcommand("run", "sync both ways until SIGINT/SIGTERM");
   add_config(run);
@@ -809,6 +875,7 @@ int main(int argc, char** argv) {
   if (*install) return CmdInstall(config_path, dry_run, allow_unlinked);
   if (*uninstall) return CmdUninstall(config_path, dry_run, purge);
   if (*run) return CmdRun(config_path, once);
+  if (*accept_restored) return CmdAcceptRestored(config_path, accept_side);
   if (*status) return CmdStatus(config_path, json);
   if (*gaps) return CmdGaps(config_path, clear_gap);
   if (*retry) {

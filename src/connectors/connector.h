@@ -178,7 +178,8 @@ class Connector {
   // log they point into: a reinstalled log starts afresh from position 0.
   virtual std::vector<std::string> DropRuntimeTablesSql() const = 0;
   // Tables DropRuntimeTablesSql keeps, as this database names them.
-  static constexpr const char* kKeptByUninstall[] = {"_tandem_records", "_tandem_audit", "_tandem_gaps"};
+  static constexpr const char* kKeptByUninstall[] = {"_tandem_records", "_tandem_audit", "_tandem_gaps",
+                                                     "_tandem_identity"};
   // True when the control tables exist.
   virtual Result<bool> IsInstalled() = 0;
   // Whether capture of `table` is in place as CaptureSql(table) makes it:
@@ -225,6 +226,39 @@ class Connector {
   // boundaries (CommitBoundaries' sampler). False where reading a position
   // creates it (PostgreSQL's ticks), so only the engine may.
   virtual bool SupportsBoundarySampling() const { return true; }
+
+  // --- identity and history (engine/source_identity.h) ---
+  // A text naming the change at position `seq` of this database's history,
+  // as it is now: the engine stores it with the position (in the target
+  // transaction) and later asks CheckHistory whether the database still has
+  // that history. SQLite: the log row at seq (PurgeChanges keeps it);
+  // PostgreSQL: the server, database and timeline. "" for position 0.
+  // REQUIRES: seq is 0 or a position this session read up to; inside the
+  // read transaction that read it, or outside any.
+  virtual Result<std::string> HistoryMark(int64_t /*seq*/) { return std::string(); }
+  // Whether this database still has the history `mark` (a HistoryMark of
+  // position `seq`, stored with `cursor`) came from.
+  struct HistoryCheck {
+    enum class Verdict {
+      kSame,          // the change at the position is still there: go on
+      kSourceDiffers,  // restored from a backup, recreated, failed over: not the history applied
+      kTargetBehind,   // the log was applied and purged past the position: the target is older
+    };
+    Verdict verdict = Verdict::kSame;
+    std::string what;  // what differs, for the operator (positions, log ends)
+  };
+  virtual Result<HistoryCheck> CheckHistory(int64_t /*seq*/, const std::string& /*cursor*/,
+                                            const std::string& /*mark*/) {
+    return HistoryCheck{};
+  }
+  // "" while this session still reaches the database its URL names; else
+  // what happened (SQLite: the file was deleted, or another file took its
+  // path, while this session kept the old one open). Cheap: every pass.
+  virtual std::string Replaced() { return ""; }
+  // True once after this session reconnected (it may have reached another
+  // server or database since the last check): the engine checks identity and
+  // history again. Cheap.
+  virtual bool Reconnected() { return false; }
 
   // Blocks up to `timeout` until another session commits to this database.
   // Returns true if a commit was seen (always true on the first call, which

@@ -10,6 +10,7 @@
 #include "core/key_codec.h"
 #include "engine/capture_health.h"
 #include "mapping/entity_mapping.h"
+#include "engine/source_identity.h"
 #include "engine/sync_engine.h"
 
 namespace tandem {
@@ -88,6 +89,10 @@ Result<nlohmann::json> BuildStatusReport(const Config& config, Connector& legacy
     d["position"] = seq;
     d["applied_total"] = pos ? (*pos)[3].as_integer() : 0;
     d["last_applied_at_ms"] = pos && !(*pos)[1].is_null() ? json((*pos)[1].as_integer()) : json(nullptr);
+    // Is the source the database, and the history, the position came from?
+    // (Control tables of an older version: `tandem install` says so first.)
+    if (auto stopped = StoppedDirectionMessage(config, src, dst, source); stopped.ok() && *stopped)
+      d["stopped"] = **stopped;
     json entities = json::array();
     for (const EntityConfig& e : config.entities) {
       bool enabled = e.direction == SyncDirection::kBoth ||
@@ -183,6 +188,7 @@ std::string RenderStatusText(const nlohmann::json& report) {
       last = fmt::format("{:.1f} s ago", (now - d["last_applied_at_ms"].get<int64_t>()) / 1000.0);
     out += fmt::format("{}  (position {}, {} changes applied in all, last batch {})\n", d["direction"].get<std::string>(),
                        d["position"].get<int64_t>(), d["applied_total"].get<int64_t>(), last);
+    if (d.contains("stopped")) out += fmt::format("  STOPPED: {}\n", d["stopped"].get<std::string>());
     out += fmt::format("  {:<16} {:>8} {:>10} {:>10} {:>8} {:>10} {:>10}  {}\n", "entity", "pending", "lag",
                        "put-aside", "waiting", "conflicts", "written", "last applied");
     for (auto& e : d["entities"]) {

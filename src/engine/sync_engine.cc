@@ -28,6 +28,7 @@
 #include "core/key_codec.h"
 #include "engine/capture_health.h"
 #include "engine/multi_row.h"
+#include "engine/source_identity.h"
 
 namespace tandem {
 
@@ -116,6 +117,12 @@ struct SyncEngine::Direction {
   // The target lets one writer in at a time (SQLite): after a transaction
   // cut short by the bounds, the engine steps aside so waiting writers get in.
   bool target_single_writer = false;
+  // Source identity (engine/source_identity.h): the source's id and the
+  // HistoryMark stored with the position; `stopped` says why nothing is
+  // applied from the source ("" while it syncs).
+  std::string source_id;
+  std::string source_mark;
+  std::string stopped;
 };
 
 struct SyncEngine::WorkItem {
@@ -1425,6 +1432,7 @@ Status SyncEngine::Init(const Config& config) {
       dir->applied_total = (*pos)[1].as_integer();
     }
     TANDEM_RETURN_IF_ERROR(dir->src->ResumeAt(dir->position, pos && !(*pos)[2].is_null() ? (*pos)[2].as_bytes() : ""));
+    TANDEM_RETURN_IF_ERROR(CheckSourceIdentity(*dir));
     std::vector<Row> rows;
     TANDEM_RETURN_IF_ERROR(dir->dst->Query("SELECT entity, source_key, kind FROM _tandem_parked WHERE direction = ?",
                                            {Value::Text(dir->name)}, &rows));
@@ -1756,14 +1764,16 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       if (pinned) pinned->db->EndRead();
     }
   } restore{dir, own_src, pinned};
+  if (!dir.stopped.empty()) return int64_t{0};  // until the operator accepts the source (source_identity.h)
   if (dir.position_uncertain) {
-    TANDEM_ASSIGN_OR_RETURN(auto stored, dir.dst->QueryOne("SELECT seq, applied_total, cursor FROM "
+    TANDEM_ASSIGN_OR_RETURN(auto stored, dir.dst->QueryOne("SELECT seq, applied_total, cursor, source_mark FROM "
                                                            "_tandem_position WHERE direction = ?",
                                                            {Value::Text(dir.name)}));
     if (stored && (*stored)[0].as_integer() != dir.position) {
       spdlog::info("{}: the last batch was committed after all (position {})", dir.name, (*stored)[0].as_integer());
       dir.position = (*stored)[0].as_integer();
       dir.applied_total = (*stored)[1].as_integer();
+      dir.source_mark = (*stored)[3].is_null() ? "" : (*stored)[3].as_bytes();
     }
     TANDEM_RETURN_IF_ERROR(dir.src->ResumeAt(
         dir.position, stored && !(*stored)[2].is_null() ? (*stored)[2].as_bytes() : ""));
@@ -1785,6 +1795,18 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
         return upto_r.status();
       }
       upto = *upto_r;
+      // Before anything is applied: the change at the position is still the
+      // one applied (a source restored in place while running shows here).
+      if (upto != dir.position && !dir.source_mark.empty()) {
+        auto now_mark = own_src->HistoryMark(dir.position);
+        if (!now_mark.ok() || *now_mark != dir.source_mark) {
+          own_src->EndRead();
+          if (!now_mark.ok()) return now_mark.status();
+          TANDEM_RETURN_IF_ERROR(CheckSourceIdentity(dir));
+          if (!dir.stopped.empty()) return int64_t{0};
+          return Status::Unavailable(fmt::format("{}: the source's history mark changed; checked again", dir.name));
+        }
+      }
       if (upto - dir.position > config_.sync.batch_size) {
         pinned = boundaries.TakeSnapshot(dir.position, upto, config_.sync.batch_size,
                                          kMaxPinnedSpanBatches * config_.sync.batch_size);
@@ -1975,18 +1997,25 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     }
     int64_t applied_total = dir.applied_total + consumed;
     std::string cursor = src.PositionCursor(pos);
+    std::string mark;  // the source's history at the new position, stored with it (source_identity.h)
+    if (st.ok()) {
+      auto m = src.HistoryMark(pos);
+      if (m.ok()) mark = std::move(*m);
+      else st = m.status();
+    }
     if (cursor.empty() && !src.SupportsBoundarySampling() && pos != 0)  // a PostgreSQL position needs its snapshot
       st = Status::Internal(fmt::format("{}: position {} is not the end of a change window; not committing it",
                                         dir.name, pos));
     // The position and statistics travel with the commit (ExecLater).
     if (st.ok()) st = dst.ExecLater(
-        "INSERT INTO _tandem_position(direction, seq, applied_at_ms, source_at_ms, applied_total, cursor) VALUES (?, "
-        "?, ?, ?, ?, ?) ON CONFLICT(direction) DO UPDATE SET seq = excluded.seq, applied_at_ms = "
-        "excluded.applied_at_ms, source_at_ms = excluded.source_at_ms, applied_total = excluded.applied_total, cursor "
-        "= excluded.cursor",
+        "INSERT INTO _tandem_position(direction, seq, applied_at_ms, source_at_ms, applied_total, cursor, source_id, "
+        "source_mark) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(direction) DO UPDATE SET seq = excluded.seq, "
+        "applied_at_ms = excluded.applied_at_ms, source_at_ms = excluded.source_at_ms, applied_total = "
+        "excluded.applied_total, cursor = excluded.cursor, source_id = excluded.source_id, source_mark = "
+        "excluded.source_mark",
         {Value::Text(dir.name), Value::Integer(pos), Value::Integer(Clock::Default()->NowMillis()),
          Value::Integer(source_at_ms), Value::Integer(applied_total),
-         cursor.empty() ? Value::Null() : Value::Text(cursor)});
+         cursor.empty() ? Value::Null() : Value::Text(cursor), Value::Text(dir.source_id), Value::Text(mark)});
     for (auto& [entity, n] : batch.written_by_entity()) {
       if (!st.ok()) break;
       st = dst.ExecLater(
@@ -2017,6 +2046,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     }
     dir.position = pos;
     dir.applied_total = applied_total;
+    dir.source_mark = mark;
     // Fresh planner statistics once the key map has grown by a fifth (from
     // at least 1,000 rows written), so its lookups keep their index plans.
     dir.written_since_statistics += batch.written();
@@ -2072,6 +2102,7 @@ Result<int64_t> SyncEngine::DrainOnce() {
   if (resolved > 0) {
     for (auto& dir : directions_) TANDEM_RETURN_IF_ERROR(ReloadParkedIfChanged(*dir, /*force=*/true));
   }
+  TANDEM_RETURN_IF_ERROR(WatchSourceIdentity());
   TANDEM_RETURN_IF_ERROR(WatchSchema(now).status());
   for (auto& dir : directions_) {
     bool enabled = false;
@@ -2110,13 +2141,14 @@ Status SyncEngine::RunUntilIdle() {
       std::this_thread::sleep_for(std::chrono::milliseconds(50 << retries));
       continue;
     }
-    if (*n == 0) return Status::Ok();
+    if (*n == 0) return StoppedStatus();
   }
 }
 
 Status SyncEngine::Run(const std::atomic<bool>& stop) {
   int backoff_ms = 0;
   const auto poll = std::chrono::milliseconds(std::max(0, config_.sync.poll_interval_ms));
+  int64_t next_replaced_check_ms = 0;
   while (!stop.load()) {
     auto n = DrainOnce();
     if (!n.ok()) {
@@ -2137,10 +2169,15 @@ Status SyncEngine::Run(const std::atomic<bool>& stop) {
       auto a = legacy_->WaitForCommit(std::chrono::milliseconds(0));
       auto b = modern_->WaitForCommit(std::chrono::milliseconds(0));
       if (!a.ok() || !b.ok() || *a || *b) break;
+      // A database file replaced while idle is noticed without a commit.
+      if (const int64_t t = Clock::Default()->NowMillis(); t >= next_replaced_check_ms) {
+        next_replaced_check_ms = t + kReplacedCheckIntervalMs;
+        if (!legacy_->Replaced().empty() || !modern_->Replaced().empty()) break;
+      }
       std::this_thread::sleep_for(poll);
     }
   }
-  return Status::Ok();
+  return StoppedStatus();
 }
 
 Result<int> SyncEngine::ProcessResolutions() {
@@ -2507,6 +2544,63 @@ Result<int> SyncEngine::RetryAllParked() {
     }
   }
   return applied;
+}
+
+// --- source identity (engine/source_identity.h) ---
+
+Status SyncEngine::CheckSourceIdentity(Direction& dir) {
+  TANDEM_ASSIGN_OR_RETURN(dir.source_id, ReadDatabaseId(*dir.src));
+  TANDEM_ASSIGN_OR_RETURN(StoredPosition stored, LoadStoredPosition(*dir.dst, dir.name));
+  // The mark the next comparison is made against: the stored one, as long
+  // as the position in memory is the stored one.
+  if (stored.seq == dir.position) dir.source_mark = stored.source_mark;
+  TANDEM_ASSIGN_OR_RETURN(SourceFinding finding, CheckSource(*dir.src, dir.source, dir.source_id, stored));
+  if (finding.ok()) return Status::Ok();
+  StopDirection(dir, finding);
+  if (!pair_stopped_.empty()) return Status::InvalidArgument(pair_stopped_);
+  return Status::Ok();
+}
+
+void SyncEngine::StopDirection(Direction& dir, const SourceFinding& finding) {
+  std::string message = StoppedMessage(config_, dir.source, *dir.src, finding);
+  if (dir.stopped == message) return;
+  spdlog::error("{}", message);
+  dir.stopped = message;
+  if (finding.stops_both()) {
+    pair_stopped_ = message;
+    for (auto& d : directions_)
+      if (d.get() != &dir) d->stopped = message;
+  }
+}
+
+Status SyncEngine::WatchSourceIdentity() {
+  if (!pair_stopped_.empty()) return Status::InvalidArgument(pair_stopped_);
+  bool recheck = false;
+  for (Side s : {Side::kLegacy, Side::kModern}) {
+    std::string replaced = db(s).Replaced();
+    if (!replaced.empty()) {
+      SourceFinding finding;
+      finding.kind = SourceFinding::Kind::kReplaced;
+      finding.culprit = s;
+      finding.what = replaced;
+      for (auto& dir : directions_)
+        if (dir->source == s) StopDirection(*dir, finding);
+      return Status::InvalidArgument(pair_stopped_);
+    }
+    recheck |= db(s).Reconnected();
+  }
+  // A session that reconnected may reach another server or database now.
+  if (recheck)
+    for (auto& dir : directions_) TANDEM_RETURN_IF_ERROR(CheckSourceIdentity(*dir));
+  return Status::Ok();
+}
+
+Status SyncEngine::StoppedStatus() const {
+  if (!pair_stopped_.empty()) return Status::InvalidArgument(pair_stopped_);
+  std::string all;
+  for (auto& dir : directions_)
+    if (!dir->stopped.empty()) all += (all.empty() ? "" : "\n") + dir->stopped;
+  return all.empty() ? Status::Ok() : Status::InvalidArgument(all);
 }
 
 }  // namespace tandem

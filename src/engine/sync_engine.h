@@ -39,6 +39,7 @@
 
 namespace tandem {
 
+struct SourceFinding;  // engine/source_identity.h
 class EngineLock;
 
 // Per-direction counters, for logs, status and tests. Each counts what
@@ -133,6 +134,17 @@ class SyncEngine {
   Result<std::string> SchemaSignature(Side s);
   Status ResolveRecord(const std::string& entity, const std::string& lkey, const std::string& mkey,
                        const std::string& resolution);
+  // Source identity (engine/source_identity.h): checks that `dir`'s source
+  // is the database, with the history, its stored position came from, and
+  // stops the direction (or both, for another database) when it is not.
+  Status CheckSourceIdentity(Direction& dir);
+  // Stops `dir` (or, with stops_both, every direction) with the operator's message.
+  void StopDirection(Direction& dir, const SourceFinding& finding);
+  // Looks, cheaply, for a database file replaced or deleted under the open
+  // sessions and for sessions that reconnected (checked again). Every pass.
+  Status WatchSourceIdentity();
+  // Ok while no direction is stopped; else the stopped directions' messages.
+  Status StoppedStatus() const;
 
   Config config_;
   std::unique_ptr<SqliteHandle> expr_db_;
@@ -157,6 +169,9 @@ class SyncEngine {
   int64_t schema_checked_ms_[2] = {0, 0};
   bool schema_check_owed_ = false;  // a failed batch: look at the schemas on the next pass
   static constexpr int64_t kSchemaCheckIntervalMs = 100;
+  // While idle, the database files are looked at this often (Replaced).
+  static constexpr int64_t kReplacedCheckIntervalMs = 100;
+  std::string pair_stopped_;  // why both directions are stopped (another database, a replaced file); sticky
 };
 
 // Direction names used in control tables and output.

@@ -106,7 +106,7 @@ TEST(CliTest, InstallRunStatusUninstallRoundTrip) {
   for (Side s : {Side::kLegacy, Side::kModern})
     EXPECT_EQ(env.Query(s, "SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger') AND name LIKE "
                            "'\\_tandem%' ESCAPE '\\' ORDER BY name"),
-              "_tandem_audit\n_tandem_gaps\n_tandem_records\n")
+              "_tandem_audit\n_tandem_gaps\n_tandem_identity\n_tandem_records\n")
         << SideName(s);
   EXPECT_EQ(env.Count(Side::kLegacy, "CUSTMAST"), 2) << "uninstall keeps data";
   EXPECT_EQ(env.Count(Side::kModern, "customers"), 1) << "uninstall keeps data";

@@ -115,8 +115,11 @@ TEST_F(ConflictTest, NewestByCaptureTimeWithoutTimestampColumns) {
   env_->Write(M, "UPDATE customers SET email = 'm1@x' WHERE email = 'j@x';"
                  "UPDATE customers SET email = 'm2@x' WHERE email = 'r@x'");
   // Capture times set by hand: customer 1 changed last on modern, customer 2 on legacy.
-  env_->Write(L, "UPDATE _tandem_log SET at_ms = CASE k1 WHEN 1 THEN 1000 ELSE 3000 END");
-  env_->Write(M, "UPDATE _tandem_log SET at_ms = 2000");
+  // Only the two new changes on each side: the change at an applied position
+  // is its source's history mark (engine/source_identity.h) and stays as it was.
+  env_->Write(L, "UPDATE _tandem_log SET at_ms = CASE k1 WHEN 1 THEN 1000 ELSE 3000 END WHERE seq > (SELECT "
+                 "max(seq) - 2 FROM _tandem_log)");
+  env_->Write(M, "UPDATE _tandem_log SET at_ms = 2000 WHERE seq > (SELECT max(seq) - 2 FROM _tandem_log)");
   env_->SyncOnce();
   EXPECT_EQ(Legacy(1, "EMAIL") + Legacy(2, "EMAIL"), "m1@x\nl2@x\n");
   EXPECT_EQ(env_->Query(M, "SELECT email FROM customers ORDER BY email"), "l2@x\nm1@x\n");

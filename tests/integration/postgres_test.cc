@@ -545,7 +545,7 @@ TEST(PgInstallTest, UninstallRemovesCaptureAndKeepsData) {
   EXPECT_EQ(env.Count(M, "pg_proc WHERE proname LIKE '\\_tandem%'"), 0);
   EXPECT_EQ(env.Query(M, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = "
                          "'tandem'"),
-            "_tandem_audit,_tandem_gaps,_tandem_records\n");
+            "_tandem_audit,_tandem_gaps,_tandem_identity,_tandem_records\n");
   EXPECT_EQ(env.Count(M, "customers"), 1);
   ASSERT_EQ(testing::RunCommand(std::string(TANDEM_BINARY) + " uninstall --purge -c " + env.config_path(), &out), 0)
       << out;

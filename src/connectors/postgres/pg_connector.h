@@ -118,6 +118,15 @@ class PgConnector : public Connector {
   std::string signature_oids_ = "{}";  // oids of the tables of the last SchemaVersion (a text[] of oids)
   Status SchemaVersionLater(const std::vector<std::string>& tables, const std::vector<std::string>& lock,
                             std::vector<Row>* out) override;
+  // The mark is the server's system identifier, the database's oid and the
+  // timeline: a restore into another cluster, a database recreated (dropped
+  // and restored from a dump) or a point-in-time restore or failover (a new
+  // timeline) changes it. CheckHistory also compares the transaction
+  // counter with the stored snapshot's: a server restored from a copy of its
+  // files is behind it until new transactions carry it past.
+  Result<std::string> HistoryMark(int64_t seq) override;
+  Result<HistoryCheck> CheckHistory(int64_t seq, const std::string& cursor, const std::string& mark) override;
+  bool Reconnected() override;
 
  private:
   PgConnector(std::unique_ptr<PgSession> session, std::string url, int lock_timeout_ms)
@@ -173,6 +182,9 @@ class PgConnector : public Connector {
     std::vector<Row> rows;
     std::vector<Row> snapshot;  // MaxChangeSeq's answer: the window's end snapshot
   } head_;
+  std::string incarnation_;          // HistoryMark, for the connection it was read on
+  int64_t incarnation_connects_ = 0;  // that connection (PgSession::connects)
+  int64_t connects_seen_ = 1;         // the connection Reconnected last reported
   std::string probe_;  // last WaitForCommit probe
   int64_t idle_probes_ = 0;  // probes in a row that saw nothing new
   std::chrono::steady_clock::time_point last_probe_{};

@@ -122,6 +122,7 @@ Status PgSession::EnsureConnected() {
   // Server notices ("trigger ... does not exist, skipping") are for debugging only.
   PQsetNoticeProcessor(
       conn_, [](void*, const char* message) { spdlog::debug("postgresql: {}", std::string_view(message)); }, nullptr);
+  ++connects_;
   TANDEM_RETURN_IF_ERROR(Configure());
   if (session_lock_) return HoldSessionLock(*session_lock_);
   return Status::Ok();

@@ -84,6 +84,8 @@ class PgSession {
     if (!in) broken_in_transaction_ = false;
   }
   bool in_transaction() const { return in_transaction_; }
+  // How many times this session connected (1 after Connect; more after reconnects).
+  int64_t connects() const { return connects_; }
 
   PGconn* raw() { return conn_; }
 
@@ -106,6 +108,7 @@ class PgSession {
   std::string display_;
   int lock_timeout_ms_ = 5000;
   bool in_transaction_ = false;
+  int64_t connects_ = 0;
   std::optional<int64_t> session_lock_;
   bool broken_in_transaction_ = false;
   struct Prepared {

@@ -28,6 +28,11 @@ Result<std::unique_ptr<SqliteConnector>> SqliteConnector::Open(const std::string
   TANDEM_ASSIGN_OR_RETURN(auto handle, SqliteHandle::Open(path, flags, options.busy_timeout_ms));
   auto conn = std::unique_ptr<SqliteConnector>(new SqliteConnector(std::move(handle)));
   conn->busy_timeout_ms_ = options.busy_timeout_ms;
+  if (struct stat st; stat(path.c_str(), &st) == 0) {
+    conn->have_file_id_ = true;
+    conn->file_dev_ = static_cast<uint64_t>(st.st_dev);
+    conn->file_ino_ = static_cast<uint64_t>(st.st_ino);
+  }
   // Tandem's own session settings; journal_mode is set by install (it is persistent).
   TANDEM_RETURN_IF_ERROR(conn->handle_->ExecScript("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-32000;"));
   // tandem_key_hash(entity, key) = KeyHash(), for upgrading key maps in SQL.
@@ -163,6 +168,12 @@ Status SqliteConnector::RollbackToSavepoint(const std::string& name) {
 constexpr const char* kGapsTableSql =
     "CREATE TABLE IF NOT EXISTS _tandem_gaps(id INTEGER PRIMARY KEY, table_name TEXT NOT NULL, problem TEXT NOT NULL, "
     "noticed_at_ms INTEGER NOT NULL, repaired_at_ms INTEGER, cleared_at_ms INTEGER)";
+namespace {
+constexpr const char* kIdentityTableSql = "CREATE TABLE IF NOT EXISTS _tandem_identity(db_id TEXT NOT NULL)";
+constexpr const char* kIdentityRowSql =
+    "INSERT INTO _tandem_identity(db_id) SELECT lower(hex(randomblob(16))) WHERE NOT EXISTS (SELECT 1 FROM "
+    "_tandem_identity)";
+}  // namespace
 
 std::vector<std::string> SqliteConnector::ControlTablesSql() const {
   return {
@@ -176,8 +187,11 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
       // Present (one row) only inside Tandem's own apply transactions.
       "CREATE TABLE IF NOT EXISTS _tandem_applying(x INTEGER)",
       // Per direction applied INTO this database: the source position, stored with the data.
+      // source_id / source_mark: the source database's identity and its
+      // HistoryMark at seq (engine/source_identity.h).
       "CREATE TABLE IF NOT EXISTS _tandem_position(direction TEXT PRIMARY KEY, seq INTEGER NOT NULL, applied_at_ms "
-      "INTEGER, source_at_ms INTEGER, applied_total INTEGER NOT NULL DEFAULT 0, cursor TEXT)",
+      "INTEGER, source_at_ms INTEGER, applied_total INTEGER NOT NULL DEFAULT 0, cursor TEXT, source_id TEXT, "
+      "source_mark TEXT)",
       // Per direction and entity: when a record was last written, and how many in all.
       "CREATE TABLE IF NOT EXISTS _tandem_entity_stats(direction TEXT NOT NULL, entity TEXT NOT NULL, "
       "last_applied_at_ms INTEGER, applied_total INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(direction, entity))",
@@ -208,6 +222,11 @@ std::vector<std::string> SqliteConnector::ControlTablesSql() const {
       "CREATE TABLE IF NOT EXISTS _tandem_audit(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, action TEXT NOT "
       "NULL, detail TEXT NOT NULL)",
       kGapsTableSql,
+      // This database's identity: a random id made at the first install and
+      // kept by every later one (a backup copy carries it; another database
+      // has another). Positions stored in the other database name it.
+      kIdentityTableSql,
+      kIdentityRowSql,
   };
 }
 
@@ -243,6 +262,15 @@ Result<std::vector<std::string>> SqliteConnector::UpgradeControlTablesSql() {
   TANDEM_ASSIGN_OR_RETURN(auto position, DescribeTable("_tandem_position"));
   if (position && position->Find("cursor") < 0)  // before positions carried a connector cursor
     out.push_back("ALTER TABLE _tandem_position ADD COLUMN cursor TEXT");
+  if (position && position->Find("source_id") < 0) {  // before positions named the source and its history
+    out.push_back("ALTER TABLE _tandem_position ADD COLUMN source_id TEXT");
+    out.push_back("ALTER TABLE _tandem_position ADD COLUMN source_mark TEXT");
+  }
+  TANDEM_ASSIGN_OR_RETURN(auto identity, DescribeTable("_tandem_identity"));
+  if (position && !identity) {  // before databases had an identity
+    out.push_back(kIdentityTableSql);
+    out.push_back(kIdentityRowSql);
+  }
   TANDEM_ASSIGN_OR_RETURN(auto parked, DescribeTable("_tandem_parked"));
   if (parked && parked->Find("old_key") < 0)  // before held key changes kept their old key
     out.push_back("ALTER TABLE _tandem_parked ADD COLUMN old_key TEXT");
@@ -482,6 +510,90 @@ Result<bool> SqliteConnector::WaitForCommit(std::chrono::milliseconds timeout) {
     // cadence costs little and keeps detection latency well under 1 ms.
     std::this_thread::sleep_for(std::chrono::microseconds(250));
   }
+}
+
+// --- identity and history ---
+
+namespace {
+constexpr const char* kLogRowAt =
+    "SELECT table_id, op, k1, k2, k3, k4, o1, o2, o3, o4, at_ms FROM _tandem_log WHERE seq = ?";
+
+// "insert of CUSTMAST key 4, captured 2024-05-01 10:00:00.123 UTC" for a mark.
+std::string DescribeLogMark(const std::string& mark) {
+  auto row = DecodeKey(mark);
+  if (!row.ok() || row->size() != 11) return "an unreadable log row";
+  const Row& r = *row;
+  static const char* kOps[] = {"?", "insert", "update", "delete", "key change"};
+  const int64_t op = r[1].is_null() ? 0 : r[1].as_integer();
+  Row key;
+  for (int k = 2; k < 6; ++k)
+    if (!r[k].is_null()) key.push_back(r[k]);
+  std::string when = "at an unknown time";
+  if (!r[10].is_null()) {
+    const int64_t ms = r[10].as_integer();
+    time_t secs = static_cast<time_t>(ms / 1000);
+    struct tm tm_utc;
+    gmtime_r(&secs, &tm_utc);
+    char buf[32];
+    strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm_utc);
+    when = fmt::format("captured {}.{:03d} UTC", buf, static_cast<int>(ms % 1000));
+  }
+  return fmt::format("{} of table #{} key {} {}", op >= 1 && op <= 4 ? kOps[op] : kOps[0],
+                     r[0].is_null() ? 0 : r[0].as_integer(), DisplayKey(key), when);
+}
+}  // namespace
+
+Result<std::string> SqliteConnector::HistoryMark(int64_t seq) {
+  if (seq <= 0) return std::string();
+  std::vector<Row> rows;
+  TANDEM_RETURN_IF_ERROR(handle_->Run(kLogRowAt, {Value::Integer(seq)}, &rows));
+  return rows.empty() ? std::string() : EncodeKey(rows[0]);
+}
+
+Result<Connector::HistoryCheck> SqliteConnector::CheckHistory(int64_t seq, const std::string& /*cursor*/,
+                                                              const std::string& mark) {
+  using Verdict = HistoryCheck::Verdict;
+  if (seq <= 0 || mark.empty()) return HistoryCheck{};  // nothing applied yet, or stored by an older version
+  TANDEM_ASSIGN_OR_RETURN(std::string now, HistoryMark(seq));
+  if (now == mark) return HistoryCheck{};
+  if (!now.empty())
+    return HistoryCheck{Verdict::kSourceDiffers,
+                        fmt::format("change {} of its log is not the change applied from it (applied: {}; its log "
+                                    "now has: {}): it was restored from a backup and written to since",
+                                    seq, DescribeLogMark(mark), DescribeLogMark(now))};
+  TANDEM_ASSIGN_OR_RETURN(auto ends, QueryOne("SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM _tandem_log",
+                                              {}));
+  const int64_t first = (*ends)[0].as_integer(), last = (*ends)[1].as_integer();
+  if (last < seq)
+    return HistoryCheck{Verdict::kSourceDiffers,
+                        fmt::format("its change log ends at change {}, before position {} that was applied from it "
+                                    "({}): it was restored from an earlier backup (or its log was emptied)",
+                                    last, seq, DescribeLogMark(mark))};
+  if (first > seq)
+    return HistoryCheck{Verdict::kTargetBehind,
+                        fmt::format("its change log was applied and purged up to change {}, past position {} that the "
+                                    "other database holds: the other database is older than what was applied to it "
+                                    "(restored from a backup?)",
+                                    first, seq)};
+  return HistoryCheck{Verdict::kSourceDiffers,
+                      fmt::format("change {} ({}) is missing from its log, which holds changes {} to {}: this is not "
+                                  "the log the position came from",
+                                  seq, DescribeLogMark(mark), first, last)};
+}
+
+std::string SqliteConnector::Replaced() {
+  if (!have_file_id_) return "";
+  struct stat st;
+  if (stat(handle_->path().c_str(), &st) != 0) {
+    if (errno == ENOENT)
+      return fmt::format("the database file {} was deleted or moved away while Tandem had it open", handle_->path());
+    return "";  // cannot tell (permissions, a passing error): the next pass looks again
+  }
+  if (static_cast<uint64_t>(st.st_dev) != file_dev_ || static_cast<uint64_t>(st.st_ino) != file_ino_)
+    return fmt::format("another file took the path {} (renamed over it or copied into place) while Tandem had the "
+                       "old file open",
+                       handle_->path());
+  return "";
 }
 
 }  // namespace tandem

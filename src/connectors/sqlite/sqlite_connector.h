@@ -67,6 +67,9 @@ class SqliteConnector : public Connector {
   Status PurgeChanges(int64_t before) override;
   Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
   Result<std::string> SchemaVersion(const std::vector<std::string>& tables) override;
+  Result<std::string> HistoryMark(int64_t seq) override;
+  Result<HistoryCheck> CheckHistory(int64_t seq, const std::string& cursor, const std::string& mark) override;
+  std::string Replaced() override;
 
 
   SqliteHandle& handle() { return *handle_; }
@@ -76,6 +79,10 @@ class SqliteConnector : public Connector {
   Result<int64_t> DataVersion();
 
   std::unique_ptr<SqliteHandle> handle_;
+  // The file this session opened (st_dev, st_ino), to notice another file
+  // taking its path (Replaced).
+  bool have_file_id_ = false;
+  uint64_t file_dev_ = 0, file_ino_ = 0;
   int64_t last_data_version_ = -1;
   int busy_timeout_ms_ = 5000;
   bool in_read_ = false;
