@@ -15,7 +15,7 @@
 // While (1) and (2) run, an "application" writes the target file with a 5 s
 // busy timeout and counts SQLITE_BUSY errors (guarantee 7).
 //
-// Usage: tandem_bench [--rows N] [--backlog N] [--latency-seconds S] [--only NAME]
+// Usage: tandem_bench [--rows N] [--backlog N] [--latency-seconds S] [--writer-rows N] [--writer-backlog N] [--only NAME]
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -575,7 +575,7 @@ nlohmann::json LegacyWriter(int64_t txn_rows, int64_t backlog) {
 
 int main(int argc, char** argv) {
   using namespace tandem::bench;
-  int64_t rows = 200000, backlog = 1000000;
+  int64_t rows = 200000, backlog = 1000000, writer_rows = 45000, writer_backlog = 150000;
   double latency_s = 5;
   std::string only;
   for (int i = 1; i < argc; ++i) {
@@ -585,6 +585,8 @@ int main(int argc, char** argv) {
     else if (a == "--backlog") backlog = std::stoll(next());
     else if (a == "--latency-seconds") latency_s = std::stod(next());
     else if (a == "--only") only = next();
+    else if (a == "--writer-rows") writer_rows = std::stoll(next());
+    else if (a == "--writer-backlog") writer_backlog = std::stoll(next());
     else {
       fmt::print(stderr, "usage: tandem_bench [--rows N] [--backlog N] [--latency-seconds S] [--only "
                          "throughput|conflicts|latency|overhead|backlog|writer]\n");
@@ -604,7 +606,7 @@ int main(int argc, char** argv) {
   if (only.empty() || only == "latency") report["latency"] = Latency(latency_s, 1000);
   if (only.empty() || only == "overhead") report["capture_overhead"] = CaptureOverhead(1000, 3);
   if (only.empty() || only == "backlog") report["backlog"] = BacklogMemory(backlog);
-  if (only.empty() || only == "writer") report["legacy_writer"] = LegacyWriter(45000, 150000);
+  if (only.empty() || only == "writer") report["legacy_writer"] = LegacyWriter(writer_rows, writer_backlog);
   fmt::print("\nJSON {}\n", report.dump());
   return 0;
 }

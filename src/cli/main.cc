@@ -799,7 +799,7 @@ int main(int argc, char** argv) {
       "after a database was restored from a backup, replaced, or another one put behind its URL (tandem run stops "
       "the directions it concerns and says so): sync on from its change log as it is now. Compare and repair the "
       "two databases first (tandem reconcile --repair, coming): what is missing on one side is not synced by "
-      "accepting. Stop tandem run before; audited. See docs/operations-restore.md");
+      "accepting. Stop tandem run before; audited. See docs/operations.md");
   add_config(accept_restored);
   accept_restored->add_option("side", accept_side, "the database that was restored or replaced")
       ->required()

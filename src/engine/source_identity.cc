@@ -60,7 +60,7 @@ std::string StoppedMessage(const Config& config, Side source_side, const Connect
   const std::string repair =
       fmt::format("compare and repair the two databases first (changes that reached one side and are missing on the "
                   "other are not synced by accepting: `tandem reconcile --repair` once it exists, until then by "
-                  "hand; see docs/operations-restore.md)");
+                  "hand; see docs/operations.md)");
   switch (f.kind) {
     case SourceFinding::Kind::kNone:
       return "";
