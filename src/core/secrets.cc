@@ -16,16 +16,17 @@ bool Unreserved(unsigned char c) {
          c == '_' || c == '~';
 }
 
-std::string PercentEncodeLower(std::string_view value) {
-  static constexpr char kHex[] = "0123456789abcdef";
+// RFC 3986 percent-encoding of all but unreserved characters, with upper-
+// or lower-case hex digits (both forms may show up in text to scrub).
+std::string PercentEncodeWith(std::string_view value, const char* hex) {
   std::string out;
   for (unsigned char c : value) {
     if (Unreserved(c)) {
       out += static_cast<char>(c);
     } else {
       out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
+      out += hex[c >> 4];
+      out += hex[c & 15];
     }
   }
   return out;
@@ -72,7 +73,7 @@ class SecretRegistry {
     if (secret.empty()) return;
     std::lock_guard<std::mutex> lock(mu_);
     if (!raw_.insert(std::string(secret)).second) return;
-    for (std::string form : {std::string(secret), PercentEncode(secret), PercentEncodeLower(secret),
+    for (std::string form : {std::string(secret), PercentEncode(secret), PercentEncodeWith(secret, "0123456789abcdef"),
                              BackslashEscape(secret, "'"), BackslashEscape(secret, "' \t\n"), JsonEscape(secret)}) {
       if (form.size() < kMinScrubbedSecretLength) continue;
       if (std::find(forms_.begin(), forms_.end(), form) == forms_.end()) forms_.push_back(std::move(form));
@@ -125,20 +126,7 @@ void RegisterSecret(std::string_view secret) { SecretRegistry::Instance().Add(se
 
 std::string ScrubSecrets(std::string_view text) { return SecretRegistry::Instance().Scrub(text); }
 
-std::string PercentEncode(std::string_view value) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : value) {
-    if (Unreserved(c)) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
+std::string PercentEncode(std::string_view value) { return PercentEncodeWith(value, "0123456789ABCDEF"); }
 
 std::string PercentDecode(std::string_view value) {
   auto hex = [](char c) -> int {

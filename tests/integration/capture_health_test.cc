@@ -44,12 +44,7 @@ class CaptureHealthTest : public ::testing::TestWithParam<SystemsPair> {
                        " VALUES (1, 'a')");
   }
   bool Pg(Side s) const { return s == L ? GetParam().legacy_pg : GetParam().modern_pg; }
-  std::string Id(Side s, const std::string& lower) const {
-    if (s == M) return lower;
-    std::string up;
-    for (char c : lower) up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return Pg(s) ? "\"" + up + "\"" : up;
-  }
+  std::string Id(Side s, const std::string& lower) const { return testing::NameOn(s, lower, Pg(s)); }
   std::string Schema(Side s) const {
     return "CREATE TABLE " + Id(s, "person") + "(" + Id(s, "id") + " bigint PRIMARY KEY, " + Id(s, "name") +
            " text); CREATE TABLE " + Id(s, "tag") + "(" + Id(s, "id") + " bigint PRIMARY KEY, " + Id(s, "label") +

@@ -53,12 +53,7 @@ class SchemaDriftTest : public ::testing::TestWithParam<DriftCase> {
   }
   bool Pg(Side s) const { return s == L ? GetParam().pair.legacy_pg : GetParam().pair.modern_pg; }
   // Names as written on side `s` (legacy names are upper case, quoted on PostgreSQL).
-  std::string Id(Side s, const std::string& lower) const {
-    if (s == M) return lower;
-    std::string up;
-    for (char c : lower) up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    return Pg(s) ? "\"" + up + "\"" : up;
-  }
+  std::string Id(Side s, const std::string& lower) const { return testing::NameOn(s, lower, Pg(s)); }
   std::string Schema(Side s) const {
     const std::string num = Pg(s) ? "numeric(12,2)" : "NUMERIC";
     return "CREATE TABLE " + Id(s, "person") + "(" + Id(s, "id") + " bigint PRIMARY KEY, " + Id(s, "name") +

@@ -46,6 +46,15 @@ inline const std::string kExampleSystemsYaml =
     "version: 1\nsystems:\n  legacy: { database: \"sqlite:data/legacy.db\" }\n  modern: { database: "
     "\"sqlite:data/modern.db\" }\nprimary: legacy\nentities:\n";
 
+// A name as the test schemas write it on `side`: modern names lower case;
+// legacy names upper case, quoted on PostgreSQL (where unquoted names fold).
+inline std::string NameOn(Side side, const std::string& lower, bool on_pg) {
+  if (side == Side::kModern) return lower;
+  std::string up;
+  for (char c : lower) up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return on_pg ? "\"" + up + "\"" : up;
+}
+
 // Which database system holds each side.
 struct Backends {
   bool legacy_pg = false;
