@@ -49,6 +49,11 @@ std::optional<Config> LoadConfig(const std::string& path) {
     PrintScrubbed(stderr, "{} problem(s) in {}\n", parsed.problems.size(), path);
     return std::nullopt;
   }
+  // libpq's password from the environment, where a side is PostgreSQL (a
+  // SQLite pair never uses it, and masking it there would only garble output).
+  for (Side s : {Side::kLegacy, Side::kModern})
+    if (parsed.config.system(s).resolved.rfind("sqlite:", 0) != 0)
+      if (const char* password = std::getenv("PGPASSWORD")) RegisterSecret(password);
   return parsed.config;
 }
 
@@ -255,8 +260,8 @@ int CmdInstall(const std::string& path, bool dry_run, bool allow_unlinked) {
     PrintScrubbed(stderr, "{}\n", plan.status().message());
     return 1;
   }
-  for (const std::string& w : plan->warnings) PrintScrubbed(stderr, "warning: {}\n", w);
   if (dry_run) {
+    for (const std::string& w : plan->warnings) PrintScrubbed(stderr, "warning (install would repair this): {}\n", w);
     PrintPlan(*config, *plan);
     return 0;
   }
@@ -265,6 +270,7 @@ int CmdInstall(const std::string& path, bool dry_run, bool allow_unlinked) {
     PrintScrubbed(stderr, "install failed: {}\n", st.message());
     return 1;
   }
+  for (const std::string& w : plan->warnings) PrintScrubbed(stderr, "warning: {}\n", w);
   spdlog::info("control tables and capture triggers installed on both databases");
   return 0;
 }
@@ -277,7 +283,7 @@ int64_t CountRows(Connector& db, const std::string& table, const std::string& wh
   return row.ok() && *row ? (**row)[0].as_integer() : -1;
 }
 
-int CmdUninstall(const std::string& path, bool dry_run, bool purge) {
+int CmdUninstall(const std::string& path, bool dry_run, bool purge, bool force) {
   auto config = LoadConfig(path);
   if (!config) return 1;
   auto dbs = OpenDatabases(*config);
@@ -315,6 +321,26 @@ int CmdUninstall(const std::string& path, bool dry_run, bool purge) {
     open_conflicts += std::max<int64_t>(0, CountRows(db, "_tandem_conflicts", " WHERE status IN ('open', 'resolving')"));
     key_map[s == Side::kLegacy ? 0 : 1] = std::max<int64_t>(0, CountRows(db, "_tandem_records"));
     audit += std::max<int64_t>(0, CountRows(db, "_tandem_audit"));
+  }
+  // Work in hand would go with the runtime tables, leaving the two sides
+  // different with no trace: refused unless the operator says so.
+  if ((parked > 0 || open_conflicts > 0 || pending > 0) && !force) {
+    PrintScrubbed(stderr, "uninstall refused: {} put-aside change(s), {} open conflict(s) and {} captured change(s) "
+                  "not yet applied would be lost, leaving the two databases different: settle them first ('tandem run "
+                  "--once', 'tandem retry' / 'tandem discard', 'tandem conflicts resolve'), or pass --force (what is "
+                  "dropped is recorded in _tandem_audit)\n",
+                  parked, open_conflicts, pending);
+    return 1;
+  }
+  if (parked > 0 || open_conflicts > 0 || pending > 0) {
+    const std::string detail = fmt::format("uninstall --force{} dropped {} put-aside change(s), {} open conflict(s), "
+                                           "{} captured change(s) not yet applied",
+                                           purge ? " --purge" : "", parked, open_conflicts, pending);
+    for (Connector* db : {dbs->legacy.get(), dbs->modern.get()})
+      if (Status a = db->Exec("INSERT INTO _tandem_audit(at_ms, action, detail) VALUES (?, 'uninstall', ?)",
+                              {Value::Integer(Clock::Default()->NowMillis()), Value::Text(detail)});
+          !a.ok())
+        spdlog::warn("could not audit the uninstall: {}", a.message());
   }
   Status st = ExecutePlan(*plan, *dbs->legacy, *dbs->modern);
   if (!st.ok()) {
@@ -356,6 +382,17 @@ int CmdGaps(const std::string& path, const std::string& clear) {
   if (!config) return 1;
   auto dbs = OpenDatabases(*config);
   if (!dbs) return 1;
+  if (!clear.empty() && clear != "all") {
+    const size_t colon = clear.find(':');
+    const std::string side = clear.substr(0, colon == std::string::npos ? 0 : colon);
+    const std::string digits = colon == std::string::npos ? "" : clear.substr(colon + 1);
+    if ((side != "legacy" && side != "modern") || digits.empty() || digits.size() > 18 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      PrintScrubbed(stderr, "bad gap id '{}': expected legacy:N, modern:N (as 'tandem gaps' lists them) or all\n",
+                    clear);
+      return 2;
+    }
+  }
   int open = 0;
   for (Side s : {Side::kLegacy, Side::kModern}) {
     Connector& db = *(s == Side::kLegacy ? dbs->legacy : dbs->modern);
@@ -793,6 +830,9 @@ int main(int argc, char** argv) {
   add_config(uninstall);
   uninstall->add_flag("--dry-run", dry_run, "print the SQL instead of running it");
   uninstall->add_flag("--purge", purge, "drop the key map (_tandem_records) and audit trail too; says what it drops");
+  bool force = false;
+  uninstall->add_flag("--force", force, "uninstall even though put-aside changes, open conflicts or unapplied "
+                                        "changes would be lost (audited)");
   std::string accept_side;
   auto* accept_restored = app.add_subcommand(
       "accept-restored",
@@ -864,7 +904,6 @@ int main(int argc, char** argv) {
   }
   // Secrets stay out of every line Tandem writes: its own output goes
   // through PrintScrubbed, its log through a scrubbing sink.
-  if (const char* password = std::getenv("PGPASSWORD")) RegisterSecret(password);
   auto logger = std::make_shared<spdlog::logger>(
       "tandem", MakeSecretScrubbingSink(std::make_shared<spdlog::sinks::stderr_color_sink_mt>()));
   spdlog::set_default_logger(logger);
@@ -873,7 +912,7 @@ int main(int argc, char** argv) {
 
   if (*check) return CmdCheck(config_path, sample_rows, strict);
   if (*install) return CmdInstall(config_path, dry_run, allow_unlinked);
-  if (*uninstall) return CmdUninstall(config_path, dry_run, purge);
+  if (*uninstall) return CmdUninstall(config_path, dry_run, purge, force);
   if (*run) return CmdRun(config_path, once);
   if (*accept_restored) return CmdAcceptRestored(config_path, accept_side);
   if (*status) return CmdStatus(config_path, json);
@@ -905,6 +944,8 @@ int main(int argc, char** argv) {
     return CmdConflictsResolve(config_path, conflict_id, take, sets);
   }
   if (*demo) {
+    if (const char* password = std::getenv("PGPASSWORD"); password && !demo_opts.modern_url.empty())
+      RegisterSecret(password);
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
     return RunDemo(demo_opts, g_stop);

@@ -1371,6 +1371,14 @@ Status SyncEngine::Init(const Config& config) {
     return Status::Busy(lock.status().message() + "; stop it first, or use 'tandem retry' which asks the running process");
   TANDEM_RETURN_IF_ERROR(lock.status());
   engine_lock_ = std::move(lock).value();
+  // The modern database's too: it may be another pair's (one modern database
+  // given two legacy ones, or a config with the sides swapped).
+  auto modern_lock = EngineLock::Acquire(config_.modern.resolved, *modern_);
+  if (!modern_lock.ok() && modern_lock.status().code() == StatusCode::kBusy)
+    return Status::Busy(modern_lock.status().message() + " (the modern database is synced by another engine, maybe "
+                        "of another pair); stop it first");
+  TANDEM_RETURN_IF_ERROR(modern_lock.status());
+  modern_lock_ = std::move(modern_lock).value();
   for (Side s : {Side::kLegacy, Side::kModern}) {
     TANDEM_ASSIGN_OR_RETURN(bool installed, db(s).IsInstalled());
     if (!installed)

@@ -156,6 +156,7 @@ class SyncEngine {
   DirectionStats stats_[2];
   AppliedCallback applied_callback_;
   std::unique_ptr<EngineLock> engine_lock_;  // one engine per pair (engine_lock.h)
+  std::unique_ptr<EngineLock> modern_lock_;  // the modern database is one pair's too
   // Operators' requests (conflict resolutions, retries and discards of
   // put-aside changes) are looked for at most this often, not every pass.
   static constexpr int64_t kOperatorCheckIntervalMs = 200;

@@ -57,6 +57,18 @@ TEST(MaskConnectionTargetTest, MasksAnUnencodedPasswordFullOfMetacharacters) {
   EXPECT_TRUE(masked.starts_with("postgresql://app:****@")) << masked;
 }
 
+TEST(MaskConnectionTargetTest, MasksAPasswordLibpqReadsAsHostAndPort) {
+  // An unencoded '/' or '@' (base64 passwords): libpq parses these without a
+  // password (host "secretuser", port "Sekr3t"), and its errors quote them.
+  EXPECT_EQ(MaskConnectionTarget("postgresql://secretuser:Sekr3t/Hidden@127.0.0.1:5432/modern"),
+            "postgresql://secretuser:****@127.0.0.1:5432/modern");
+  EXPECT_EQ(MaskConnectionTarget("postgresql://secretuser:Sekr3t@Hidden@127.0.0.1/modern"),
+            "postgresql://secretuser:****@127.0.0.1/modern");
+  RegisterTargetSecrets("postgresql://secretuser:Sekr3t/Hidden@127.0.0.1:5432/modern");
+  EXPECT_EQ(ScrubSecrets("invalid integer value \"Sekr3t/Hidden\" for connection option"),
+            "invalid integer value \"****\" for connection option");
+}
+
 TEST(MaskConnectionTargetTest, MasksMalformedUris) {
   const std::string bracket = "postgresql://app:hunter2secret@[::1/db";
   ASSERT_NE(LibpqParseError(bracket), "");

@@ -487,6 +487,11 @@ std::vector<std::string> PgConnector::CaptureSql(const CaptureTable& t) const {
                             TriggerName(t, "del"), tbl, FunctionName(t, "del")));
   out.push_back(fmt::format("CREATE TRIGGER {} BEFORE TRUNCATE ON {} FOR EACH STATEMENT EXECUTE FUNCTION {}()",
                             TriggerName(t, "trunc"), tbl, FunctionName(t, "trunc")));
+  // Fired in every session, also with session_replication_role = replica
+  // (pg_restore, bulk loaders, logical replication's apply): every writer is
+  // captured. Tandem's own writes skip it through tandem.applying.
+  for (const char* kind : {"ins", "key", "upd", "del", "trunc"})
+    out.push_back(fmt::format("ALTER TABLE {} ENABLE ALWAYS TRIGGER {}", tbl, TriggerName(t, kind)));
   return out;
 }
 
@@ -497,8 +502,10 @@ std::vector<std::string> PgConnector::DropCaptureSql(const CaptureTable& t) cons
     out.push_back(fmt::format("DO $tandem$ BEGIN IF to_regclass({}) IS NOT NULL THEN DROP TRIGGER IF EXISTS {} ON {}; "
                               "END IF; END $tandem$",
                               Literal(QuoteIdent(t.table)), TriggerName(t, kind), QuoteIdent(t.table)));
+  // CASCADE: a trigger left on a table renamed aside (the "rename the old
+  // table, create the new one, copy" rebuild) still runs the function.
   for (const char* kind : {"ins", "key", "upd", "del", "trunc"})
-    out.push_back(fmt::format("DROP FUNCTION IF EXISTS {}()", FunctionName(t, kind)));
+    out.push_back(fmt::format("DROP FUNCTION IF EXISTS {}() CASCADE", FunctionName(t, kind)));
   return out;
 }
 
@@ -556,8 +563,14 @@ Result<std::string> PgConnector::CaptureProblem(const CaptureTable& t) {
                                                {Value::Text(QuoteIdent(t.table)), Value::Text(name)}));
     if (!row)
       return fmt::format("capture trigger {} on '{}' is missing (dropped, or the table was recreated)", name, t.table);
+    // 'O' (origin) and 'A' (always) fire for ordinary writers; 'D' never,
+    // 'R' only in sessions with session_replication_role = replica.
     if ((*row)[0].as_bytes() == "D")
       return fmt::format("capture trigger {} on '{}' is disabled (ALTER TABLE ... DISABLE TRIGGER)", name, t.table);
+    if ((*row)[0].as_bytes() == "R")
+      return fmt::format("capture trigger {} on '{}' fires only in replica sessions (ALTER TABLE ... ENABLE REPLICA "
+                         "TRIGGER): ordinary writes are not captured",
+                         name, t.table);
     if ((*row)[1].as_bytes() != bodies[function])
       return fmt::format("capture trigger {} on '{}' does not run the function 'tandem install' makes now (stale or "
                          "changed)",

@@ -62,8 +62,10 @@ Masked MaskUri(std::string_view target, bool lenient) {
   size_t at = std::string_view::npos;
   if (lenient) {
     at = rest.rfind('@');
-  } else if (size_t end = rest.find_first_of("@/"); end != std::string_view::npos && rest[end] == '@') {
-    at = end;
+  } else {
+    // The userinfo ends at the last '@' before any query: a password with an
+    // unencoded '/' or '@' (which libpq reads as host and port) is masked whole.
+    at = rest.substr(0, rest.find('?')).rfind('@');
   }
   if (at != std::string_view::npos) {
     std::string_view userinfo = rest.substr(0, at);
@@ -202,11 +204,13 @@ std::string MaskConnectionTarget(std::string_view target) { return Mask(target).
 bool RegisterTargetSecrets(std::string_view target) {
   if (IsSqlite(target)) return true;
   std::optional<Parsed> parsed = ParseWithLibpq(target);
+  // What masking hides is a secret too, even where libpq reads the target
+  // otherwise (a password with an unencoded '/' read as host and port).
+  for (const std::string& hidden : Mask(target).hidden) RegisterSecret(hidden);
   if (parsed) {
     if (parsed->password) RegisterSecret(*parsed->password);
     return true;
   }
-  for (const std::string& hidden : Mask(target).hidden) RegisterSecret(hidden);
   return false;
 }
 
