@@ -138,11 +138,16 @@ int CmdCheck(const std::string& path, int sample_rows, bool strict) {
   for (Side s : {Side::kLegacy, Side::kModern}) {
     Connector& db = *(s == Side::kLegacy ? dbs->legacy : dbs->modern);
     auto installed = db.IsInstalled();
-    PrintScrubbed("{} database {}: {}\n", SideName(s), config->system(s).Shown(),
-               installed.ok() && *installed ? "capture installed" : "capture not installed (run 'tandem install')");
-    if (!installed.ok() || !*installed) continue;
+    if (!installed.ok() || !*installed) {
+      PrintScrubbed("{} database {}: capture not installed (run 'tandem install')\n", SideName(s),
+                    config->system(s).Shown());
+      continue;
+    }
     // Capture as install made it: a table rebuild drops its triggers.
     auto issues = CheckCapture(*compiled.mapping, s, db);
+    PrintScrubbed("{} database {}: {}\n", SideName(s), config->system(s).Shown(),
+                  issues.ok() && !issues->empty() ? "capture installed, but broken on some tables (below)"
+                                                  : "capture installed");
     if (!issues.ok()) {
       PrintScrubbed(stderr, "warning: could not check capture on the {} database: {}\n", SideName(s),
                     issues.status().message());
@@ -652,6 +657,10 @@ int CmdConflictsResolve(const std::string& path, const std::string& id, const st
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
       PrintScrubbed(stderr, "bad --set '{}': expected field=value\n", kv);
+      return 2;
+    }
+    if (resolution.contains("set") && resolution["set"].contains(kv.substr(0, eq))) {
+      PrintScrubbed(stderr, "--set gives field '{}' twice: give each field once\n", kv.substr(0, eq));
       return 2;
     }
     resolution["set"][kv.substr(0, eq)] = kv.substr(eq + 1);

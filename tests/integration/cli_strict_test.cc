@@ -44,6 +44,35 @@ void PutOneChangeAside(TestEnv& env) {
   ASSERT_EQ(env.Query(M, "SELECT id FROM _tandem_parked"), "1\n");
 }
 
+// Uninstall would drop the put-aside change with the runtime tables, leaving
+// the two sides different: refused unless --force, which audits it.
+TEST(CliStrictTest, UninstallRefusesToDropPutAsideChangesWithoutForce) {
+  TestEnv env;
+  PutOneChangeAside(env);
+  std::string out;
+  EXPECT_EQ(RunCommand(Tandem("uninstall", env), &out), 1) << out;
+  EXPECT_NE(out.find("uninstall refused: 1 put-aside change(s)"), std::string::npos) << out;
+  EXPECT_EQ(env.Count(M, "_tandem_parked"), 1) << "nothing was dropped";
+  out.clear();
+  EXPECT_EQ(RunCommand(Tandem("uninstall --force", env), &out), 0) << out;
+  EXPECT_NE(env.Query(M, "SELECT detail FROM _tandem_audit WHERE action = 'uninstall'").find("1 put-aside"),
+            std::string::npos);
+}
+
+TEST(CliStrictTest, GapsClearTakesOnlyAWholeGapId) {
+  TestEnv env;
+  env.Install();
+  std::string out;
+  for (const std::string bad : {"1", "1x", "-1", "ALL", "legacy:", "legacy:1x", "modern:-1", "both:1"}) {
+    out.clear();
+    EXPECT_EQ(RunCommand(Tandem("gaps --clear " + bad, env), &out), 2) << bad << ": " << out;
+    EXPECT_NE(out.find("bad gap id"), std::string::npos) << out;
+  }
+  out.clear();
+  EXPECT_EQ(RunCommand(Tandem("gaps", env), &out), 0) << out;
+  EXPECT_NE(out.find("no capture gaps"), std::string::npos) << out;
+}
+
 TEST(CliStrictTest, MalformedIdsAreRefusedAndNothingIsActedOn) {
   TestEnv env;
   PutOneChangeAside(env);
@@ -122,6 +151,11 @@ TEST_F(ResolveInputTest, SetWithoutEqualsOrOfAnUnknownFieldIsRefusedBeforeWritin
   EXPECT_EQ(RunCommand(Tandem("conflicts resolve " + id_ + " --set saldo=4", *env_), &out), 2) << out;
   EXPECT_NE(out.find("has no field 'saldo'"), std::string::npos) << out;
   ExpectNothingWritten("--set of an unknown field");
+  out.clear();
+  EXPECT_EQ(RunCommand(Tandem("conflicts resolve " + id_ + " --set balance=4 --set balance=5", *env_), &out), 2)
+      << out;
+  EXPECT_NE(out.find("twice"), std::string::npos) << out;
+  ExpectNothingWritten("--set of one field twice");
 }
 
 TEST_F(ResolveInputTest, SetValueTheColumnCannotHoldIsRefusedBeforeWriting) {
