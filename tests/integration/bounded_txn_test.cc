@@ -143,10 +143,11 @@ TEST(BoundedTxnWriterTest, ALegacyApplicationWithA5SecondTimeoutIsNeverLockedOut
         }
       });
     }
-    ~App() {
+    void Stop() {
       stop = true;
-      thread.join();
+      if (thread.joinable()) thread.join();
     }
+    ~App() { Stop(); }
   };
   {
     auto engine = SyncEngine::Open(env.LoadConfig());
@@ -154,9 +155,7 @@ TEST(BoundedTxnWriterTest, ALegacyApplicationWithA5SecondTimeoutIsNeverLockedOut
     App app(env.legacy_path());
     env.Write(Side::kModern, "UPDATE item SET label = 'u'");  // one source transaction of 45,000 updates
     ASSERT_TRUE((*engine)->RunUntilIdle().ok());
-    app.stop = true;
-    app.thread.join();
-    app.thread = std::thread([] {});
+    app.Stop();
     EXPECT_EQ(app.locked.load(), 0) << app.error;
     EXPECT_GT(app.writes.load(), 0);
     EXPECT_GT((*engine)->stats(Side::kModern).batches, 1) << "the 45,000-row transaction was split";
@@ -169,9 +168,7 @@ TEST(BoundedTxnWriterTest, ALegacyApplicationWithA5SecondTimeoutIsNeverLockedOut
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   App app(env.legacy_path());
   ASSERT_TRUE((*engine)->RunUntilIdle().ok());
-  app.stop = true;
-  app.thread.join();
-  app.thread = std::thread([] {});
+  app.Stop();
   EXPECT_EQ(app.locked.load(), 0) << app.error;
   EXPECT_GT(app.writes.load(), 0);
   EXPECT_EQ(env.Count(Side::kLegacy, "ITEM"), 195000);
