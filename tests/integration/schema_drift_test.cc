@@ -175,6 +175,11 @@ TEST_P(SchemaDriftTest, EntityPausesNothingWrongIsWrittenAndEveryChangeArrivesAf
     env.Write(X, "UPDATE _tandem_parked SET retry_requested = 1");
   }
   ASSERT_TRUE((*engine)->RunUntilIdle().ok());
+  // On a loaded machine the writer may not have got a row in yet: the test
+  // is about its rows arriving, so let it write one (at most 60 s).
+  for (auto t0 = std::chrono::steady_clock::now();
+       written.load() == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60);)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   stop_writing = true;
   writer.join();
   EXPECT_GT(written.load(), 0);
