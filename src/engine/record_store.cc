@@ -67,7 +67,11 @@ Status RecordStore::FindManyRaw(const std::string& entity, Side side, const std:
         sql += s == 0 ? "entity = ? AND lkey IN (" : "mhash IN (";
         for (size_t i = 0; i < kInListLengths[shape]; ++i) sql += i ? ", ?" : "?";
         sql += ")";
-        if (s == 1) sql += " AND entity = ?";
+        // `entity || ''`: not an indexed term, so SQLite (without planner
+        // statistics) searches the mhash index instead of scanning every
+        // entry of the entity through the (entity, lkey) index: that scan
+        // made each chunk's lookup cost grow with the key map.
+        if (s == 1) sql += " AND entity || '' = ?";
         by_side[s][shape] = std::move(sql);
       }
     }
@@ -247,7 +251,8 @@ Result<int> RecordStore::PurgeGoneEntries(Side side, int limit) {
   };
   TANDEM_RETURN_IF_ERROR(in_write(
       there, gone,
-      "DELETE FROM _tandem_records WHERE ((entity = ? AND lkey = ?) OR (mhash = ? AND entity = ? AND mkey = ?)) AND "
+      "DELETE FROM _tandem_records WHERE ((entity = ? AND lkey = ?) OR (mhash = ? AND entity || '' = ? AND mkey = ?)) "
+      "AND "
       "version < ?",
       [](const Row& r) {
         return Row{r[0], r[1], Value::Integer(KeyHash(r[0].as_bytes(), r[2].as_bytes())), r[0], r[2], r[3]};
