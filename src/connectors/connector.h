@@ -11,6 +11,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -157,6 +158,28 @@ class Connector {
   // True when a failed statement leaves the transaction unusable until a
   // rollback (PostgreSQL); false when only the statement is undone (SQLite).
   virtual bool FailedStatementAbortsTransaction() const { return false; }
+
+  // --- set writes (the apply path: engine/set_writer.h) ---
+  // Many rows of one table, addressed by key, in a few statements. Sent like
+  // QueryLater: the statements may be pipelined, and their failures (and
+  // `returned` rows) arrive by the next Collect or call that waits. The
+  // default sends one prepared statement per row (right for SQLite, where a
+  // statement is a function call); a server connector sends multi-row ones.
+  struct KeyedTable {
+    const std::string& table;
+    const std::vector<std::string>& key_columns;
+    const std::vector<ColumnType>& key_types;  // parallel to key_columns
+  };
+  // For each of `rows` (its key values, then one value per column of
+  // `columns`): sets those columns of the row with that key. With `returned`:
+  // appends result sets holding, per updated row, its key and `columns` as
+  // stored (any order; a row that no longer exists is missing).
+  // REQUIRES: no key twice in `rows`; inside a write transaction.
+  virtual Status UpdateMany(const KeyedTable& t, const std::vector<std::string>& columns,
+                            const std::vector<ColumnType>& types, const std::vector<Row>& rows,
+                            std::deque<std::vector<Row>>* returned);
+  // Deletes the rows of `keys` (keys of rows that do not exist are ignored).
+  virtual Status DeleteMany(const KeyedTable& t, const std::vector<Row>& keys);
 
   // --- capture ---
   // DDL creating Tandem's control tables (idempotent).

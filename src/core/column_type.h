@@ -59,6 +59,11 @@ struct ColumnType {
   int precision = -1;    // kNumeric
   int scale = -1;        // kNumeric; -1 = any
   std::vector<std::string> labels;  // kEnum
+  // PostgreSQL: the schema-qualified internal name of the column's type (a
+  // domain's base type) without its modifiers ("pg_catalog.bpchar" for
+  // char(5)), so that a cast to it keeps a value whole and the assignment to
+  // the column still checks length and precision; "" elsewhere.
+  std::string cast_name;
 
   // "numeric(12,2) (PostgreSQL)", "DATETIME (SQLite, numeric affinity)".
   std::string Describe() const;

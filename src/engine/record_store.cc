@@ -4,7 +4,7 @@
 #include <unordered_set>
 
 #include "core/key_codec.h"
-#include "engine/multi_row.h"
+#include "connectors/multi_row.h"
 
 namespace tandem {
 

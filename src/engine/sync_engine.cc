@@ -27,23 +27,14 @@
 #include "core/clock.h"
 #include "core/key_codec.h"
 #include "engine/capture_health.h"
-#include "engine/multi_row.h"
+#include "engine/direction_sql.h"
+#include "engine/set_writer.h"
+#include "connectors/multi_row.h"
 #include "engine/source_identity.h"
 
 namespace tandem {
 
 namespace {
-
-std::string JoinQuoted(Connector& db, const std::vector<std::string>& cols, const std::string& sep,
-                       const std::string& suffix = "") {
-  std::string out;
-  for (size_t i = 0; i < cols.size(); ++i) out += (i ? sep : "") + db.QuoteIdent(cols[i]) + suffix;
-  return out;
-}
-
-std::string WhereKey(Connector& db, const std::vector<std::string>& key_cols) {
-  return " WHERE " + JoinQuoted(db, key_cols, " AND ", " = ?");
-}
 
 // Marks a Status as "this record waits for its parent" (kNotFound).
 bool IsWaiting(const Status& st) { return st.code() == StatusCode::kNotFound; }
@@ -55,21 +46,6 @@ bool IsForeignKeyFailure(const Status& st) {
 
 }  // namespace
 
-// The SQL one entity needs in one direction, built once.
-struct DirectionSql {
-  InListSql select_source_many;    // source_columns by source keys
-  std::string select_target;       // target key + rule target columns by target key
-  InListSql select_target_many;    // the same by target keys
-  std::string delete_target;
-  std::string insert_with_key;     // target key columns, then rule target columns
-  std::string insert_without_key;  // rule target columns only (the database assigns the key)
-  std::string insert_with_key_head;            // insert_with_key up to its VALUES list
-  std::unordered_map<size_t, std::string> insert_many;  // by row count: multi-row insert_with_key + returning
-  // Where the target keeps values in its own form (Connector::
-  // StoresValuesInItsOwnForm): " RETURNING <rule target columns>", so the
-  // version both sides agree on is the stored one; empty elsewhere.
-  std::string returning;
-};
 
 namespace {
 constexpr int kChunkChanges = 2000;  // changes read, prefetched and applied at a time
@@ -151,6 +127,7 @@ class SyncEngine::Batch {
         d_(dir),
         careful_(careful),
         defer_(!careful && dir.dst->FailedStatementAbortsTransaction()),
+        writer_(*dir.dst, *engine.records_, dir.source, engine.mapping_->entities, dir.sql),
         in_record_savepoint_(careful) {}
 
   // Reads, with a few IN-list statements, everything applying `items` needs:
@@ -175,7 +152,7 @@ class SyncEngine::Batch {
   // Sends the writes held back (see defer_). A target rejection marks the
   // batch for a careful re-run, like a rejection while applying.
   Status FlushPending();
-  // Sends the held-back inserts only (their entries stay held): before a
+  // Sends the held-back row writes only (their entries stay held): before a
   // statement that reads or writes target tables.
   Status FlushPendingWrites();
   // The mapped target values of a source row of `entity` (one per rule).
@@ -253,28 +230,17 @@ class SyncEngine::Batch {
   Direction& d_;
   bool careful_;
   // Where a failed statement spoils the transaction anyway (PostgreSQL) and
-  // records have no savepoint of their own, new records' inserts and key-map
-  // entries are held back and sent as multi-row statements: one statement
-  // per few hundred records instead of two per record. A rejection then
-  // re-runs the batch record by record, as any rejection there does.
-  // Everything else the batch sends to the target, or reads from it, flushes
-  // them first, so statements reach the database in the order the records
-  // were applied.
+  // records have no savepoint of their own, records' inserts, updates,
+  // deletes and key-map entries are held back and sent as set statements
+  // (engine/set_writer.h): a statement per few hundred records instead of
+  // one or two per record. A rejection then re-runs the batch record by
+  // record, as any rejection there does. Everything else the batch sends to
+  // the target, or reads from it, flushes them first.
   const bool defer_;
-  struct PendingInsert {
-    int entity = 0;
-    Row params;  // the target key columns, then the rules' target columns
-    Row source_key;
-    Row tkey;
-    RecordEntry next;  // its target base is what the insert stored
-    AppliedRecord applied;
-  };
-  std::vector<PendingInsert> pending_inserts_;
-  std::vector<RecordEntry> pending_entries_;
+  SetWriter writer_;
   bool deferring() const { return defer_ && !in_record_savepoint_; }
   // Keeps the batch caches as PutEntry does, for an entry written later.
   void CacheEntryKeys(const RecordEntry& entry);
-  Status FlushInserts(size_t from, size_t to);
   bool needs_careful_ = false;
   bool in_record_savepoint_;  // the record being applied has a savepoint of its own
   std::vector<Row> stored_;   // values a write RETURNed (DirectionSql::returning)
@@ -297,25 +263,6 @@ std::string EntryCacheKey(const std::string& entity, Side side, const std::strin
   return entity + (side == Side::kLegacy ? "\x1dL\x1d" : "\x1dM\x1d") + key;
 }
 
-// SELECT `columns` FROM `table` WHERE key IN (...) `suffix`, for each IN-list length.
-InListSql SelectByKeysSql(Connector& db, const std::string& table, const std::vector<std::string>& columns,
-                          const std::vector<std::string>& key_columns, const std::string& suffix = "") {
-  InListSql out;
-  for (size_t shape = 0; shape < kInListLengths.size(); ++shape) {
-    const size_t n = kInListLengths[shape];
-    std::string sql = "SELECT " + JoinQuoted(db, columns, ", ") + " FROM " + db.QuoteIdent(table) + " WHERE ";
-    if (key_columns.size() == 1) {
-      sql += db.QuoteIdent(key_columns[0]) + " IN (";
-      for (size_t i = 0; i < n; ++i) sql += i ? ", ?" : "?";
-      sql += ")";
-    } else {
-      std::string one = "(" + JoinQuoted(db, key_columns, " AND ", " = ?") + ")";
-      for (size_t i = 0; i < n; ++i) sql += (i ? " OR " : "") + one;
-    }
-    out[shape] = sql + suffix;
-  }
-  return out;
-}
 
 // Sends SelectByKeysSql over `keys` (Connector::QueryLater): the answers
 // land in `results` once `db` collects them.
@@ -393,7 +340,7 @@ Status SyncEngine::Batch::PutEntry(RecordEntry* entry) {
   if (entry->gone && claimed_lkeys_.count(claim)) return Status::Ok();  // another record owns this key now
   if (!entry->gone) claimed_lkeys_.insert(claim);
   if (deferring()) {
-    pending_entries_.push_back(*entry);
+    writer_.Entry(*entry);
   } else {
     TANDEM_RETURN_IF_ERROR(FlushPending());
     TANDEM_RETURN_IF_ERROR(e_.records_->Put(d_.target, entry));
@@ -417,64 +364,15 @@ void SyncEngine::Batch::CacheEntryKeys(const RecordEntry& entry_ref) {
 }
 
 Status SyncEngine::Batch::FlushPending() {
-  Status st = FlushPendingWrites();
-  if (st.ok() && !pending_entries_.empty()) st = e_.records_->PutMany(d_.target, &pending_entries_);
-  pending_entries_.clear();
+  Status st = writer_.Flush();
   if (st.code() == StatusCode::kConstraint) needs_careful_ = true;
   return st;
 }
 
 Status SyncEngine::Batch::FlushPendingWrites() {
-  if (pending_inserts_.empty()) return Status::Ok();
-  Status st = Status::Ok();
-  // Runs of one entity's inserts, in the order they were applied.
-  for (size_t from = 0; from < pending_inserts_.size() && st.ok();) {
-    size_t to = from + 1;
-    while (to < pending_inserts_.size() && pending_inserts_[to].entity == pending_inserts_[from].entity) ++to;
-    st = FlushInserts(from, to);
-    from = to;
-  }
-  pending_inserts_.clear();
+  Status st = writer_.FlushRows();
   if (st.code() == StatusCode::kConstraint) needs_careful_ = true;
   return st;
-}
-
-Status SyncEngine::Batch::FlushInserts(size_t from, size_t to) {
-  const int entity = pending_inserts_[from].entity;
-  const DirectionMapping& dm = e_.mapping_->entities[entity].from(d_.source);
-  DirectionSql& sql = d_.sql[entity];
-  const size_t width = dm.target_key_columns.size() + dm.rules.size();
-  Row params;
-  std::vector<Row> stored;
-  size_t at = from;
-  for (size_t n : MultiRowCounts(to - from)) {
-    std::string& text = sql.insert_many[n];
-    if (text.empty()) text = sql.insert_with_key_head + MultiRowValues(n, width) + sql.returning;
-    params.clear();
-    params.reserve(n * width);
-    for (size_t i = at; i < at + n; ++i)
-      params.insert(params.end(), pending_inserts_[i].params.begin(), pending_inserts_[i].params.end());
-    stored.clear();
-    TANDEM_RETURN_IF_ERROR(sql.returning.empty() ? d_.dst->Exec(text, params) : d_.dst->Query(text, params, &stored));
-    // PostgreSQL returns an INSERT ... VALUES's rows in the order of its
-    // VALUES. Fewer rows (a target trigger skipped some): the values sent
-    // stand for what was stored.
-    const bool returned = !sql.returning.empty() && stored.size() == n;
-    for (size_t i = at; i < at + n; ++i) {
-      PendingInsert& p = pending_inserts_[i];
-      const size_t tk = dm.target_key_columns.size();
-      const Row* row = returned && stored[i - at].size() == dm.rules.size() ? &stored[i - at] : nullptr;
-      ColumnValues base_t;
-      base_t.reserve(dm.rules.size());
-      for (size_t r = 0; r < dm.rules.size(); ++r)
-        base_t[dm.rules[r].target_column] = row ? (*row)[r] : p.params[tk + r];
-      p.next.base(d_.target) = std::move(base_t);
-      pending_entries_.push_back(std::move(p.next));
-      Report(std::move(p.applied), p.source_key, p.tkey);
-    }
-    at += n;
-  }
-  return Status::Ok();
 }
 
 Result<std::optional<Row>> SyncEngine::Batch::TargetRow(int entity, const Row& tkey) {
@@ -1031,7 +929,6 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   // --- the record is gone at the source ---
   if (!item.source_exists) {
     if (!entry && !(dm.target_new_keys == NewKeys::kSame && target_exists)) return Status::Ok();
-    TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
     if (target_exists) {
       // Delete here vs update there: on_delete decides (default: the primary side's action).
       const bool conflict = e_.config_.sync.detect_conflicts && target_changed_since_base();
@@ -1052,10 +949,12 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
         if (conflict)
           TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {"(row)", Value::Text("deleted"), Value::Text("updated"),
                                                            std::nullopt, S, "delete-update", PolicyName(em.on_delete)}));
-        if (dm.target_row_shared) {
-          TANDEM_RETURN_IF_ERROR(ClearSharedColumns(dst, dm, tkey));
+        if (deferring() && !dm.target_row_shared) {
+          writer_.Delete(item.entity, tkey);
         } else {
-          TANDEM_RETURN_IF_ERROR(dst.Exec(sql.delete_target, tkey));
+          TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
+          TANDEM_RETURN_IF_ERROR(dm.target_row_shared ? ClearSharedColumns(dst, dm, tkey)
+                                                      : dst.Exec(sql.delete_target, tkey));
         }
         applied.op = "delete";
       }
@@ -1076,6 +975,10 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
 
   // --- the record exists at the source ---
   ColumnValues new_base_t = base_t ? *base_t : ColumnValues{};
+  // An update held back for the set writer (sent with its entry): the rules
+  // it sets and their values.
+  std::vector<int> update_rules;
+  Row update_values;
 
   if (!target_exists && entry && base_s && (trow.has_value() == dm.target_row_shared)) {
     TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
@@ -1119,13 +1022,10 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     }
     if (deferring() && tkey_known && !entry && !key_changed && !dm.target_row_shared) {
       // A new record: its insert and entry go later, with others (FlushPending).
-      PendingInsert p;
-      p.entity = item.entity;
-      p.params.reserve(tk + mapped.size());
-      p.params = tkey;
-      p.params.insert(p.params.end(), mapped.begin(), mapped.end());
-      p.source_key = item.key;
-      p.tkey = tkey;
+      Row values;
+      values.reserve(tk + mapped.size());
+      values = tkey;
+      values.insert(values.end(), mapped.begin(), mapped.end());
       const std::string tkey_enc = EncodeKey(tkey);
       next.lkey = S == Side::kLegacy ? src_key : tkey_enc;
       next.mkey = S == Side::kLegacy ? tkey_enc : src_key;
@@ -1135,10 +1035,9 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       for (size_t i = 0; i < dm.source_columns.size(); ++i) base[dm.source_columns[i]] = (*item.source_row)[i];
       claimed_lkeys_.insert(em.name + '\x1d' + next.lkey);
       CacheEntryKeys(next);
-      p.next = std::move(next);
+      writer_.Insert(item.entity, std::move(values), std::move(next));
       applied.op = "insert";
-      p.applied = std::move(applied);
-      pending_inserts_.push_back(std::move(p));
+      Report(std::move(applied), item.key, tkey);
       return Status::Ok();
     }
     TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
@@ -1272,20 +1171,19 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       }
       if (take_source) {
         set_cols.push_back(r.target_column);
+        update_rules.push_back(static_cast<int>(i));
         params.push_back(s);
         new_base_t[r.target_column] = s;
       } else if (!base_t) {
         new_base_t[r.target_column] = t;
       }
     }
-    if (!set_cols.empty()) {
-      // Held-back inserts of other entities (parents) go first. Those of
-      // this entity may follow the update: one that depends on them (a
-      // self-reference, a unique value swapped) fails, and the batch re-runs
-      // record by record, in order.
-      bool other_pending = false;
-      for (const PendingInsert& p : pending_inserts_) other_pending |= p.entity != item.entity;
-      if (other_pending || !deferring()) TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
+    if (!set_cols.empty() && deferring() && !key_changed) {
+      update_values = std::move(params);  // sent by writer_ with the entry, below
+      applied.op = "update";
+    } else if (!set_cols.empty()) {
+      update_rules.clear();
+      TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
       params.insert(params.end(), tkey.begin(), tkey.end());
       std::string update = "UPDATE " + dst.QuoteIdent(dm.target_table) + " SET " +
                            JoinQuoted(dst, set_cols, ", ", " = ?") + WhereKey(dst, dm.target_key_columns);
@@ -1338,7 +1236,15 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   if (!unchanged) {
     next.base(S) = std::move(merged_s);
     next.base(T) = std::move(new_base_t);
-    TANDEM_RETURN_IF_ERROR(PutEntry(&next));
+    if (!update_rules.empty()) {
+      // The held-back update carries the entry: its target base gets what
+      // the update stores. The caches and claims are kept as PutEntry does.
+      claimed_lkeys_.insert(em.name + '\x1d' + next.lkey);
+      CacheEntryKeys(next);
+      writer_.Update(item.entity, tkey, std::move(update_rules), std::move(update_values), std::move(next));
+    } else {
+      TANDEM_RETURN_IF_ERROR(PutEntry(&next));
+    }
   }
   if (applied.op.empty()) {
     e_.stats_[S == Side::kLegacy ? 0 : 1].records_unchanged++;
@@ -1576,41 +1482,8 @@ Status SyncEngine::BindMapping(Direction& dir) {
                                                  "install -c {}' after changing the config",
                                                  spec.table, SideName(source), config_.path));
   }
-  for (const EntityMapping& em : mapping_->entities) {
-    const DirectionMapping& dm = em.from(source);
-    Connector& s = *dir.src;
-    Connector& t = *dir.dst;
-    DirectionSql sql;
-    std::vector<std::string> skeys(dm.source_columns.begin(), dm.source_columns.begin() + dm.source_key_count);
-    sql.select_source_many = SelectByKeysSql(s, dm.source_table, dm.source_columns, skeys);
-    std::vector<std::string> tcols = dm.target_key_columns;
-    for (auto& r : dm.rules) tcols.push_back(r.target_column);
-    sql.select_target = "SELECT " + JoinQuoted(t, tcols, ", ") + " FROM " + t.QuoteIdent(dm.target_table) +
-                        WhereKey(t, dm.target_key_columns);
-    sql.select_target_many = SelectByKeysSql(t, dm.target_table, tcols, dm.target_key_columns, t.LockRowsForUpdate());
-    // Target rows are read to be merged and written in this transaction:
-    // where other writers are not kept out by the database (PostgreSQL),
-    // lock them, so an application's edit lands before the read (and is
-    // merged) or after the write (and is captured), never in between.
-    sql.select_target += t.LockRowsForUpdate();
-    auto insert_sql = [&](const std::vector<std::string>& cols) {
-      std::string placeholders;
-      for (size_t i = 0; i < cols.size(); ++i) placeholders += i ? ", ?" : "?";
-      return "INSERT INTO " + t.QuoteIdent(dm.target_table) + " (" + JoinQuoted(t, cols, ", ") + ") VALUES (" +
-             placeholders + ")";
-    };
-    sql.insert_with_key = insert_sql(tcols);
-    sql.insert_with_key_head = "INSERT INTO " + t.QuoteIdent(dm.target_table) + " (" + JoinQuoted(t, tcols, ", ") +
-                               ") VALUES ";
-    sql.insert_without_key = insert_sql(std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(), tcols.end()));
-    sql.delete_target = "DELETE FROM " + t.QuoteIdent(dm.target_table) + WhereKey(t, dm.target_key_columns);
-    if (t.StoresValuesInItsOwnForm() && !dm.rules.empty()) {
-      sql.returning = " RETURNING " + JoinQuoted(t, std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(),
-                                                                            tcols.end()),
-                                                 ", ");
-    }
-    dir.sql.push_back(std::move(sql));
-  }
+  for (const EntityMapping& em : mapping_->entities)
+    dir.sql.push_back(BuildDirectionSql(*dir.src, *dir.dst, em.from(source)));
   return Status::Ok();
 }
 

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "connectors/connector.h"
+#include "engine/applied_record.h"
 #include "engine/commit_boundaries.h"
 #include "engine/record_store.h"
 #include "mapping/config.h"
@@ -55,16 +56,6 @@ struct DirectionStats {
   int64_t conflicts = 0;  // conflicts recorded in _tandem_conflicts
 };
 
-// Called after each committed batch (for the demo's live view and tests).
-struct AppliedRecord {
-  Side source;
-  std::string entity;
-  std::string op;  // "insert" | "update" | "delete"
-  std::string source_key;
-  std::string target_key;
-  int64_t captured_at_ms;  // when the source change was captured
-};
-using AppliedCallback = std::function<void(const std::vector<AppliedRecord>&)>;
 
 class SyncEngine {
  public:

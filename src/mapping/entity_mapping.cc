@@ -144,6 +144,10 @@ void Compiler::CompileDirection(const EntityConfig& e, Side source, const TableI
   d->source_columns = e.side(source).key;
   d->source_key_count = d->source_columns.size();
   d->target_key_columns = e.side(target).key;
+  for (const std::string& k : d->target_key_columns) {
+    int at = dst.Find(k);
+    d->target_key_types.push_back(at >= 0 ? dst.columns[at].type : ColumnType{});
+  }
   d->target_new_keys = e.side(target).new_keys;
 
   auto source_index = [&](const std::string& col) {
@@ -344,6 +348,7 @@ CompileOutcome Compiler::Run() {
         d.source_key_count = d.source_columns.size();
         d.source_types.assign(d.source_columns.size(), ColumnType{});
         d.target_key_columns = e.side(target).key;
+        d.target_key_types.assign(d.target_key_columns.size(), ColumnType{});
         d.target_new_keys = e.side(target).new_keys;
       }
     } else {

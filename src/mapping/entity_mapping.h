@@ -55,6 +55,7 @@ struct DirectionMapping {
   std::vector<ColumnType> source_types;  // parallel to source_columns
   size_t source_key_count = 0;
   std::vector<std::string> target_key_columns;
+  std::vector<ColumnType> target_key_types;  // parallel to target_key_columns
   NewKeys target_new_keys = NewKeys::kSame;
   std::vector<ColumnRule> rules;  // non-key target columns
   // The target row is a parent's row shared by this entity (a split entity

@@ -84,8 +84,13 @@ Result<std::optional<TableInfo>> PgConnector::DescribeTable(const std::string& t
       // The type values are read as: a domain's base type, an enum's labels.
       "CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) ELSE format_type(a.atttypid, "
       "a.atttypmod) END, (SELECT string_agg(e.enumlabel, chr(31) ORDER BY e.enumsortorder) FROM pg_enum e WHERE "
-      "e.enumtypid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END) "
-      "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND "
+      "e.enumtypid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END), "
+      // The name set writes cast to (ColumnType::cast_name); none for a domain over a domain.
+      "CASE WHEN t.typtype <> 'd' THEN quote_ident(tn.nspname) || '.' || quote_ident(t.typname) WHEN bt.typtype <> "
+      "'d' THEN quote_ident(bn.nspname) || '.' || quote_ident(bt.typname) END "
+      "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace tn ON tn.oid = t.typnamespace "
+      "LEFT JOIN pg_type bt ON bt.oid = t.typbasetype LEFT JOIN pg_namespace bn ON bn.oid = bt.typnamespace "
+      "LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND "
       "i.indisprimary LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = "
       "to_regclass(?) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
       {Value::Text(QuoteIdent(table))}, &rows));
@@ -109,6 +114,7 @@ Result<std::optional<TableInfo>> PgConnector::DescribeTable(const std::string& t
     }
     c.type = PostgresColumnType(r[6].as_bytes(), std::move(labels));
     c.type.declared = c.declared_type;
+    if (!r[8].is_null()) c.type.cast_name = r[8].as_bytes();
     c.not_null = r[2].as_integer() != 0;
     c.has_default = r[3].as_integer() != 0;
     if (r[4].as_integer() > 0) pk.emplace_back(r[4].as_integer(), info.columns.size());

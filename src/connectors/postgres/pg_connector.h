@@ -40,6 +40,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "connectors/connector.h"
@@ -82,6 +83,9 @@ class PgConnector : public Connector {
   Status RollbackToSavepoint(const std::string& name) override;
   bool FailedStatementAbortsTransaction() const override { return true; }
   bool StoresValuesInItsOwnForm() const override { return true; }
+  // Multi-row UPDATE ... FROM (VALUES ...) statements (pg_set_writes.cc).
+  Status UpdateMany(const KeyedTable& t, const std::vector<std::string>& columns, const std::vector<ColumnType>& types,
+                    const std::vector<Row>& rows, std::deque<std::vector<Row>>* returned) override;
   Status RefreshStatistics() override;
   std::string LockRowsForUpdate() const override { return " FOR UPDATE"; }
   bool FencesApply() const override { return true; }
@@ -131,6 +135,10 @@ class PgConnector : public Connector {
  private:
   PgConnector(std::unique_ptr<PgSession> session, std::string url, int lock_timeout_ms)
       : session_(std::move(session)), url_(std::move(url)), lock_timeout_ms_(lock_timeout_ms) {}
+  // UpdateMany's statement for `rows` rows, built once per shape.
+  const std::string& UpdateManySql(const KeyedTable& t, const std::vector<std::string>& columns,
+                                   const std::vector<ColumnType>& types, size_t rows, bool returning);
+  std::unordered_map<std::string, std::string> update_many_sql_;
   // Ends the pins at or before `seq` (all when seq is the largest int64).
   void ReleasePins(int64_t seq);
   Status End(const char* sql);

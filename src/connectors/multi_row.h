@@ -16,10 +16,16 @@ constexpr size_t kMultiRowMaxRows = 256;
 
 // The row counts of the statements that send `n` rows, in order: as many
 // kMultiRowMaxRows as fit, then the powers of two of the rest, largest first.
-inline std::vector<size_t> MultiRowCounts(size_t n) {
+// With `width` > 0 (parameters per row), a statement holds at most
+// kMultiRowMaxParams parameters (PostgreSQL takes 65,535), so rows of a wide
+// table go in smaller statements.
+constexpr size_t kMultiRowMaxParams = 32768;
+inline std::vector<size_t> MultiRowCounts(size_t n, size_t width = 0) {
+  size_t most = kMultiRowMaxRows;
+  while (width > 0 && most > 1 && most * width > kMultiRowMaxParams) most /= 2;
   std::vector<size_t> out;
-  for (; n >= kMultiRowMaxRows; n -= kMultiRowMaxRows) out.push_back(kMultiRowMaxRows);
-  for (size_t p = kMultiRowMaxRows / 2; p > 0; p /= 2)
+  for (; n >= most; n -= most) out.push_back(most);
+  for (size_t p = most / 2; p > 0; p /= 2)
     if (n & p) out.push_back(p);
   return out;
 }
