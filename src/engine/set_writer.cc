@@ -9,19 +9,20 @@
 
 namespace tandem {
 
-void SetWriter::Insert(int entity, Row values, RecordEntry next) {
-  ops_.push_back({Kind::kInsert, entity, inserts_.size()});
+void SetWriter::Insert(size_t tag, int entity, Row values, RecordEntry next) {
+  ops_.push_back({Kind::kInsert, entity, inserts_.size(), tag});
   inserts_.push_back({std::move(values), std::move(next)});
 }
 
-void SetWriter::Update(int entity, Row target_key, std::vector<int> rules, Row values, RecordEntry next) {
-  ops_.push_back({Kind::kUpdate, entity, updates_.size()});
+void SetWriter::Update(size_t tag, int entity, Row target_key, std::vector<int> rules, Row values,
+                       RecordEntry next) {
+  ops_.push_back({Kind::kUpdate, entity, updates_.size(), tag});
   target_key.insert(target_key.end(), values.begin(), values.end());
   updates_.push_back({std::move(target_key), std::move(rules), std::move(next)});
 }
 
-void SetWriter::Delete(int entity, Row target_key) {
-  ops_.push_back({Kind::kDelete, entity, deletes_.size()});
+void SetWriter::Delete(size_t tag, int entity, Row target_key) {
+  ops_.push_back({Kind::kDelete, entity, deletes_.size(), tag});
   deletes_.push_back(std::move(target_key));
 }
 
@@ -43,28 +44,65 @@ Status SetWriter::Flush() {
 
 Status SetWriter::FlushRows() {
   if (ops_.empty()) return Status::Ok();
+  Status st = Status::Ok();
+  if (!find_rejected_) {
+    st = SendOps(0, ops_.size(), /*complete=*/true);
+  } else {
+    st = dst_.Savepoint("tandem_set");
+    if (st.ok()) st = SendOps(0, ops_.size(), /*complete=*/true);
+    if (st.ok()) {
+      st = dst_.ReleaseSavepoint("tandem_set");
+    } else if (st.code() == StatusCode::kConstraint) {
+      Status undone = dst_.RollbackToSavepoint("tandem_set");
+      if (undone.ok()) undone = Bisect(0, ops_.size());
+      if (!undone.ok()) st = undone;
+    }
+  }
+  ops_.clear();
+  inserts_.clear();
+  updates_.clear();
+  deletes_.clear();
+  return st;
+}
+
+Status SetWriter::Bisect(size_t from, size_t to) {
+  if (to - from == 1) {
+    rejected_.push_back(ops_[from].tag);
+    return Status::Ok();
+  }
+  const size_t mid = from + (to - from) / 2;
+  for (auto [a, b] : {std::pair{from, mid}, std::pair{mid, to}}) {
+    TANDEM_RETURN_IF_ERROR(dst_.Savepoint("tandem_bisect"));
+    Status st = SendOps(a, b, /*complete=*/false);
+    if (st.ok()) {
+      TANDEM_RETURN_IF_ERROR(dst_.ReleaseSavepoint("tandem_bisect"));
+      continue;
+    }
+    if (st.code() != StatusCode::kConstraint) return st;
+    TANDEM_RETURN_IF_ERROR(dst_.RollbackToSavepoint("tandem_bisect"));
+    TANDEM_RETURN_IF_ERROR(Bisect(a, b));
+  }
+  return Status::Ok();
+}
+
+Status SetWriter::SendOps(size_t from_op, size_t to_op, bool complete) {
   std::deque<std::vector<Row>> results;  // answers of the statements with RETURNING
   std::vector<SentUpdates> sent_updates;
   std::vector<SentInserts> sent_inserts;
   Status st = Status::Ok();
-  for (size_t from = 0; from < ops_.size() && st.ok();) {
+  for (size_t from = from_op; from < to_op && st.ok();) {
     const bool deletes = ops_[from].kind == Kind::kDelete;
     size_t to = from + 1;
-    while (to < ops_.size() && ops_[to].entity == ops_[from].entity && (ops_[to].kind == Kind::kDelete) == deletes)
-      ++to;
+    while (to < to_op && ops_[to].entity == ops_[from].entity && (ops_[to].kind == Kind::kDelete) == deletes) ++to;
     st = deletes ? SendDeletes(from, to) : SendWrites(from, to, &results, &sent_updates, &sent_inserts);
     from = to;
   }
   Status collected = dst_.Collect();  // always: no answer may land in `results` after it is gone
-  ops_.clear();
-  deletes_.clear();
   if (st.ok()) st = collected;
-  if (st.ok()) {
+  if (st.ok() && complete) {
     for (const SentUpdates& s : sent_updates) CompleteUpdates(s, results);
     for (const SentInserts& s : sent_inserts) CompleteInserts(s, results);
   }
-  inserts_.clear();
-  updates_.clear();
   return st;
 }
 
@@ -155,7 +193,7 @@ Status SetWriter::SendDeletes(size_t from, size_t to) {
   const DirectionMapping& dm = Dm(ops_[from].entity);
   std::vector<Row> keys;
   keys.reserve(to - from);
-  for (size_t i = from; i < to; ++i) keys.push_back(std::move(deletes_[ops_[i].index]));
+  for (size_t i = from; i < to; ++i) keys.push_back(deletes_[ops_[i].index]);
   return dst_.DeleteMany({dm.target_table, dm.target_key_columns, dm.target_key_types}, keys);
 }
 

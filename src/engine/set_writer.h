@@ -20,7 +20,12 @@
 // the batch record by record.
 //
 // Failures. A failed statement fails the flush (and, on PostgreSQL, the
-// transaction): Status kConstraint for a rejection. Nothing is retried here.
+// transaction): Status kConstraint for a rejection. With `find_rejected`, a
+// flush runs inside a savepoint, and a rejected one is bisected (halves sent
+// again, each in a savepoint of its own) down to the writes the target
+// rejects on their own: rejected() lists their tags, so the engine can re-run
+// the batch with only those records applied one by one. The flush still
+// fails: what the bisection wrote is meant to be rolled back.
 //
 // Thread-safety: none; one per batch.
 #pragma once
@@ -41,19 +46,26 @@ class SetWriter {
   // the direction from `source`, with `sql` (one per entity).
   // REQUIRES: all of them outlive the writer.
   SetWriter(Connector& dst, RecordStore& records, Side source, const std::vector<EntityMapping>& entities,
-            std::vector<DirectionSql>& sql)
-      : dst_(dst), records_(records), source_(source), target_(Other(source)), entities_(entities), sql_(sql) {}
+            std::vector<DirectionSql>& sql, bool find_rejected)
+      : dst_(dst),
+        records_(records),
+        source_(source),
+        target_(Other(source)),
+        entities_(entities),
+        sql_(sql),
+        find_rejected_(find_rejected) {}
 
   // A new row of `entity`: `values` are its target key columns, then one
   // value per rule. `next` is the record's key-map entry; its target base is
   // set from what the insert stored.
-  void Insert(int entity, Row values, RecordEntry next);
+  // `tag` names the record for rejected().
+  void Insert(size_t tag, int entity, Row values, RecordEntry next);
   // Sets the rules `rules` (indexes into the direction's rules) of the row
   // `target_key` to `values`; `next`'s target base gets what the update
   // stored for them (its other columns as given).
-  void Update(int entity, Row target_key, std::vector<int> rules, Row values, RecordEntry next);
+  void Update(size_t tag, int entity, Row target_key, std::vector<int> rules, Row values, RecordEntry next);
   // Deletes the row `target_key` of `entity`.
-  void Delete(int entity, Row target_key);
+  void Delete(size_t tag, int entity, Row target_key);
   // A key-map entry, written with the rows.
   void Entry(RecordEntry entry) { entries_.push_back(std::move(entry)); }
 
@@ -64,6 +76,9 @@ class SetWriter {
   Status Flush();
   // Forgets everything held (the transaction is being rolled back).
   void Discard();
+  // Tags of the writes a failed flush found rejected on their own (with
+  // find_rejected), in the order they were added.
+  const std::vector<size_t>& rejected() const { return rejected_; }
 
  private:
   enum class Kind { kInsert, kUpdate, kDelete };
@@ -71,6 +86,7 @@ class SetWriter {
     Kind kind;
     int entity;
     size_t index;  // into inserts_, updates_ or deletes_
+    size_t tag;
   };
   struct PendingInsert {
     Row values;  // target key columns, then one per rule
@@ -93,6 +109,12 @@ class SetWriter {
     size_t result;       // into the flush's result sets; SIZE_MAX: none
   };
   const DirectionMapping& Dm(int entity) const { return entities_[entity].from(source_); }
+  // Sends ops_[from, to) and waits for them; with `complete`, completes
+  // their entries (into entries_) when they all succeeded.
+  Status SendOps(size_t from, size_t to, bool complete);
+  // Finds the rejected writes of ops_[from, to), which failed together
+  // inside a savepoint that was rolled back.
+  Status Bisect(size_t from, size_t to);
   // Sends one run (ops_[from, to): one entity, rows written).
   Status SendWrites(size_t from, size_t to, std::deque<std::vector<Row>>* results, std::vector<SentUpdates>* updates,
                     std::vector<SentInserts>* inserts);
@@ -114,6 +136,8 @@ class SetWriter {
   std::vector<PendingUpdate> updates_;
   std::vector<Row> deletes_;
   std::vector<RecordEntry> entries_;
+  const bool find_rejected_;
+  std::vector<size_t> rejected_;
 };
 
 }  // namespace tandem

@@ -122,12 +122,17 @@ static std::string ParkedKey(const std::string& entity, const std::string& key) 
 // Applies records of one direction inside one target transaction.
 class SyncEngine::Batch {
  public:
-  Batch(SyncEngine& engine, Direction& dir, bool careful)
+  // `careful`: every record is applied on its own, in a savepoint, so a
+  // rejection puts aside only that record. `solo`: the records (ParkedKey)
+  // applied that way in a batch that otherwise writes sets (the ones an
+  // earlier run of the batch found rejected: suspects()).
+  Batch(SyncEngine& engine, Direction& dir, bool careful, const std::unordered_set<std::string>* solo = nullptr)
       : e_(engine),
         d_(dir),
         careful_(careful),
+        solo_(solo),
         defer_(!careful && dir.dst->FailedStatementAbortsTransaction()),
-        writer_(*dir.dst, *engine.records_, dir.source, engine.mapping_->entities, dir.sql),
+        writer_(*dir.dst, *engine.records_, dir.source, engine.mapping_->entities, dir.sql, /*find_rejected=*/defer_),
         in_record_savepoint_(careful) {}
 
   // Reads, with a few IN-list statements, everything applying `items` needs:
@@ -148,7 +153,16 @@ class SyncEngine::Batch {
   // recorded: for the direction's stats once (and only if) it commits.
   int64_t put_aside() const { return static_cast<int64_t>(put_aside_.size()); }
   int64_t conflicts() const { return conflicts_; }
+  int64_t applied_alone() const { return applied_alone_; }
   bool needs_careful() const { return needs_careful_; }
+  // The records (ParkedKey) whose writes the target rejected in a failed
+  // set (SetWriter::rejected): to be applied on their own in a re-run.
+  std::unordered_set<std::string> suspects() const {
+    std::unordered_set<std::string> out;
+    for (size_t tag : writer_.rejected())
+      if (tag < tag_keys_.size()) out.insert(tag_keys_[tag]);
+    return out;
+  }
   // Sends the writes held back (see defer_). A target rejection marks the
   // batch for a careful re-run, like a rejection while applying.
   Status FlushPending();
@@ -226,9 +240,17 @@ class SyncEngine::Batch {
   // capture time; ties go to the primary side.
   Result<Side> NewestSide(const EntityMapping& em, const WorkItem& item, const Row& tkey);
 
+  // The tag of `item`'s writes in writer_ (its ParkedKey, for suspects()).
+  size_t Tag(const WorkItem& item) {
+    tag_keys_.push_back(ParkedKey(e_.mapping_->entities[item.entity].name, EncodeKey(item.key)));
+    return tag_keys_.size() - 1;
+  }
+
   SyncEngine& e_;
   Direction& d_;
   bool careful_;
+  const std::unordered_set<std::string>* solo_;
+  std::vector<std::string> tag_keys_;  // by writer_ tag
   // Where a failed statement spoils the transaction anyway (PostgreSQL) and
   // records have no savepoint of their own, records' inserts, updates,
   // deletes and key-map entries are held back and sent as set statements
@@ -249,6 +271,7 @@ class SyncEngine::Batch {
   std::map<std::string, int64_t> written_by_entity_;
   std::unordered_set<std::string> put_aside_;  // ParkedKey of records newly put aside
   int64_t conflicts_ = 0;
+  int64_t applied_alone_ = 0;
   Row expr_out_;
   std::vector<char> source_changed_, target_changed_;  // per rule, for the record being merged (reused)
   // Per-chunk caches. A present key is authoritative (nullopt = known absent).
@@ -726,14 +749,24 @@ Status SyncEngine::Batch::ApplyOrPark(const WorkItem& item) {
                         {Value::Integer(item.seq), Value::Integer(item.seq), Value::Text(d_.name), Value::Text(em.name),
                          Value::Text(EncodeKey(item.key))});
   }
-  if (careful_) TANDEM_RETURN_IF_ERROR(d_.dst->Savepoint("tandem_record"));
+  const bool solo = careful_ || (solo_ && solo_->count(pk));
+  if (solo && !careful_) {
+    // Written on its own, after the writes held for the records before it.
+    TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
+    in_record_savepoint_ = true;
+  }
+  if (solo) {
+    TANDEM_RETURN_IF_ERROR(d_.dst->Savepoint("tandem_record"));
+    ++applied_alone_;
+  }
   Status st = Apply(item);
+  in_record_savepoint_ = careful_;
   if (st.ok()) {
-    if (careful_) return d_.dst->ReleaseSavepoint("tandem_record");
+    if (solo) return d_.dst->ReleaseSavepoint("tandem_record");
     return st;
   }
   if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kInternal) return st;
-  if (careful_) {
+  if (solo) {
     // A conflict wrote only its conflict-queue row: keep that.
     TANDEM_RETURN_IF_ERROR(st.code() == StatusCode::kConflict ? d_.dst->ReleaseSavepoint("tandem_record")
                                                                : d_.dst->RollbackToSavepoint("tandem_record"));
@@ -950,7 +983,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
           TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {"(row)", Value::Text("deleted"), Value::Text("updated"),
                                                            std::nullopt, S, "delete-update", PolicyName(em.on_delete)}));
         if (deferring() && !dm.target_row_shared) {
-          writer_.Delete(item.entity, tkey);
+          writer_.Delete(Tag(item), item.entity, tkey);
         } else {
           TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
           TANDEM_RETURN_IF_ERROR(dm.target_row_shared ? ClearSharedColumns(dst, dm, tkey)
@@ -1035,7 +1068,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       for (size_t i = 0; i < dm.source_columns.size(); ++i) base[dm.source_columns[i]] = (*item.source_row)[i];
       claimed_lkeys_.insert(em.name + '\x1d' + next.lkey);
       CacheEntryKeys(next);
-      writer_.Insert(item.entity, std::move(values), std::move(next));
+      writer_.Insert(Tag(item), item.entity, std::move(values), std::move(next));
       applied.op = "insert";
       Report(std::move(applied), item.key, tkey);
       return Status::Ok();
@@ -1241,7 +1274,8 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       // the update stores. The caches and claims are kept as PutEntry does.
       claimed_lkeys_.insert(em.name + '\x1d' + next.lkey);
       CacheEntryKeys(next);
-      writer_.Update(item.entity, tkey, std::move(update_rules), std::move(update_values), std::move(next));
+      writer_.Update(Tag(item), item.entity, tkey, std::move(update_rules), std::move(update_values),
+                     std::move(next));
     } else {
       TANDEM_RETURN_IF_ERROR(PutEntry(&next));
     }
@@ -1663,7 +1697,13 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     boundaries_[dir.source == Side::kLegacy ? 0 : 1]->ForgetBelow(std::numeric_limits<int64_t>::max());
     dir.position_uncertain = false;
   }
-  for (bool careful : {false, true}) {
+  // A batch whose set writes the target rejected runs again: first with the
+  // records found rejected applied on their own (the rest still in sets),
+  // then, if that fails too, every record on its own.
+  std::unordered_set<std::string> suspects;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const bool careful = attempt == 2;
+    if (attempt == 1 && suspects.empty()) continue;
     Connector& dst = *dir.dst;
     int64_t upto = 0;
     if (pinned) {
@@ -1703,7 +1743,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     auto end_read = [&] {
       if (!pinned) src.EndRead();
     };
-    if (Status rs = ReloadParkedIfChanged(dir, /*force=*/careful); !rs.ok()) {
+    if (Status rs = ReloadParkedIfChanged(dir, /*force=*/attempt > 0); !rs.ok()) {
       end_read();
       return rs;
     }
@@ -1771,7 +1811,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
                                              "after it stopped); reloading it",
                                              dir.name));
     };
-    Batch batch(*this, dir, careful);
+    Batch batch(*this, dir, careful, attempt == 1 ? &suspects : nullptr);
     int64_t pos = dir.position, consumed = 0, source_at_ms = 0;
     bool ended_early = false;  // this target transaction ends at a commit boundary before the snapshot end
     std::vector<CapturedChange> changes;
@@ -1871,7 +1911,16 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
       // The in-memory parked set may hold changes of the rolled-back batch.
       if (Status rs = ReloadParkedIfChanged(dir, /*force=*/true); !rs.ok()) return rs;
       if (batch.needs_careful() && !careful) {
-        spdlog::info("{}: a record was rejected mid-write; re-running the batch record by record", dir.name);
+        if (attempt == 0) suspects = batch.suspects();
+        if (attempt == 0 && !suspects.empty()) {
+          spdlog::info("{}: the target rejected {} record(s) of a set write; re-running the batch with those applied "
+                       "one by one",
+                       dir.name, suspects.size());
+          attempt = 0;  // the loop's ++ makes it 1
+        } else {
+          spdlog::info("{}: a record was rejected mid-write; re-running the batch record by record", dir.name);
+          attempt = 1;  // the loop's ++ makes it 2: careful
+        }
         continue;
       }
       return st;
@@ -1943,6 +1992,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     stats.records_applied += batch.written();
     stats.parked += batch.put_aside();
     stats.conflicts += batch.conflicts();
+    stats.records_applied_alone += batch.applied_alone();
     if (!batch.applied().empty() && applied_callback_) applied_callback_(batch.applied());
     if (consumed > 0)
       spdlog::debug("{}: applied {} changes up to {} ({} records written)", dir.name, consumed, pos,

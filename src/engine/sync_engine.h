@@ -54,6 +54,10 @@ struct DirectionStats {
   int64_t records_unchanged = 0;
   int64_t parked = 0;     // records newly put aside (rejected, conflict or waiting) and still put aside
   int64_t conflicts = 0;  // conflicts recorded in _tandem_conflicts
+  // Records applied one at a time in a savepoint, because the target rejected
+  // a write of theirs or of their batch (a set write's rejection re-runs only
+  // the rejected records that way, see engine/set_writer.h).
+  int64_t records_applied_alone = 0;
 };
 
 

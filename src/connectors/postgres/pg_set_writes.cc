@@ -9,7 +9,11 @@ namespace tandem {
 
 // UPDATE t AS _tandem_t SET c = _tandem_v.v0, ...
 //   FROM (VALUES (CAST(? AS key type), CAST(? AS column type), ...), ...) AS _tandem_v(k0, ..., v0, ...)
-//   WHERE _tandem_t.key = _tandem_v.k0 ... [RETURNING _tandem_t.key, ..., _tandem_t.c, ...]
+//   WHERE _tandem_t.key = _tandem_v.k0 ... AND _tandem_t.key IN (the keys again)
+//   [RETURNING _tandem_t.key, ..., _tandem_t.c, ...]
+// The IN-list lets the planner find the rows by index: joined with VALUES
+// alone it scans the whole table when it is not large (17 ms instead of 3 for
+// 256 of 50,000 rows).
 // The casts name each type without its modifiers (ColumnType::cast_name), so
 // a value reaches the SET whole and the assignment to the column checks it
 // as a single-row UPDATE would (a too-long char(n) is refused, not cut).
@@ -35,6 +39,19 @@ const std::string& PgConnector::UpdateManySql(const KeyedTable& t, const std::ve
   for (size_t i = 0; i < columns.size(); ++i) sql += fmt::format(", v{}", i);
   sql += ") WHERE ";
   for (size_t i = 0; i < nk; ++i) sql += fmt::format("{}_tandem_t.{} = _tandem_v.k{}", i ? " AND " : "", QuoteIdent(t.key_columns[i]), i);
+  std::string key = "(";
+  for (size_t i = 0; i < nk; ++i) key += (i ? ", CAST(? AS " : "CAST(? AS ") + t.key_types[i].cast_name + ")";
+  key += ")";
+  if (nk == 1) {
+    sql += " AND _tandem_t." + QuoteIdent(t.key_columns[0]) + " IN (";
+    for (size_t r = 0; r < rows; ++r) sql += (r ? ", " : "") + key.substr(1, key.size() - 2);
+  } else {
+    sql += " AND (";
+    for (size_t i = 0; i < nk; ++i) sql += (i ? ", _tandem_t." : "_tandem_t.") + QuoteIdent(t.key_columns[i]);
+    sql += ") IN (";
+    for (size_t r = 0; r < rows; ++r) sql += (r ? ", " : "") + key;
+  }
+  sql += ")";
   if (returning) {
     sql += " RETURNING ";
     for (size_t i = 0; i < nk; ++i) sql += (i ? ", _tandem_t." : "_tandem_t.") + QuoteIdent(t.key_columns[i]);
@@ -51,13 +68,14 @@ Status PgConnector::UpdateMany(const KeyedTable& t, const std::vector<std::strin
   for (const ColumnType& ct : t.key_types) typed = typed && !ct.cast_name.empty();
   // A single row, or types this session cannot name: one statement per row.
   if (!typed || rows.size() == 1) return Connector::UpdateMany(t, columns, types, rows, returned);
-  const size_t width = t.key_columns.size() + columns.size();
+  const size_t nk = t.key_columns.size(), width = 2 * nk + columns.size();
   Row params;
   size_t at = 0;
   for (size_t n : MultiRowCounts(rows.size(), width)) {
     params.clear();
     params.reserve(n * width);
     for (size_t i = at; i < at + n; ++i) params.insert(params.end(), rows[i].begin(), rows[i].end());
+    for (size_t i = at; i < at + n; ++i) params.insert(params.end(), rows[i].begin(), rows[i].begin() + nk);
     at += n;
     const std::string& sql = UpdateManySql(t, columns, types, n, returned != nullptr);
     TANDEM_RETURN_IF_ERROR(returned ? session_->Send(sql, params, &returned->emplace_back())
