@@ -27,9 +27,10 @@
 #include "core/clock.h"
 #include "core/key_codec.h"
 #include "engine/capture_health.h"
-#include "engine/direction_sql.h"
-#include "engine/set_writer.h"
 #include "connectors/multi_row.h"
+#include "engine/direction_sql.h"
+#include "engine/merge/merge.h"
+#include "engine/set_writer.h"
 #include "engine/source_identity.h"
 
 namespace tandem {
@@ -220,10 +221,22 @@ class SyncEngine::Batch {
     Value target_value;
     std::optional<Value> base;   // in the target side's terms
     std::optional<Side> winner;  // nullopt: open, waiting for `tandem conflicts resolve`
-    const char* kind;            // update-update, delete-update, update-delete, insert-insert, read-only-edit
+    ConflictKind kind;
     const char* policy;
     std::string request = "";    // a resolution to carry out at once (status 'resolving')
   };
+  // The conflict of the whole record ("(row)") a plan records.
+  static Conflict RowConflict(const PlannedConflict& c, Value source_value, Value target_value) {
+    return {"(row)", std::move(source_value), std::move(target_value), std::nullopt, c.winner, c.kind, c.policy};
+  }
+  // Logs a record's plan at debug level (DescribePlan); costs nothing otherwise.
+  void LogPlan(const WorkItem& item, const RecordPlan& plan, std::span<const FieldFacts> fields = {},
+               const FieldMerge* merge = nullptr) const {
+    if (!spdlog::should_log(spdlog::level::debug)) return;
+    spdlog::debug("{} plan: {}", d_.name,
+                  DescribePlan(plan, e_.mapping_->entities[item.entity].name, DisplayKey(item.key), d_.source, fields,
+                               merge));
+  }
   // A change on the read-only side of a one-way entity: reverted (through a
   // resolution request) or put aside, per the entity's read_only_edits.
   Status ReadOnlyEdit(const WorkItem& item);
@@ -273,7 +286,8 @@ class SyncEngine::Batch {
   int64_t conflicts_ = 0;
   int64_t applied_alone_ = 0;
   Row expr_out_;
-  std::vector<char> source_changed_, target_changed_;  // per rule, for the record being merged (reused)
+  std::vector<FieldFacts> field_facts_;  // per rule, for the record being merged (reused)
+  FieldMerge merge_;                     // its merge (reused)
   // Per-chunk caches. A present key is authoritative (nullopt = known absent).
   std::unordered_map<std::string, std::optional<RecordEntry>> entries_;  // entity \x1d side \x1d key
   std::unordered_map<std::string, std::optional<Row>> target_rows_;      // entity index \x1d target key
@@ -579,7 +593,7 @@ Status SyncEngine::Batch::RecordConflict(const EntityMapping& em, const RecordEn
       "?)",
       {Value::Integer(now), Value::Text(d_.name), Value::Text(em.name), Value::Text(entry.lkey),
        Value::Text(entry.mkey), Value::Text(c.field), Value::Text(lv.ToDisplay()), Value::Text(mv.ToDisplay()),
-       Value::Text(c.winner ? SideName(*c.winner) : ""), Value::Text(c.kind), Value::Text(c.policy),
+       Value::Text(c.winner ? SideName(*c.winner) : ""), Value::Text(ConflictKindName(c.kind)), Value::Text(c.policy),
        c.base ? Value::Text(c.base->ToDisplay()) : Value::Null(),
        Value::Text(!c.request.empty() ? "resolving" : c.winner ? "settled" : "open"),
        c.winner && c.request.empty() ? Value::Integer(now) : Value::Null(),
@@ -618,7 +632,7 @@ Status SyncEngine::Batch::InsertInsertConflictOr(const EntityMapping& em, const 
   std::string what = fmt::format("{} = {}", fmt::join(unique, ", "), DisplayKey(params));
   TANDEM_RETURN_IF_ERROR(RecordConflict(em, pair, {"(row)", Value::Text("inserted " + what),
                                                    Value::Text("inserted " + what), std::nullopt, std::nullopt,
-                                                   "insert-insert", "manual"}));
+                                                   ConflictKind::kInsertInsert, "manual"}));
   return Status::Conflict(fmt::format("inserted on both sides with the same {} (the {} row {}): settle it with "
                                       "'tandem conflicts resolve --take legacy|modern', which keeps one record",
                                       what, SideName(d_.target), DisplayKey(*holder)));
@@ -658,9 +672,7 @@ Result<Side> SyncEngine::Batch::NewestSide(const EntityMapping& em, const WorkIt
     }
     TANDEM_ASSIGN_OR_RETURN(ts_t, newest_capture(*d_.dst, dm.target_table, tkey));
   }
-  int c = ts_s.Compare(ts_t);
-  if (ts_s.is_null() || ts_t.is_null() || c == 0) return e_.config_.primary;
-  return c > 0 ? S : T;
+  return NewerSide(ts_s, ts_t, S, e_.config_.primary);
 }
 
 Status SyncEngine::Batch::Park(const WorkItem& item, const Status& why) {
@@ -797,6 +809,72 @@ bool AnyNonNull(const Row& row, size_t from) {
     if (!row[i].is_null()) return true;
   return false;
 }
+
+// The facts PlanRecord reads about a record of `dm`, from what Apply found:
+// its source row (`source_row` when `source_exists`), its entry's bases, the
+// target row and the source row mapped (when the source exists). The
+// comparisons with the bases are made only where PlanRecord reads them.
+RecordFacts RecordFactsOf(const DirectionMapping& dm, bool source_exists, const std::optional<Row>& source_row,
+                          bool known, const ColumnValues* base_s, const ColumnValues* base_t,
+                          const std::optional<Row>& trow, bool target_exists, const Row& mapped, bool detect) {
+  const size_t tk = dm.target_key_columns.size();
+  RecordFacts f;
+  f.source_exists = source_exists;
+  f.known = known;
+  f.has_source_base = base_s != nullptr;
+  f.target_exists = target_exists;
+  f.target_deleted = !target_exists && trow.has_value() == dm.target_row_shared;
+  f.same_key = dm.target_new_keys == NewKeys::kSame && !dm.target_row_shared;
+  f.detect_conflicts = detect;
+  if (!source_exists && target_exists && base_t) {
+    // A mapped target column no longer equals its base.
+    for (size_t i = 0; i < dm.rules.size() && !f.target_changed; ++i) {
+      auto it = base_t->find(dm.rules[i].target_column);
+      f.target_changed = it != base_t->end() && !SameValue(dm.rules[i].target_type, it->second, (*trow)[tk + i]);
+    }
+  } else if (source_exists && known && base_s && f.target_deleted) {
+    // A source column differs from its base, or has none.
+    for (size_t i = 0; i < dm.source_columns.size() && !f.source_changed; ++i) {
+      auto it = base_s->find(dm.source_columns[i]);
+      f.source_changed = it == base_s->end() || !SameValue(dm.source_types[i], it->second, (*source_row)[i]);
+    }
+  } else if (source_exists && !known && target_exists && f.same_key) {
+    f.rows_equal = true;
+    for (size_t i = 0; i < dm.rules.size() && f.rows_equal; ++i)
+      f.rows_equal = SameValue(dm.rules[i].target_type, mapped[i], (*trow)[tk + i]);
+  }
+  return f;
+}
+
+// The facts MergeFields reads about each rule of `dm` for a record on both
+// sides; they point into the arguments, which must outlive *out.
+void FieldFactsOf(const DirectionMapping& dm, const ColumnValues* base_s, const ColumnValues* base_t,
+                  const Row& source_row, const Row& mapped, const Row& trow, const std::vector<std::string>& problems,
+                  std::vector<FieldFacts>* out) {
+  const size_t tk = dm.target_key_columns.size();
+  out->resize(dm.rules.size());
+  for (size_t i = 0; i < dm.rules.size(); ++i) {
+    const ColumnRule& r = dm.rules[i];
+    FieldFacts& f = (*out)[i];
+    f.name = r.field;
+    f.source = &mapped[i];
+    f.target = &trow[tk + i];
+    f.base = nullptr;
+    if (base_t) {
+      auto it = base_t->find(r.target_column);
+      if (it != base_t->end()) f.base = &it->second;
+    }
+    f.type = &r.target_type;
+    f.source_changed = !base_s;  // without a base, every field is the source's news
+    for (size_t k = 0; base_s && k < r.deps.size() && !f.source_changed; ++k) {
+      const int dep = r.deps[k];
+      auto it = base_s->find(dm.source_columns[dep]);
+      f.source_changed = it == base_s->end() || !SameValue(dm.source_types[dep], it->second, source_row[dep]);
+    }
+    f.unwritable = !problems[i].empty();
+    f.policy = r.policy;
+  }
+}
 }  // namespace
 
 Status SyncEngine::Batch::ReadOnlyEdit(const WorkItem& item) {
@@ -810,48 +888,56 @@ Status SyncEngine::Batch::ReadOnlyEdit(const WorkItem& item) {
   if (entry) pair = *entry;
   else if (d_.source == Side::kLegacy) pair.lkey = EncodeKey(item.key);
   else pair.mkey = EncodeKey(item.key);
-  const char* policy = em.read_only_edits == ReadOnlyEditPolicy::kRevert ? "revert" : "park";
   TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
-  if (!entry || !item.source_exists) {
+  ReadOnlyEditFacts facts;
+  facts.known = entry.has_value();
+  facts.source_exists = item.source_exists;
+  std::string fields;
+  if (facts.known && facts.source_exists) {
+    // An update: the mapped columns that differ from the version both sides
+    // last agreed on (its base on this side). Without a base, compare through
+    // the mapping with the owner's row.
+    TANDEM_ASSIGN_OR_RETURN(Row tkey, DecodeKey(entry->key(owner)));
+    TANDEM_ASSIGN_OR_RETURN(auto trow, TargetRow(item.entity, tkey));
+    facts.target_exists = trow.has_value();  // else the owner deleted it; that delete is on its way
+    const auto& base = entry->base(d_.source);
+    if (trow && base) {
+      for (size_t i = dm.source_key_count; i < dm.source_columns.size(); ++i) {
+        auto it = base->find(dm.source_columns[i]);
+        if (it != base->end() && !SameValue(dm.source_types[i], it->second, (*item.source_row)[i]))
+          fields += (fields.empty() ? "" : ", ") + dm.source_columns[i];
+      }
+    } else if (trow) {
+      Row mapped;
+      TANDEM_RETURN_IF_ERROR(MapRow(em, *item.source_row, &mapped));
+      const size_t tk = dm.target_key_columns.size();
+      for (size_t i = 0; i < dm.rules.size(); ++i)
+        if (!SameValue(dm.rules[i].target_type, mapped[i], (*trow)[tk + i]))
+          fields += (fields.empty() ? "" : ", ") + dm.rules[i].field;
+    }
+    facts.edited = !fields.empty();
+  }
+  const RecordPlan plan = PlanReadOnlyEdit(facts, em.read_only_edits, owner);
+  LogPlan(item, plan);
+  if (plan.action == RecordAction::kNothing) return Status::Ok();
+  if (!facts.known || !facts.source_exists) {
     // A record created or deleted on the read-only side: put aside for a person.
-    TANDEM_RETURN_IF_ERROR(RecordConflict(em, pair, {"(row)", Value::Text(item.source_exists ? "inserted" : "deleted"),
-                                                     Value::Null(), std::nullopt, std::nullopt, "read-only-edit",
-                                                     "park"}));
+    const char* what = item.source_exists ? "inserted" : "deleted";
+    TANDEM_RETURN_IF_ERROR(RecordConflict(em, pair, RowConflict(*plan.conflict, Value::Text(what), Value::Null())));
     return Status::Conflict(fmt::format("{} is synced {} only: a record {} on the {} side is put aside", em.name,
                                         DirectionName(owner), item.source_exists ? "created" : "deleted",
                                         SideName(d_.source)));
   }
-  // An update: the mapped columns that differ from the version both sides
-  // last agreed on (its base on this side). Without a base, compare through
-  // the mapping with the owner's row.
-  TANDEM_ASSIGN_OR_RETURN(Row tkey, DecodeKey(entry->key(owner)));
-  TANDEM_ASSIGN_OR_RETURN(auto trow, TargetRow(item.entity, tkey));
-  if (!trow) return Status::Ok();  // the owner deleted it; that delete is on its way
-  std::string fields;
-  if (const auto& base = entry->base(d_.source)) {
-    for (size_t i = dm.source_key_count; i < dm.source_columns.size(); ++i) {
-      auto it = base->find(dm.source_columns[i]);
-      if (it != base->end() && !SameValue(dm.source_types[i], it->second, (*item.source_row)[i]))
-        fields += (fields.empty() ? "" : ", ") + dm.source_columns[i];
-    }
-  } else {
-    Row mapped;
-    TANDEM_RETURN_IF_ERROR(MapRow(em, *item.source_row, &mapped));
-    const size_t tk = dm.target_key_columns.size();
-    for (size_t i = 0; i < dm.rules.size(); ++i)
-      if (!SameValue(dm.rules[i].target_type, mapped[i], (*trow)[tk + i]))
-        fields += (fields.empty() ? "" : ", ") + dm.rules[i].field;
-  }
-  if (fields.empty()) return Status::Ok();
-  if (em.read_only_edits == ReadOnlyEditPolicy::kRevert) {
+  Conflict edit = RowConflict(*plan.conflict, Value::Text("edited"), Value::Null());
+  edit.field += " " + fields;
+  if (plan.action == RecordAction::kRevert) {
     // Carried out by the next pass (ProcessResolutions): the owner's values
     // are written back over the edit.
     nlohmann::json request = {{"take", SideName(owner)}};
-    return RecordConflict(em, pair, {"(row) " + fields, Value::Text("edited"), Value::Null(), std::nullopt, owner,
-                                     "read-only-edit", policy, request.dump()});
+    edit.request = request.dump();
+    return RecordConflict(em, pair, edit);
   }
-  TANDEM_RETURN_IF_ERROR(RecordConflict(em, pair, {"(row) " + fields, Value::Text("edited"), Value::Null(),
-                                                   std::nullopt, std::nullopt, "read-only-edit", policy}));
+  TANDEM_RETURN_IF_ERROR(RecordConflict(em, pair, edit));
   return Status::Conflict(fmt::format("{} is synced {} only: an edit of {} on the {} side is put aside", em.name,
                                       DirectionName(owner), fields, SideName(d_.source)));
 }
@@ -915,29 +1001,6 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     }
   }
 
-  if (!entry && target_exists && !dm.target_row_shared && e_.config_.sync.detect_conflicts && item.source_exists) {
-    // Keys shared (new_keys: same) and the key taken on the target by a row no
-    // synced record owns: the same record inserted on both sides. Equal rows
-    // simply become one record; different ones are an insert-insert conflict.
-    TANDEM_ASSIGN_OR_RETURN(auto owner, FindEntry(em.name, T, EncodeKey(tkey)));
-    bool equal = true;
-    for (size_t i = 0; i < dm.rules.size() && equal; ++i)
-      equal = SameValue(dm.rules[i].target_type, mapped[i], (*trow)[tk + i]);
-    if (!equal && !(owner && !owner->gone)) {
-      RecordEntry pair;
-      pair.entity = em.name;
-      pair.lkey = S == Side::kLegacy ? src_key : EncodeKey(tkey);
-      pair.mkey = S == Side::kLegacy ? EncodeKey(tkey) : src_key;
-      const std::string what = "key " + DisplayKey(tkey);
-      TANDEM_RETURN_IF_ERROR(RecordConflict(em, pair, {"(row)", Value::Text("inserted " + what),
-                                                       Value::Text("inserted " + what), std::nullopt, std::nullopt,
-                                                       "insert-insert", "manual"}));
-      return Status::Conflict(fmt::format("inserted on both sides with the same {}: settle it with 'tandem conflicts "
-                                          "resolve --take legacy|modern', which keeps one version",
-                                          what));
-    }
-  }
-
   RecordEntry next;  // what this record's entry becomes (bases are set below)
   next.entity = em.name;
   if (entry) {
@@ -949,39 +1012,45 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
   const Side primary = e_.config_.primary;
   AppliedRecord applied{S, em.name, "", "", "", item.captured_at_ms};
 
-  // Target unchanged since the base: every mapped column still equals it.
-  auto target_changed_since_base = [&]() {
-    if (!base_t || !trow) return false;
-    for (size_t i = 0; i < dm.rules.size(); ++i) {
-      auto it = base_t->find(dm.rules[i].target_column);
-      if (it != base_t->end() && !SameValue(dm.rules[i].target_type, it->second, (*trow)[tk + i])) return true;
-    }
-    return false;
-  };
+  // 4. The plan (engine/merge/merge.h) from what Tandem knows and found.
+  RecordFacts facts = RecordFactsOf(dm, item.source_exists, item.source_row, entry.has_value(), base_s, base_t, trow,
+                                    target_exists, mapped, e_.config_.sync.detect_conflicts);
+  RecordPlan plan = PlanRecord(facts, em.on_delete, S, primary);
+  if (plan.action == RecordAction::kNeedsTargetOwner) {
+    TANDEM_ASSIGN_OR_RETURN(auto owner, FindEntry(em.name, T, EncodeKey(tkey)));
+    facts.target_row_owned = owner && !owner->gone;
+    plan = PlanRecord(facts, em.on_delete, S, primary);
+  }
+  if (plan.action != RecordAction::kMerge) LogPlan(item, plan);
+  if (plan.conflict && plan.conflict->kind == ConflictKind::kInsertInsert) {
+    // Keys shared (new_keys: same) and the key taken on the target by a row no
+    // synced record owns, with other values: the same record inserted on both sides.
+    RecordEntry pair;
+    pair.entity = em.name;
+    pair.lkey = S == Side::kLegacy ? src_key : EncodeKey(tkey);
+    pair.mkey = S == Side::kLegacy ? EncodeKey(tkey) : src_key;
+    const std::string what = "key " + DisplayKey(tkey);
+    TANDEM_RETURN_IF_ERROR(RecordConflict(
+        em, pair, RowConflict(*plan.conflict, Value::Text("inserted " + what), Value::Text("inserted " + what))));
+    return Status::Conflict(fmt::format("inserted on both sides with the same {}: settle it with 'tandem conflicts "
+                                        "resolve --take legacy|modern', which keeps one version",
+                                        what));
+  }
 
   // --- the record is gone at the source ---
   if (!item.source_exists) {
-    if (!entry && !(dm.target_new_keys == NewKeys::kSame && target_exists)) return Status::Ok();
+    if (plan.action == RecordAction::kNothing) return Status::Ok();
     if (target_exists) {
-      // Delete here vs update there: on_delete decides (default: the primary side's action).
-      const bool conflict = e_.config_.sync.detect_conflicts && target_changed_since_base();
-      Side winner = primary;
-      if (em.on_delete == DeletePolicy::kKeepUpdate) winner = T;
-      else if (em.on_delete == DeletePolicy::kDeleteWins) winner = S;
-      if (conflict && em.on_delete == DeletePolicy::kManual) {
-        TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {"(row)", Value::Text("deleted"), Value::Text("updated"),
-                                                         std::nullopt, std::nullopt, "delete-update", "manual"}));
+      // Delete here vs update there: settled by on_delete (default: the primary
+      // side's action). When the update wins (kForget), the other direction
+      // re-creates the record at the source.
+      if (plan.conflict)
+        TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, RowConflict(*plan.conflict, Value::Text("deleted"),
+                                                                    Value::Text("updated"))));
+      if (plan.action == RecordAction::kHold)
         return Status::Conflict("deleted here while updated on the other side (on_delete: manual): settle it with "
                                 "'tandem conflicts resolve'");
-      }
-      if (conflict && winner == T) {
-        // The update wins; the record will be re-created at the source by the other direction.
-        TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {"(row)", Value::Text("deleted"), Value::Text("updated"),
-                                                         std::nullopt, T, "delete-update", PolicyName(em.on_delete)}));
-      } else {
-        if (conflict)
-          TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {"(row)", Value::Text("deleted"), Value::Text("updated"),
-                                                           std::nullopt, S, "delete-update", PolicyName(em.on_delete)}));
+      if (plan.action == RecordAction::kDelete) {
         if (deferring() && !dm.target_row_shared) {
           writer_.Delete(Tag(item), item.entity, tkey);
         } else {
@@ -1017,26 +1086,16 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     TANDEM_RETURN_IF_ERROR(FlushPendingWrites());
     // Deleted on the target since the last sync (that delete is on its way
     // back; a split record's delete clears its columns of the shared row).
-    // Only a change of a mapped source column makes this a conflict.
-    bool source_changed = false;
-    for (size_t i = 0; i < dm.source_columns.size() && !source_changed; ++i) {
-      auto it = base_s->find(dm.source_columns[i]);
-      source_changed = it == base_s->end() || !SameValue(dm.source_types[i], it->second, (*item.source_row)[i]);
-    }
-    if (!source_changed) return Status::Ok();
-    if (em.on_delete == DeletePolicy::kManual) {
-      TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {"(row)", Value::Text("updated"), Value::Text("deleted"),
-                                                       std::nullopt, std::nullopt, "update-delete", "manual"}));
+    // A change of a mapped source column against it is settled by on_delete.
+    if (plan.conflict)
+      TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, RowConflict(*plan.conflict, Value::Text("updated"),
+                                                                  Value::Text("deleted"))));
+    if (plan.action == RecordAction::kHold)
       return Status::Conflict("updated here while deleted on the other side (on_delete: manual): settle it with "
                               "'tandem conflicts resolve'");
-    }
-    Side winner = primary;
-    if (em.on_delete == DeletePolicy::kKeepUpdate) winner = S;
-    else if (em.on_delete == DeletePolicy::kDeleteWins) winner = T;
-    TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {"(row)", Value::Text("updated"), Value::Text("deleted"),
-                                                     std::nullopt, winner, "update-delete", PolicyName(em.on_delete)}));
-    if (winner == T) return Status::Ok();  // the target's delete wins and flows back
-    entry.reset();                           // the source's update wins: re-create the record
+    // Unchanged, or the target's delete wins and flows back.
+    if (plan.action != RecordAction::kRecreate) return Status::Ok();
+    entry.reset();  // the source's update wins: re-create the record
     base_s = nullptr;
     base_t = nullptr;
     if (!dm.target_row_shared) {  // a split record goes back into its parent's row
@@ -1127,89 +1186,48 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
     applied.op = "insert";
   } else {
     // Three-way merge, column by column: what changed on each side since
-    // the base, then each field changed on both sides settled by its policy.
+    // the base, then each field changed on both sides settled by its policy
+    // (MergeFields). The newest side is looked up only when a field needs it.
     std::vector<std::string> set_cols;
     Row params;
-    std::vector<char>& source_changed = source_changed_;
-    std::vector<char>& target_changed = target_changed_;
-    source_changed.assign(dm.rules.size(), 0);
-    target_changed.assign(dm.rules.size(), 0);
-    auto base_of = [&](const ColumnRule& r) -> std::optional<Value> {
-      if (!base_t) return std::nullopt;
-      auto it = base_t->find(r.target_column);
-      return it == base_t->end() ? std::nullopt : std::optional<Value>(it->second);
-    };
-    auto manual_conflict = [&](size_t i) {
-      return dm.rules[i].policy == ConflictPolicy::kManual && source_changed[i] && target_changed[i] &&
-             !SameValue(dm.rules[i].target_type, mapped[i], (*trow)[tk + i]);
-    };
+    FieldFactsOf(dm, base_s, base_t, *item.source_row, mapped, *trow, problems_, &field_facts_);
+    MergeSettings settings{.source = S, .primary = primary, .detect_conflicts = e_.config_.sync.detect_conflicts,
+                           .has_target_base = base_t != nullptr, .newest = std::nullopt};
+    MergeFields(field_facts_, settings, &merge_);
+    if (merge_.verdict == MergeVerdict::kNeedsNewest) {
+      TANDEM_ASSIGN_OR_RETURN(settings.newest, NewestSide(em, item, tkey));
+      MergeFields(field_facts_, settings, &merge_);
+    }
+    LogPlan(item, plan, field_facts_, &merge_);
+    // A changed value that must not be written puts the change aside
+    // before anything of this record is written.
+    if (merge_.verdict == MergeVerdict::kReject) return Status::Constraint(problems_[merge_.rejected]);
     std::string manual_fields;
     for (size_t i = 0; i < dm.rules.size(); ++i) {
-      const ColumnRule& r = dm.rules[i];
-      source_changed[i] = !base_s;
-      if (base_s) {
-        for (int dep : r.deps) {
-          auto it = base_s->find(dm.source_columns[dep]);
-          if (it == base_s->end() || !SameValue(dm.source_types[dep], it->second, (*item.source_row)[dep]))
-            source_changed[i] = true;
-        }
-      }
-      auto b = base_of(r);
-      target_changed[i] = b && !SameValue(r.target_type, *b, (*trow)[tk + i]);
-      if (!e_.config_.sync.detect_conflicts) {  // the source always overwrites
-        source_changed[i] = true;
-        target_changed[i] = false;
-      }
-      if (manual_conflict(i)) manual_fields += (manual_fields.empty() ? "" : ", ") + r.field;
-      // A changed value that must not be written puts the change aside
-      // before anything of this record is written.
-      if (source_changed[i] && !problems_[i].empty() && !SameValue(r.target_type, mapped[i], (*trow)[tk + i]))
-        return Status::Constraint(problems_[i]);
+      const FieldDecision& d = merge_.fields[i];
+      if (!d.conflict) continue;
+      const FieldFacts& f = field_facts_[i];
+      TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {dm.rules[i].field, *f.source, *f.target,
+                                                       f.base ? std::optional<Value>(*f.base) : std::nullopt, d.winner,
+                                                       ConflictKind::kUpdateUpdate, PolicyName(dm.rules[i].policy)}));
+      if (!d.winner) manual_fields += (manual_fields.empty() ? "" : ", ") + dm.rules[i].field;
     }
-    if (!manual_fields.empty()) {
+    if (merge_.verdict == MergeVerdict::kHold) {
       // Neither version is applied: the record waits in the conflict queue.
-      for (size_t i = 0; i < dm.rules.size(); ++i)
-        if (manual_conflict(i))
-          TANDEM_RETURN_IF_ERROR(RecordConflict(em, next, {dm.rules[i].field, mapped[i], (*trow)[tk + i],
-                                                           base_of(dm.rules[i]), std::nullopt, "update-update",
-                                                           "manual"}));
       return Status::Conflict(fmt::format("{} changed on both sides (policy manual): settle it with 'tandem conflicts "
                                           "resolve'",
                                           manual_fields));
     }
     for (size_t i = 0; i < dm.rules.size(); ++i) {
       const ColumnRule& r = dm.rules[i];
-      const Value& s = mapped[i];
-      const Value& t = (*trow)[tk + i];
-      bool take_source;
-      if (SameValue(r.target_type, s, t)) {
-        take_source = false;
-        new_base_t[r.target_column] = t;
-      } else if (source_changed[i] && !target_changed[i]) {
-        take_source = true;
-      } else if (!source_changed[i]) {
-        take_source = false;  // the target's own change; it flows the other way
-      } else {
-        Side winner = primary;
-        if (r.policy == ConflictPolicy::kLegacyWins) {
-          winner = Side::kLegacy;
-        } else if (r.policy == ConflictPolicy::kModernWins) {
-          winner = Side::kModern;
-        } else if (r.policy == ConflictPolicy::kNewest) {
-          TANDEM_ASSIGN_OR_RETURN(winner, NewestSide(em, item, tkey));
-        }
-        take_source = winner == S;
-        TANDEM_RETURN_IF_ERROR(
-            RecordConflict(em, next, {r.field, s, t, base_of(r), winner, "update-update", PolicyName(r.policy)}));
-      }
-      if (take_source) {
+      const FieldDecision& d = merge_.fields[i];
+      if (d.action == FieldAction::kTakeSource) {
         set_cols.push_back(r.target_column);
         update_rules.push_back(static_cast<int>(i));
-        params.push_back(s);
-        new_base_t[r.target_column] = s;
-      } else if (!base_t) {
-        new_base_t[r.target_column] = t;
+        params.push_back(mapped[i]);
       }
+      if (d.new_base == FieldBase::kSource) new_base_t[r.target_column] = mapped[i];
+      else if (d.new_base == FieldBase::kTarget) new_base_t[r.target_column] = (*trow)[tk + i];
     }
     if (!set_cols.empty() && deferring() && !key_changed) {
       update_values = std::move(params);  // sent by writer_ with the entry, below
@@ -2167,9 +2185,10 @@ Status SyncEngine::ResolveRecord(const std::string& entity, const std::string& l
                                        {Value::Text(entity), Value::Text(lkey), Value::Text(mkey)}, &rows));
     any_open |= !rows.empty();
     for (auto& r : rows) {
-      if (r[1].as_bytes() == "insert-insert") twins = true;
-      else if (r[1].as_bytes() == "read-only-edit") whole_row = true;
-      else if (r[1].as_bytes() == "delete-update" || r[1].as_bytes() == "update-delete") row_deleted = true;
+      const std::optional<ConflictKind> kind = ConflictKindFromName(r[1].as_bytes());
+      if (kind == ConflictKind::kInsertInsert) twins = true;
+      else if (kind == ConflictKind::kReadOnlyEdit) whole_row = true;
+      else if (kind == ConflictKind::kDeleteUpdate || kind == ConflictKind::kUpdateDelete) row_deleted = true;
       else fields.insert(r[0].as_bytes());
     }
   }

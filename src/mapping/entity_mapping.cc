@@ -33,6 +33,14 @@ const char* PolicyName(DeletePolicy p) {
   return "?";
 }
 
+const char* PolicyName(ReadOnlyEditPolicy p) {
+  switch (p) {
+    case ReadOnlyEditPolicy::kRevert: return "revert";
+    case ReadOnlyEditPolicy::kPark: return "park";
+  }
+  return "?";
+}
+
 Value CodeValue(const std::string& text) {
   if (!text.empty()) {
     size_t i = (text[0] == '-') ? 1 : 0;

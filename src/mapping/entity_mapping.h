@@ -136,6 +136,7 @@ CompileOutcome CompileMapping(const Config& config, Connector& legacy, Connector
 // Name of a policy as written in the config ("legacy-wins", ...).
 const char* PolicyName(ConflictPolicy p);
 const char* PolicyName(DeletePolicy p);
+const char* PolicyName(ReadOnlyEditPolicy p);
 
 // Turns a code-table text into a typed value: "12" -> integer 12, else text.
 Value CodeValue(const std::string& text);
