@@ -58,7 +58,7 @@ DirectionSql BuildDirectionSql(Connector& s, Connector& t, const DirectionMappin
                              ") VALUES ";
   sql.insert_without_key = insert_sql(std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(), tcols.end()));
   sql.delete_target = "DELETE FROM " + t.QuoteIdent(dm.target_table) + WhereKey(t, dm.target_key_columns);
-  if (t.StoresValuesInItsOwnForm() && !dm.rules.empty()) {
+  if (t.Traits().stores_values_in_own_form && !dm.rules.empty()) {
     sql.returning = " RETURNING " + JoinQuoted(t, std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(),
                                                                           tcols.end()),
                                                ", ");

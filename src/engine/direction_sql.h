@@ -21,8 +21,8 @@ struct DirectionSql {
   std::string insert_without_key;  // rule target columns only (the database assigns the key)
   std::string insert_with_key_head;            // insert_with_key up to its VALUES list
   std::unordered_map<size_t, std::string> insert_many;  // by row count: multi-row insert_with_key + returning
-  // Where the target keeps values in its own form (Connector::
-  // StoresValuesInItsOwnForm): " RETURNING <rule target columns>", so the
+  // Where the target keeps values in its own form (TargetTraits::
+  // stores_values_in_own_form): " RETURNING <rule target columns>", so the
   // version both sides agree on is the stored one; empty elsewhere.
   std::string returning;
 };
