@@ -22,7 +22,7 @@ std::string KeyText(const std::string& encoded) {
   return k.ok() ? DisplayKey(*k) : encoded;
 }
 
-Result<int64_t> TableId(Connector& db, const std::string& table) {
+Result<int64_t> TableId(SqlSession& db, const std::string& table) {
   std::vector<Row> rows;
   TANDEM_RETURN_IF_ERROR(db.Query("SELECT table_id, table_name FROM _tandem_capture", {}, &rows));
   for (auto& r : rows)
@@ -236,7 +236,7 @@ std::string RenderStatusText(const nlohmann::json& report) {
   return out;
 }
 
-Result<int64_t> RequestRetry(Connector& db, int64_t id) {
+Result<int64_t> RequestRetry(SqlSession& db, int64_t id) {
   int64_t n = 0;
   TANDEM_RETURN_IF_ERROR(db.Exec(id < 0 ? "UPDATE _tandem_parked SET retry_requested = 1"
                                         : "UPDATE _tandem_parked SET retry_requested = 1 WHERE id = ?",
@@ -244,20 +244,21 @@ Result<int64_t> RequestRetry(Connector& db, int64_t id) {
   return n;
 }
 
-Status DiscardParked(Connector& db, int64_t id) {
+Status DiscardParked(ApplyTarget& target, int64_t id) {
+  SqlSession& db = target.session();
   TANDEM_ASSIGN_OR_RETURN(auto row, db.QueryOne("SELECT direction, entity, source_key, reason FROM _tandem_parked WHERE "
                                                 "id = ?",
                                                 {Value::Integer(id)}));
   if (!row) return Status::NotFound(fmt::format("no put-aside change with id {} in {}", id, db.Describe()));
-  TANDEM_RETURN_IF_ERROR(db.BeginApply());
+  TANDEM_RETURN_IF_ERROR(target.BeginApply());
   Status st = db.Exec("DELETE FROM _tandem_parked WHERE id = ?", {Value::Integer(id)});
   if (st.ok())
     st = db.Exec("INSERT INTO _tandem_audit(at_ms, action, detail) VALUES (?, 'discard', ?)",
                  {Value::Integer(Clock::Default()->NowMillis()),
                   Value::Text(fmt::format("{} {} {} (was: {})", (*row)[0].as_bytes(), (*row)[1].as_bytes(),
                                           KeyText((*row)[2].as_bytes()), (*row)[3].as_bytes()))});
-  if (st.ok()) return db.CommitApply();
-  db.RollbackApply();
+  if (st.ok()) return target.CommitApply();
+  target.RollbackApply();
   return st;
 }
 
