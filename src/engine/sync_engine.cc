@@ -28,9 +28,9 @@
 #include "core/key_codec.h"
 #include "engine/capture_health.h"
 #include "connectors/multi_row.h"
-#include "engine/direction_sql.h"
+#include "engine/apply/direction_sql.h"
 #include "engine/merge/merge.h"
-#include "engine/set_writer.h"
+#include "engine/apply/set_writer.h"
 #include "engine/source_identity.h"
 
 namespace tandem {
@@ -262,7 +262,7 @@ class SyncEngine::Batch {
   // Where a failed statement spoils the transaction anyway (PostgreSQL) and
   // records have no savepoint of their own, records' inserts, updates,
   // deletes and key-map entries are held back and sent as set statements
-  // (engine/set_writer.h): a statement per few hundred records instead of
+  // (engine/apply/set_writer.h): a statement per few hundred records instead of
   // one or two per record. A rejection then re-runs the batch record by
   // record, as any rejection there does. Everything else the batch sends to
   // the target, or reads from it, flushes them first.

@@ -33,7 +33,7 @@
 
 #include "connectors/connector.h"
 #include "engine/applied_record.h"
-#include "engine/commit_boundaries.h"
+#include "engine/source/commit_boundaries.h"
 #include "engine/record_store.h"
 #include "mapping/config.h"
 #include "mapping/entity_mapping.h"
@@ -56,7 +56,7 @@ struct DirectionStats {
   int64_t conflicts = 0;  // conflicts recorded in _tandem_conflicts
   // Records applied one at a time in a savepoint, because the target rejected
   // a write of theirs or of their batch (a set write's rejection re-runs only
-  // the rejected records that way, see engine/set_writer.h).
+  // the rejected records that way, see engine/apply/set_writer.h).
   int64_t records_applied_alone = 0;
 };
 

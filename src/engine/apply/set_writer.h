@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "connectors/apply_target.h"
-#include "engine/direction_sql.h"
+#include "engine/apply/direction_sql.h"
 #include "engine/record_store.h"
 #include "mapping/entity_mapping.h"
 

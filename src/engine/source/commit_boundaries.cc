@@ -1,4 +1,4 @@
-#include "engine/commit_boundaries.h"
+#include "engine/source/commit_boundaries.h"
 
 #include <spdlog/spdlog.h>
 

@@ -1,4 +1,4 @@
-#include "engine/direction_sql.h"
+#include "engine/apply/direction_sql.h"
 
 namespace tandem {
 

@@ -1,4 +1,4 @@
-#include "engine/set_writer.h"
+#include "engine/apply/set_writer.h"
 
 #include <cstdint>
 #include <map>
