@@ -22,8 +22,15 @@
 //
 // Directions run one after the other on one thread, so each sees the other's
 // committed work and base versions never race.
+//
+// Parts (src/README.md): the drain loop (drain.cc) reads a window of the
+// source (engine/source/), applies it through an ApplyBatch in one
+// ApplyTransaction (engine/apply/), deciding each record with engine/merge/,
+// and stores the position with the data (positions.h); operator requests are
+// carried out by engine/ops/. This class owns the parts and runs the loop.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -33,8 +40,9 @@
 
 #include "connectors/connector.h"
 #include "engine/applied_record.h"
-#include "engine/source/commit_boundaries.h"
+#include "engine/direction.h"
 #include "engine/record_store.h"
+#include "engine/source/commit_boundaries.h"
 #include "mapping/config.h"
 #include "mapping/entity_mapping.h"
 
@@ -42,24 +50,13 @@ namespace tandem {
 
 struct SourceFinding;  // engine/source_identity.h
 class EngineLock;
-
-// Per-direction counters, for logs, status and tests. Each counts what
-// committed batches did: a batch rolled back (and re-run) counts once, as
-// re-run; a record that waited for its parent and was applied in the same
-// batch is not counted as put aside.
-struct DirectionStats {
-  int64_t batches = 0;
-  int64_t changes_read = 0;
-  int64_t records_applied = 0;  // inserts + updates + deletes written
-  int64_t records_unchanged = 0;
-  int64_t parked = 0;     // records newly put aside (rejected, conflict or waiting) and still put aside
-  int64_t conflicts = 0;  // conflicts recorded in _tandem_conflicts
-  // Records applied one at a time in a savepoint, because the target rejected
-  // a write of theirs or of their batch (a set write's rejection re-runs only
-  // the rejected records that way, see engine/apply/set_writer.h).
-  int64_t records_applied_alone = 0;
-};
-
+struct ApplyContext;    // engine/apply/apply_batch.h
+class ApplyBatch;
+class ApplyTransaction;  // engine/apply/apply_transaction.h
+class ReadWindow;        // engine/source/read_window.h
+class OperatorRequests;  // engine/ops/operator_requests.h
+struct PositionRow;      // engine/positions.h
+struct WorkItem;         // engine/source/work_items.h
 
 class SyncEngine {
  public:
@@ -79,6 +76,7 @@ class SyncEngine {
   // Retryable failures (database busy or gone) are retried with backoff.
   Status Run(const std::atomic<bool>& stop);
 
+  // Operator requests (engine/ops/operator_requests.h).
   // Retries a parked record now (id from _tandem_parked of the side it is
   // stored in). Returns Ok if applied; the new reason if still rejected.
   Status RetryParked(Side stored_in, int64_t id);
@@ -105,16 +103,51 @@ class SyncEngine {
 
  private:
   SyncEngine() = default;
-  struct Direction;
-  struct WorkItem;
-  class Batch;
+  struct BatchProgress;  // drain.cc
 
+  // --- opening (sync_engine.cc) ---
   Status Init(const Config& config);
+  // Both connectors, and the engine locks of both databases.
+  Status OpenDatabases();
+  // Capture installed and current on both databases.
+  Status CheckInstalled();
+  // The mapping compiled against the tables as they are (failing entities
+  // start paused), and the schema versions it was compiled against.
+  Status CompileAtStart();
+  // The direction from `source`: its bounds, statements, stored position,
+  // put-aside records and commit boundaries.
+  Status OpenDirection(Side source);
+
+  // --- one batch of a direction (drain.cc) ---
   Result<int64_t> Drain(Direction& dir);
-  Status RetryWaiting(Direction& dir, Batch& batch);
-  static void BuildWorkItems(const Direction& dir, const std::vector<CapturedChange>& changes,
-                             std::vector<WorkItem>* items);
+  // After a COMMIT whose outcome is unknown: the position the target holds.
+  Status ReloadUncertainPosition(Direction& dir);
+  // Reads the window chunk by chunk and applies it, until it ends or the
+  // transaction's bounds end it early (at a commit boundary, or split).
+  Status ApplyWindow(Direction& dir, ReadWindow& window, ApplyTransaction& txn, ApplyBatch& batch,
+                     BatchProgress* progress);
+  // How many changes the next chunk reads.
+  int64_t ChunkLimit(const Direction& dir, const ApplyTransaction& txn, int64_t consumed) const;
+  // Applies one chunk's work items (ordered for applying), then the writes held back.
+  Status ApplyChunk(ReadWindow& window, ApplyBatch& batch, std::vector<WorkItem>& items, BatchProgress* progress);
+  // True when the transaction ends after this chunk (its bounds, or
+  // batch_size at a commit boundary); may bring read_upto closer.
+  bool EndsAfterChunk(Direction& dir, ReadWindow& window, const ApplyTransaction& txn, BatchProgress* progress);
+  // Stores the position and the statistics with the data, and commits.
+  Status CommitBatch(Direction& dir, ApplyTransaction& txn, ApplyBatch& batch, const BatchProgress& progress,
+                     PositionRow* committed);
+  // After a commit: the direction's state, stats, statistics, purges.
+  void AfterCommit(Direction& dir, ReadWindow& window, const ApplyTransaction& txn, ApplyBatch& batch,
+                   const BatchProgress& progress, const PositionRow& committed);
+  // Purges what is applied from the source's log, now and then.
+  void PurgeApplied(Direction& dir, ChangeSource& own_source, int64_t pos);
+
+  // --- the parts' context (sync_engine.cc) ---
+  ApplyContext ApplyContextOf();
+  OperatorRequests Ops();
   Status ReloadParkedIfChanged(Direction& dir, bool force = false);
+
+  // --- schema changes (sync_engine.cc) ---
   Status BindMapping(Direction& dir);
   // Looks for changed definitions of the mapped tables on both databases;
   // after a change the mapping is compiled anew: an entity whose mapping no
@@ -125,10 +158,10 @@ class SyncEngine {
   // Pauses the entities of every table whose capture is broken (engine/
   // capture_health.h), recording a gap for each; after every compile.
   Status PauseForBrokenCapture();
-  // The cheap signature (Connector::SchemaVersionLater) of side `s`'s mapped tables now.
+  // The cheap signature (SqlSession::SchemaVersionLater) of side `s`'s mapped tables now.
   Result<std::string> SchemaSignature(Side s);
-  Status ResolveRecord(const std::string& entity, const std::string& lkey, const std::string& mkey,
-                       const std::string& resolution);
+
+  // --- source identity (sync_engine.cc) ---
   // Source identity (engine/source_identity.h): checks that `dir`'s source
   // is the database, with the history, its stored position came from, and
   // stops the direction (or both, for another database) when it is not.
@@ -148,7 +181,7 @@ class SyncEngine {
   std::unique_ptr<CompiledMapping> mapping_;
   std::unique_ptr<RecordStore> records_;
   std::vector<std::unique_ptr<Direction>> directions_;
-  DirectionStats stats_[2];
+  std::array<DirectionStats, 2> stats_;
   AppliedCallback applied_callback_;
   std::unique_ptr<EngineLock> engine_lock_;  // one engine per pair (engine_lock.h)
   std::unique_ptr<EngineLock> modern_lock_;  // the modern database is one pair's too
@@ -169,10 +202,5 @@ class SyncEngine {
   static constexpr int64_t kReplacedCheckIntervalMs = 100;
   std::string pair_stopped_;  // why both directions are stopped (another database, a replaced file); sticky
 };
-
-// Direction names used in control tables and output.
-inline const char* DirectionName(Side source) {
-  return source == Side::kLegacy ? "legacy-to-modern" : "modern-to-legacy";
-}
 
 }  // namespace tandem

@@ -33,6 +33,22 @@ InListSql SelectByKeysSql(const SqlSession& db, const std::string& table, const 
   return out;
 }
 
+Status ClearSharedColumns(SqlSession& db, const DirectionMapping& dm, const Row& key) {
+  std::vector<std::string> cols;
+  for (auto& r : dm.rules) cols.push_back(r.target_column);
+  Row params(cols.size(), Value::Null());
+  params.insert(params.end(), key.begin(), key.end());
+  return db.Exec("UPDATE " + db.QuoteIdent(dm.target_table) + " SET " + JoinQuoted(db, cols, ", ", " = ?") +
+                     WhereKey(db, dm.target_key_columns),
+                 params);
+}
+
+bool AnyNonNull(const Row& row, size_t from) {
+  for (size_t i = from; i < row.size(); ++i)
+    if (!row[i].is_null()) return true;
+  return false;
+}
+
 DirectionSql BuildDirectionSql(const SqlSession& s, ApplyTarget& target, const DirectionMapping& dm) {
   const SqlSession& t = target.session();
   DirectionSql sql;

@@ -36,6 +36,12 @@ std::string JoinQuoted(const SqlSession& db, const std::vector<std::string>& col
                        const std::string& suffix = "");
 // " WHERE k1 = ? AND k2 = ?"
 std::string WhereKey(const SqlSession& db, const std::vector<std::string>& key_cols);
+// Deletes a split record: sets its columns of the shared row to NULL.
+Status ClearSharedColumns(SqlSession& db, const DirectionMapping& dm, const Row& key);
+// True when a value of `row` from index `from` on is not NULL (a split
+// record exists in the shared row while one of its columns is set).
+bool AnyNonNull(const Row& row, size_t from);
+
 // SELECT `columns` FROM `table` WHERE key IN (...) `suffix`, for each IN-list length.
 InListSql SelectByKeysSql(const SqlSession& db, const std::string& table, const std::vector<std::string>& columns,
                           const std::vector<std::string>& key_columns, const std::string& suffix = "");

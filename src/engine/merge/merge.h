@@ -4,9 +4,9 @@
 // Everything here is a pure function of its arguments: no database, no I/O,
 // no engine state. The engine gathers the facts (from the rows and key-map
 // entries it prefetched), asks here, and carries out the answer
-// (Batch::Apply in engine/sync_engine.cc). A decision that needs a fact that
-// costs a query (the newest side, the owner of a target row) says so instead
-// of deciding; the engine looks the fact up and asks again. docs/conflicts.md
+// (ApplyBatch::Apply in engine/apply/apply_record.cc). A decision that needs
+// a fact that costs a query (the newest side, the owner of a target row) says
+// so instead of deciding; the engine looks the fact up and asks again. docs/conflicts.md
 // is the prose spec; tests/engine/merge_test.cc the table of cases.
 //
 // Thread-safety: none needed; nothing here has state.
