@@ -51,7 +51,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/clock.h"
-#include "engine/installer.h"
+#include "engine/ops/installer.h"
 #include "engine/sync_engine.h"
 #include "mapping/expression.h"
 

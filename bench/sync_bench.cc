@@ -37,7 +37,7 @@
 
 #include "connectors/sqlite/sqlite_handle.h"
 #include "core/clock.h"
-#include "engine/installer.h"
+#include "engine/ops/installer.h"
 #include "engine/sync_engine.h"
 
 namespace tandem::bench {

@@ -14,8 +14,8 @@
 #include "cli/commands.h"
 #include "core/secrets.h"
 #include "core/clock.h"
-#include "engine/installer.h"
-#include "engine/status_report.h"
+#include "engine/ops/installer.h"
+#include "engine/ops/status_report.h"
 #include "engine/sync_engine.h"
 #include "examples_embedded.h"
 

@@ -1,5 +1,5 @@
 // CaptureDdl: the SQL that installs, checks and removes Tandem's control
-// tables and capture triggers on a database (engine/installer.h runs it;
+// tables and capture triggers on a database (engine/ops/installer.h runs it;
 // engine/capture_health.h checks it).
 //
 // Everything is returned as statements for the caller to run (so `tandem

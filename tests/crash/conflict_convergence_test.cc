@@ -17,7 +17,7 @@
 #include <set>
 #include <thread>
 
-#include "engine/conflict_queue.h"
+#include "engine/ops/conflict_queue.h"
 #include "support/process.h"
 #include "support/test_env.h"
 

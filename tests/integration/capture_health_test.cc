@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/capture_health.h"
-#include "engine/status_report.h"
+#include "engine/ops/status_report.h"
 #include "support/pg_test_server.h"
 #include "support/test_env.h"
 

@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "engine/conflict_queue.h"
+#include "engine/ops/conflict_queue.h"
 #include "support/process.h"
 #include "support/test_env.h"
 

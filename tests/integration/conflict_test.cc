@@ -4,7 +4,7 @@
 // changes are concurrent is decided by the test, not by timing.
 #include <gtest/gtest.h>
 
-#include "engine/conflict_queue.h"
+#include "engine/ops/conflict_queue.h"
 #include "support/process.h"
 #include "support/test_env.h"
 

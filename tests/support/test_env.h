@@ -18,8 +18,8 @@
 #include <thread>
 
 #include "connectors/sqlite/sqlite_handle.h"
-#include "engine/installer.h"
-#include "engine/status_report.h"
+#include "engine/ops/installer.h"
+#include "engine/ops/status_report.h"
 #include "engine/sync_engine.h"
 #include "mapping/config.h"
 #include "support/pg_test_server.h"

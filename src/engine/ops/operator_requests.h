@@ -3,7 +3,7 @@
 // Requests come from this process (the engine's API: RetryParked, ...) or
 // from another one, through the control tables: `tandem conflicts resolve`
 // leaves a conflict row with status 'resolving' and the resolution, `tandem
-// retry` sets retry_requested on a put-aside change (engine/status_report.h).
+// retry` sets retry_requested on a put-aside change (engine/ops/status_report.h).
 // The engine looks for them every pass (at most every 200 ms) and carries
 // them out here, on its own thread, between batches:
 //   - resolutions: the chosen or hand-merged values written to both sides

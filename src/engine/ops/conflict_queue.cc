@@ -1,4 +1,4 @@
-#include "engine/conflict_queue.h"
+#include "engine/ops/conflict_queue.h"
 
 #include <algorithm>
 

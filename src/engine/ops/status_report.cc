@@ -1,4 +1,4 @@
-#include "engine/status_report.h"
+#include "engine/ops/status_report.h"
 
 #include <strings.h>
 

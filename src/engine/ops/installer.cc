@@ -1,4 +1,4 @@
-#include "engine/installer.h"
+#include "engine/ops/installer.h"
 
 #include <strings.h>
 
