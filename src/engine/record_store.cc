@@ -36,7 +36,8 @@ std::optional<ColumnValues> RecordStore::DecodeBase(const Value& stored) {
   auto flat = DecodeValues(stored.as_bytes());
   if (!flat.ok()) return std::nullopt;
   ColumnValues out;
-  for (size_t i = 0; i + 1 < flat->size(); i += 2) out[(*flat)[i].as_bytes()] = (*flat)[i + 1];
+  out.reserve(flat->size() / 2);
+  for (size_t i = 0; i + 1 < flat->size(); i += 2) out[(*flat)[i].as_bytes()] = std::move((*flat)[i + 1]);
   return out;
 }
 
@@ -105,19 +106,26 @@ Status RecordStore::FindManyRaw(const std::string& entity, Side side, const std:
   Status legacy_done = legacy_.Collect(), modern_done = modern_.Collect();
   TANDEM_RETURN_IF_ERROR(legacy_done);
   TANDEM_RETURN_IF_ERROR(modern_done);
-  const std::unordered_set<std::string_view> wanted(keys.begin(), keys.end());
+  // The newest row per key first; only those are decoded (bases are the
+  // costly part, and most records have a copy in each database).
+  std::unordered_map<std::string_view, const Row*> newest;
+  newest.reserve(keys.size());
+  for (const std::string& k : keys) newest.emplace(k, nullptr);
   for (auto& per_db : results) {
     for (auto& rows : per_db) {
       for (auto& r : rows) {
-        const std::string& k = r[side == Side::kLegacy ? 0 : 1].as_bytes();
-        if (!wanted.count(k)) continue;  // a hash collision
-        auto it = out->find(k);
-        if (it != out->end() && r[2].as_integer() <= it->second.version) continue;
-        RecordEntry e = EntryFromRow(entity, r);
-        std::string key = e.key(side);
-        (*out)[key] = std::move(e);
+        auto it = newest.find(r[side == Side::kLegacy ? 0 : 1].as_bytes());
+        if (it == newest.end()) continue;  // a hash collision
+        if (it->second && r[2].as_integer() <= (*it->second)[2].as_integer()) continue;
+        it->second = &r;
       }
     }
+  }
+  for (const auto& [k, r] : newest) {
+    if (!r) continue;
+    auto it = out->find(std::string(k));
+    if (it != out->end() && (*r)[2].as_integer() <= it->second.version) continue;
+    (*out)[std::string(k)] = EntryFromRow(entity, *r);
   }
   return Status::Ok();
 }
