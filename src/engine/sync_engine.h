@@ -25,6 +25,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -167,6 +168,9 @@ class SyncEngine {
   static constexpr int64_t kSchemaCheckIntervalMs = 100;
   // While idle, the database files are looked at this often (Replaced).
   static constexpr int64_t kReplacedCheckIntervalMs = 100;
+  // Waits while idle (the `idle_waits`-th wait since the last change): until a
+  // database signals a commit, or for a nap of about `poll_interval`.
+  void IdleWait(std::chrono::milliseconds poll_interval, int idle_waits);
   std::string pair_stopped_;  // why both directions are stopped (another database, a replaced file); sticky
 };
 

@@ -24,6 +24,7 @@ namespace tandem {
 
 class SqliteConnector : public Connector {
  public:
+  ~SqliteConnector() override;
   // `path` is a filesystem path. With create_if_missing the file is created.
   static Result<std::unique_ptr<SqliteConnector>> Open(const std::string& path, const ConnectorOptions& options);
 
@@ -66,6 +67,7 @@ class SqliteConnector : public Connector {
   Result<Value> NewestCaptureMillis(const std::string& table, const Row& key) override;
   Status PurgeChanges(int64_t before) override;
   Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
+  int CommitNotifyFd() override;
   Result<std::string> SchemaVersion(const std::vector<std::string>& tables) override;
   Result<std::string> HistoryMark(int64_t seq) override;
   Result<HistoryCheck> CheckHistory(int64_t seq, const std::string& cursor, const std::string& mark) override;
@@ -76,6 +78,8 @@ class SqliteConnector : public Connector {
 
  private:
   explicit SqliteConnector(std::unique_ptr<SqliteHandle> handle) : handle_(std::move(handle)) {}
+  // Reads what CommitNotifyFd() has pending, so it blocks again.
+  void DrainNotify();
   Result<int64_t> DataVersion();
 
   std::unique_ptr<SqliteHandle> handle_;
@@ -86,6 +90,7 @@ class SqliteConnector : public Connector {
   int64_t last_data_version_ = -1;
   int busy_timeout_ms_ = 5000;
   bool in_read_ = false;
+  int notify_fd_ = -1;  // inotify on the database's folder (CommitNotifyFd); -2: could not make one
 };
 
 }  // namespace tandem
