@@ -2100,10 +2100,11 @@ void SyncEngine::IdleWait(std::chrono::milliseconds poll_interval, int idle_wait
   // engine sleeps in poll() until one does: an idle engine costs nothing and
   // wakes at once. Otherwise it naps `poll_interval`, longer after a quiet spell (as
   // the PostgreSQL probes thin out, connectors/postgres: every 5 ms after
-  // ~0.1 s, 20 ms after ~2 s), so an idle engine does not wake 1,000 times a
-  // second for probes that are not due.
+  // ~0.1 s, 20 ms after ~2 s, 100 ms after ~12 s), so an idle engine does not
+  // wake 1,000 times a second for probes that are not due.
   std::chrono::milliseconds nap = poll_interval;
-  if (idle_waits > 500) nap = std::max(nap, std::chrono::milliseconds(20));
+  if (idle_waits > 1000) nap = std::max(nap, std::chrono::milliseconds(100));
+  else if (idle_waits > 500) nap = std::max(nap, std::chrono::milliseconds(20));
   else if (idle_waits > 100) nap = std::max(nap, std::chrono::milliseconds(5));
   const int fds[2] = {legacy_->CommitNotifyFd(), modern_->CommitNotifyFd()};
   if (fds[0] < 0 || fds[1] < 0) {
