@@ -6,7 +6,7 @@
 
 namespace tandem {
 
-Result<CaptureTable> CaptureTableFor(const CapturedTableSpec& spec, int id, Connector& db) {
+Result<CaptureTable> CaptureTableFor(const CapturedTableSpec& spec, int id, SqlSession& db) {
   CaptureTable capture{id, spec.table, spec.key_columns, {}};
   TANDEM_ASSIGN_OR_RETURN(auto info, db.DescribeTable(spec.table));
   for (const std::string& k : spec.key_columns) {
@@ -18,7 +18,8 @@ Result<CaptureTable> CaptureTableFor(const CapturedTableSpec& spec, int id, Conn
   return capture;
 }
 
-Result<std::vector<CaptureIssue>> CheckCapture(const CompiledMapping& mapping, Side side, Connector& db) {
+Result<std::vector<CaptureIssue>> CheckCapture(const CompiledMapping& mapping, Side side, CaptureDdl& ddl) {
+  SqlSession& db = ddl.session();
   std::vector<CaptureIssue> out;
   std::vector<Row> registered;
   TANDEM_RETURN_IF_ERROR(db.Query("SELECT table_id, table_name FROM _tandem_capture", {}, &registered));
@@ -34,13 +35,13 @@ Result<std::vector<CaptureIssue>> CheckCapture(const CompiledMapping& mapping, S
       continue;
     }
     TANDEM_ASSIGN_OR_RETURN(CaptureTable capture, CaptureTableFor(spec, id, db));
-    TANDEM_ASSIGN_OR_RETURN(std::string problem, db.CaptureProblem(capture));
+    TANDEM_ASSIGN_OR_RETURN(std::string problem, ddl.CaptureProblem(capture));
     if (!problem.empty()) out.push_back({spec.table, problem});
   }
   return out;
 }
 
-Result<bool> RecordCaptureGap(Connector& db, const std::string& table, const std::string& problem, int64_t now_ms) {
+Result<bool> RecordCaptureGap(SqlSession& db, const std::string& table, const std::string& problem, int64_t now_ms) {
   TANDEM_ASSIGN_OR_RETURN(auto open, db.QueryOne("SELECT id FROM _tandem_gaps WHERE table_name = ? AND repaired_at_ms "
                                                  "IS NULL",
                                                  {Value::Text(table)}));
@@ -50,7 +51,7 @@ Result<bool> RecordCaptureGap(Connector& db, const std::string& table, const std
   return true;
 }
 
-std::string CloseCaptureGapsSql(Connector& db, const std::string& table, int64_t now_ms) {
+std::string CloseCaptureGapsSql(SqlSession& db, const std::string& table, int64_t now_ms) {
   std::string literal = "'";
   for (char c : table) literal += c == '\'' ? std::string("''") : std::string(1, c);
   literal += "'";
@@ -59,7 +60,7 @@ std::string CloseCaptureGapsSql(Connector& db, const std::string& table, int64_t
                      now_ms, literal);
 }
 
-Result<std::vector<CaptureGap>> UnclearedCaptureGaps(Connector& db) {
+Result<std::vector<CaptureGap>> UnclearedCaptureGaps(SqlSession& db) {
   std::vector<Row> rows;
   TANDEM_RETURN_IF_ERROR(db.Query("SELECT id, table_name, problem, noticed_at_ms, repaired_at_ms FROM _tandem_gaps "
                                   "WHERE cleared_at_ms IS NULL ORDER BY id",

@@ -23,17 +23,17 @@ namespace tandem {
 
 struct CaptureIssue {
   std::string table;
-  std::string problem;  // Connector::CaptureProblem's text
+  std::string problem;  // CaptureDdl::CaptureProblem's text
 };
 
 // The CaptureTable that install makes for `spec` with table id `id` (key
 // types from the table's definition, when it exists).
-Result<CaptureTable> CaptureTableFor(const CapturedTableSpec& spec, int id, Connector& db);
+Result<CaptureTable> CaptureTableFor(const CapturedTableSpec& spec, int id, SqlSession& db);
 
 // The capture of every table `mapping` captures on `side` that exists on
 // `db`. A table the mapping captures that install never registered is an
 // issue too. REQUIRES: the control tables exist on `db`.
-Result<std::vector<CaptureIssue>> CheckCapture(const CompiledMapping& mapping, Side side, Connector& db);
+Result<std::vector<CaptureIssue>> CheckCapture(const CompiledMapping& mapping, Side side, CaptureDdl& db);
 
 // A stretch of time when capture of a table was missing.
 struct CaptureGap {
@@ -46,11 +46,11 @@ struct CaptureGap {
 
 // Records that capture of `table` is missing (noticed now), unless a gap of
 // that table is already open (not repaired). Returns true when one was added.
-Result<bool> RecordCaptureGap(Connector& db, const std::string& table, const std::string& problem, int64_t now_ms);
+Result<bool> RecordCaptureGap(SqlSession& db, const std::string& table, const std::string& problem, int64_t now_ms);
 // The SQL install runs to mark the open gaps of `table` repaired at `now_ms`.
-std::string CloseCaptureGapsSql(Connector& db, const std::string& table, int64_t now_ms);
+std::string CloseCaptureGapsSql(SqlSession& db, const std::string& table, int64_t now_ms);
 // Gaps an operator has not cleared yet, oldest first.
-Result<std::vector<CaptureGap>> UnclearedCaptureGaps(Connector& db);
+Result<std::vector<CaptureGap>> UnclearedCaptureGaps(SqlSession& db);
 // Clears a gap (or all, id < 0) after the operator compared and repaired the
 // table; audited. Returns how many were cleared.
 Result<int64_t> ClearCaptureGaps(Connector& db, int64_t id, int64_t now_ms);

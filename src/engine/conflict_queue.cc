@@ -17,14 +17,14 @@ std::string KeyText(const Value& encoded) {
 std::string Text(const Value& v) { return v.is_null() ? "" : v.ToCodeText(); }
 }  // namespace
 
-Result<nlohmann::json> ListConflicts(Connector& legacy, Connector& modern, const ConflictFilter& filter) {
+Result<nlohmann::json> ListConflicts(SqlSession& legacy, SqlSession& modern, const ConflictFilter& filter) {
   nlohmann::json out = nlohmann::json::array();
   std::string sql =
       "SELECT id, at_ms, direction, entity, lkey, mkey, field, legacy_value, modern_value, winner, kind, policy, "
       "base_value, status, settled_at_ms, resolution FROM _tandem_conflicts WHERE (? OR status = 'open') AND (? = '' "
       "OR entity = ?) AND (NOT ? OR (lkey = ? AND mkey = ?)) ORDER BY id DESC LIMIT ?";
   for (Side stored : {Side::kLegacy, Side::kModern}) {
-    Connector& db = stored == Side::kLegacy ? legacy : modern;
+    SqlSession& db = stored == Side::kLegacy ? legacy : modern;
     std::vector<Row> rows;
     TANDEM_RETURN_IF_ERROR(db.Query(sql,
                                     {Value::Integer(filter.all ? 1 : 0), Value::Text(filter.entity),
@@ -75,9 +75,9 @@ std::string RenderConflictsText(const nlohmann::json& conflicts, bool all) {
   return out;
 }
 
-Result<nlohmann::json> ShowConflict(const Config& config, Connector& legacy, Connector& modern, Side stored,
+Result<nlohmann::json> ShowConflict(const Config& config, SqlSession& legacy, SqlSession& modern, Side stored,
                                     int64_t id) {
-  Connector& here = stored == Side::kLegacy ? legacy : modern;
+  SqlSession& here = stored == Side::kLegacy ? legacy : modern;
   TANDEM_ASSIGN_OR_RETURN(auto row, here.QueryOne("SELECT entity, lkey, mkey FROM _tandem_conflicts WHERE id = ?",
                                                   {Value::Integer(id)}));
   if (!row) return Status::NotFound(fmt::format("no conflict {}:{}", SideName(stored), id));
@@ -99,7 +99,7 @@ Result<nlohmann::json> ShowConflict(const Config& config, Connector& legacy, Con
     if (!ec || encoded.is_null()) continue;
     auto key = DecodeKey(encoded.as_bytes());
     if (!key.ok() || key->size() != ec->side(s).key.size()) continue;
-    Connector& db = s == Side::kLegacy ? legacy : modern;
+    SqlSession& db = s == Side::kLegacy ? legacy : modern;
     std::string sql = "SELECT * FROM " + db.QuoteIdent(ec->side(s).table) + " WHERE ";
     for (size_t i = 0; i < key->size(); ++i) sql += (i ? " AND " : "") + db.QuoteIdent(ec->side(s).key[i]) + " = ?";
     auto table = db.DescribeTable(ec->side(s).table);

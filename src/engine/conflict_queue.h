@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "connectors/connector.h"
+#include "connectors/sql_session.h"
 #include "mapping/config.h"
 
 namespace tandem {
@@ -28,7 +28,7 @@ struct ConflictFilter {
 
 // Conflicts matching `filter`, newest first. Each has an id "legacy:N" or
 // "modern:N" (the database that holds it, and its row id).
-Result<nlohmann::json> ListConflicts(Connector& legacy, Connector& modern, const ConflictFilter& filter);
+Result<nlohmann::json> ListConflicts(SqlSession& legacy, SqlSession& modern, const ConflictFilter& filter);
 // One line per conflict, for a terminal.
 std::string RenderConflictsText(const nlohmann::json& conflicts, bool all);
 
@@ -36,7 +36,7 @@ std::string RenderConflictsText(const nlohmann::json& conflicts, bool all);
 // of its record (both databases, any status: the fields in conflict, both
 // versions in the field's terms, the base) and the record's current rows on
 // both sides, column by column.
-Result<nlohmann::json> ShowConflict(const Config& config, Connector& legacy, Connector& modern, Side stored,
+Result<nlohmann::json> ShowConflict(const Config& config, SqlSession& legacy, SqlSession& modern, Side stored,
                                     int64_t id);
 std::string RenderConflictText(const nlohmann::json& shown);
 

@@ -2,19 +2,19 @@
 
 namespace tandem {
 
-std::string JoinQuoted(const Connector& db, const std::vector<std::string>& cols, const std::string& sep,
+std::string JoinQuoted(const SqlSession& db, const std::vector<std::string>& cols, const std::string& sep,
                        const std::string& suffix) {
   std::string out;
   for (size_t i = 0; i < cols.size(); ++i) out += (i ? sep : "") + db.QuoteIdent(cols[i]) + suffix;
   return out;
 }
 
-std::string WhereKey(const Connector& db, const std::vector<std::string>& key_cols) {
+std::string WhereKey(const SqlSession& db, const std::vector<std::string>& key_cols) {
   return " WHERE " + JoinQuoted(db, key_cols, " AND ", " = ?");
 }
 
 // SELECT `columns` FROM `table` WHERE key IN (...) `suffix`, for each IN-list length.
-InListSql SelectByKeysSql(const Connector& db, const std::string& table, const std::vector<std::string>& columns,
+InListSql SelectByKeysSql(const SqlSession& db, const std::string& table, const std::vector<std::string>& columns,
                           const std::vector<std::string>& key_columns, const std::string& suffix) {
   InListSql out;
   for (size_t shape = 0; shape < kInListLengths.size(); ++shape) {
@@ -33,7 +33,8 @@ InListSql SelectByKeysSql(const Connector& db, const std::string& table, const s
   return out;
 }
 
-DirectionSql BuildDirectionSql(Connector& s, Connector& t, const DirectionMapping& dm) {
+DirectionSql BuildDirectionSql(const SqlSession& s, ApplyTarget& target, const DirectionMapping& dm) {
+  const SqlSession& t = target.session();
   DirectionSql sql;
   std::vector<std::string> skeys(dm.source_columns.begin(), dm.source_columns.begin() + dm.source_key_count);
   sql.select_source_many = SelectByKeysSql(s, dm.source_table, dm.source_columns, skeys);
@@ -58,7 +59,7 @@ DirectionSql BuildDirectionSql(Connector& s, Connector& t, const DirectionMappin
                              ") VALUES ";
   sql.insert_without_key = insert_sql(std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(), tcols.end()));
   sql.delete_target = "DELETE FROM " + t.QuoteIdent(dm.target_table) + WhereKey(t, dm.target_key_columns);
-  if (t.StoresValuesInItsOwnForm() && !dm.rules.empty()) {
+  if (target.Traits().stores_values_in_own_form && !dm.rules.empty()) {
     sql.returning = " RETURNING " + JoinQuoted(t, std::vector<std::string>(tcols.begin() + dm.target_key_columns.size(),
                                                                           tcols.end()),
                                                ", ");

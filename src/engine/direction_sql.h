@@ -6,7 +6,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "connectors/connector.h"
+#include "connectors/apply_target.h"
+#include "connectors/sql_session.h"
 #include "connectors/multi_row.h"
 #include "mapping/entity_mapping.h"
 
@@ -21,22 +22,22 @@ struct DirectionSql {
   std::string insert_without_key;  // rule target columns only (the database assigns the key)
   std::string insert_with_key_head;            // insert_with_key up to its VALUES list
   std::unordered_map<size_t, std::string> insert_many;  // by row count: multi-row insert_with_key + returning
-  // Where the target keeps values in its own form (Connector::
-  // StoresValuesInItsOwnForm): " RETURNING <rule target columns>", so the
+  // Where the target keeps values in its own form (TargetTraits::
+  // stores_values_in_own_form): " RETURNING <rule target columns>", so the
   // version both sides agree on is the stored one; empty elsewhere.
   std::string returning;
 };
 
 // The statements of `dm` (source rows read from `src`, written to `dst`).
-DirectionSql BuildDirectionSql(Connector& src, Connector& dst, const DirectionMapping& dm);
+DirectionSql BuildDirectionSql(const SqlSession& src, ApplyTarget& dst, const DirectionMapping& dm);
 
 // "a, b" of quoted `cols`, each followed by `suffix`.
-std::string JoinQuoted(const Connector& db, const std::vector<std::string>& cols, const std::string& sep,
+std::string JoinQuoted(const SqlSession& db, const std::vector<std::string>& cols, const std::string& sep,
                        const std::string& suffix = "");
 // " WHERE k1 = ? AND k2 = ?"
-std::string WhereKey(const Connector& db, const std::vector<std::string>& key_cols);
+std::string WhereKey(const SqlSession& db, const std::vector<std::string>& key_cols);
 // SELECT `columns` FROM `table` WHERE key IN (...) `suffix`, for each IN-list length.
-InListSql SelectByKeysSql(const Connector& db, const std::string& table, const std::vector<std::string>& columns,
+InListSql SelectByKeysSql(const SqlSession& db, const std::string& table, const std::vector<std::string>& columns,
                           const std::vector<std::string>& key_columns, const std::string& suffix = "");
 
 }  // namespace tandem

@@ -27,14 +27,14 @@ Result<std::string> EngineLock::SqliteLockPath(const std::string& path) {
       .string();
 }
 
-Result<std::unique_ptr<EngineLock>> EngineLock::Acquire(const std::string& legacy_url, Connector& legacy) {
+Result<std::unique_ptr<EngineLock>> EngineLock::Acquire(const std::string& legacy_url, ApplyTarget& legacy) {
   auto lock = std::unique_ptr<EngineLock>(new EngineLock());
   if (legacy_url.rfind("sqlite:", 0) != 0) {
-    lock->name_ = fmt::format("advisory lock {} on {}", PgConnector::kEngineLockKey, legacy.Describe());
+    lock->name_ = fmt::format("advisory lock {} on {}", PgConnector::kEngineLockKey, legacy.session().Describe());
     Status st = legacy.LockForOneEngine();
     if (st.code() == StatusCode::kBusy)
       return Status::Busy(fmt::format("another tandem process is already syncing {} (it holds the {})",
-                                      legacy.Describe(), lock->name_));
+                                      legacy.session().Describe(), lock->name_));
     TANDEM_RETURN_IF_ERROR(st);
     return lock;
   }

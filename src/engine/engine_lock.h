@@ -12,7 +12,7 @@
 //     its -wal/-journal files there). Not the database file itself: closing
 //     any other descriptor of it would drop SQLite's own POSIX locks held by
 //     this process. (A hard link in another directory is not covered.)
-//   - PostgreSQL: a session advisory lock (Connector::LockForOneEngine). The
+//   - PostgreSQL: a session advisory lock (ApplyTarget::LockForOneEngine). The
 //     server scopes advisory locks to the database, so every URL reaching it
 //     (localhost, 127.0.0.1, a socket) meets the same lock. It lives as long
 //     as the legacy connector's session (and is taken again on reconnect).
@@ -21,7 +21,7 @@
 #include <memory>
 #include <string>
 
-#include "connectors/connector.h"
+#include "connectors/apply_target.h"
 
 namespace tandem {
 
@@ -31,7 +31,7 @@ class EngineLock {
   // (resolved, as in Config), open as `legacy`. Busy, naming the database and
   // the lock, when another process holds it; the caller adds what to do.
   // REQUIRES: `legacy` outlives the returned lock.
-  static Result<std::unique_ptr<EngineLock>> Acquire(const std::string& legacy_url, Connector& legacy);
+  static Result<std::unique_ptr<EngineLock>> Acquire(const std::string& legacy_url, ApplyTarget& legacy);
   ~EngineLock();
   EngineLock(const EngineLock&) = delete;
   EngineLock& operator=(const EngineLock&) = delete;

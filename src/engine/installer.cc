@@ -16,12 +16,12 @@ struct InstalledTable {
   std::string name;
 };
 
-Result<std::vector<InstalledTable>> InstalledTables(Connector& db) {
+Result<std::vector<InstalledTable>> InstalledTables(CaptureDdl& db) {
   std::vector<InstalledTable> out;
   TANDEM_ASSIGN_OR_RETURN(bool installed, db.IsInstalled());
   if (!installed) return out;
   std::vector<Row> rows;
-  TANDEM_RETURN_IF_ERROR(db.Query("SELECT table_id, table_name FROM _tandem_capture ORDER BY table_id", {}, &rows));
+  TANDEM_RETURN_IF_ERROR(db.session().Query("SELECT table_id, table_name FROM _tandem_capture ORDER BY table_id", {}, &rows));
   for (auto& r : rows) out.push_back({static_cast<int>(r[0].as_integer()), r[1].as_bytes()});
   return out;
 }
@@ -34,11 +34,11 @@ std::string SqlLiteral(const std::string& text) {
 
 }  // namespace
 
-Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, Connector& legacy, Connector& modern) {
+Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, CaptureDdl& legacy, CaptureDdl& modern) {
   InstallPlan plan;
   const int64_t now = Clock::Default()->NowMillis();
   for (Side side : {Side::kLegacy, Side::kModern}) {
-    Connector& db = side == Side::kLegacy ? legacy : modern;
+    CaptureDdl& db = side == Side::kLegacy ? legacy : modern;
     auto& out = plan.statements[side == Side::kLegacy ? 0 : 1];
     TANDEM_ASSIGN_OR_RETURN(out, db.UpgradeControlTablesSql());
     for (auto& sql : db.ControlTablesSql()) out.push_back(sql);
@@ -60,11 +60,11 @@ Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, Connector& legac
         if (strcasecmp(s.table.c_str(), t.name.c_str()) == 0) id = t.id;
       const bool was_captured = id != 0;
       if (!id) id = next_id++;
-      TANDEM_ASSIGN_OR_RETURN(CaptureTable capture, CaptureTableFor(s, id, db));
+      TANDEM_ASSIGN_OR_RETURN(CaptureTable capture, CaptureTableFor(s, id, db.session()));
       if (was_captured) {
         // Capture that went missing (a table rebuild) is repaired by the
         // statements below; what was written meanwhile was never captured.
-        TANDEM_ASSIGN_OR_RETURN(auto info, db.DescribeTable(s.table));
+        TANDEM_ASSIGN_OR_RETURN(auto info, db.session().DescribeTable(s.table));
         TANDEM_ASSIGN_OR_RETURN(std::string problem, info ? db.CaptureProblem(capture) : Result<std::string>(""));
         if (!problem.empty()) {
           plan.warnings.push_back(fmt::format(
@@ -77,7 +77,7 @@ Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, Connector& legac
                                     "repaired_at_ms IS NULL)",
                                     SqlLiteral(s.table), SqlLiteral(problem), now));
         }
-        out.push_back(CloseCaptureGapsSql(db, s.table, now));
+        out.push_back(CloseCaptureGapsSql(db.session(), s.table, now));
       }
       for (auto& sql : db.CaptureSql(capture)) out.push_back(sql);
     }
@@ -85,10 +85,10 @@ Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, Connector& legac
   return plan;
 }
 
-Result<InstallPlan> PlanUninstall(Connector& legacy, Connector& modern, bool purge) {
+Result<InstallPlan> PlanUninstall(CaptureDdl& legacy, CaptureDdl& modern, bool purge) {
   InstallPlan plan;
   for (Side side : {Side::kLegacy, Side::kModern}) {
-    Connector& db = side == Side::kLegacy ? legacy : modern;
+    CaptureDdl& db = side == Side::kLegacy ? legacy : modern;
     auto& out = plan.statements[side == Side::kLegacy ? 0 : 1];
     TANDEM_ASSIGN_OR_RETURN(auto installed, InstalledTables(db));
     for (auto& t : installed)
@@ -98,15 +98,15 @@ Result<InstallPlan> PlanUninstall(Connector& legacy, Connector& modern, bool pur
   return plan;
 }
 
-Result<std::vector<UnlinkedEntity>> FindUnlinkedEntities(const CompiledMapping& mapping, Connector& legacy,
-                                                         Connector& modern) {
+Result<std::vector<UnlinkedEntity>> FindUnlinkedEntities(const CompiledMapping& mapping, SqlSession& legacy,
+                                                         SqlSession& modern) {
   bool has_key_map[2];
   for (Side side : {Side::kLegacy, Side::kModern}) {
-    Connector& db = side == Side::kLegacy ? legacy : modern;
+    SqlSession& db = side == Side::kLegacy ? legacy : modern;
     TANDEM_ASSIGN_OR_RETURN(auto table, db.DescribeTable("_tandem_records"));
     has_key_map[side == Side::kLegacy ? 0 : 1] = table.has_value();
   }
-  auto has_rows = [](Connector& db, const std::string& table) -> Result<bool> {
+  auto has_rows = [](SqlSession& db, const std::string& table) -> Result<bool> {
     TANDEM_ASSIGN_OR_RETURN(auto row, db.QueryOne("SELECT 1 FROM " + db.QuoteIdent(table) + " LIMIT 1", {}));
     return row.has_value();
   };
@@ -121,7 +121,7 @@ Result<std::vector<UnlinkedEntity>> FindUnlinkedEntities(const CompiledMapping& 
     bool linked = false;
     for (Side side : {Side::kLegacy, Side::kModern}) {
       if (linked || !has_key_map[side == Side::kLegacy ? 0 : 1]) continue;
-      Connector& db = side == Side::kLegacy ? legacy : modern;
+      SqlSession& db = side == Side::kLegacy ? legacy : modern;
       TANDEM_ASSIGN_OR_RETURN(auto entry, db.QueryOne("SELECT 1 FROM _tandem_records WHERE entity = ? LIMIT 1",
                                                       {Value::Text(em.name)}));
       linked = entry.has_value();

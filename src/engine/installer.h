@@ -29,10 +29,10 @@ struct InstallPlan {
 };
 
 // The SQL that install would run on each side.
-Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, Connector& legacy, Connector& modern);
+Result<InstallPlan> PlanInstall(const CompiledMapping& mapping, CaptureDdl& legacy, CaptureDdl& modern);
 // The SQL that uninstall would run on each side (data is kept; the key map
 // too unless `purge`).
-Result<InstallPlan> PlanUninstall(Connector& legacy, Connector& modern, bool purge);
+Result<InstallPlan> PlanUninstall(CaptureDdl& legacy, CaptureDdl& modern, bool purge);
 
 // An entity whose tables hold rows on both sides while the key map (in
 // either database) has no entry for it: rows synced before whose key map was
@@ -42,9 +42,10 @@ struct UnlinkedEntity {
   std::string entity;
   std::string legacy_table, modern_table;
 };
-Result<std::vector<UnlinkedEntity>> FindUnlinkedEntities(const CompiledMapping& mapping, Connector& legacy,
-                                                         Connector& modern);
-// Runs a plan, one transaction per side.
+Result<std::vector<UnlinkedEntity>> FindUnlinkedEntities(const CompiledMapping& mapping, SqlSession& legacy,
+                                                         SqlSession& modern);
+// Runs a plan, one transaction per side (a captured write transaction:
+// SqlSession::BeginWrite, rolled back with ApplyTarget::RollbackApply).
 Status ExecutePlan(const InstallPlan& plan, Connector& legacy, Connector& modern);
 
 }  // namespace tandem

@@ -48,12 +48,12 @@ Status SetWriter::FlushRows() {
   if (!find_rejected_) {
     st = SendOps(0, ops_.size(), /*complete=*/true);
   } else {
-    st = dst_.Savepoint("tandem_set");
+    st = db_.Savepoint("tandem_set");
     if (st.ok()) st = SendOps(0, ops_.size(), /*complete=*/true);
     if (st.ok()) {
-      st = dst_.ReleaseSavepoint("tandem_set");
+      st = db_.ReleaseSavepoint("tandem_set");
     } else if (st.code() == StatusCode::kConstraint) {
-      Status undone = dst_.RollbackToSavepoint("tandem_set");
+      Status undone = db_.RollbackToSavepoint("tandem_set");
       if (undone.ok()) undone = Bisect(0, ops_.size());
       if (!undone.ok()) st = undone;
     }
@@ -72,14 +72,14 @@ Status SetWriter::Bisect(size_t from, size_t to) {
   }
   const size_t mid = from + (to - from) / 2;
   for (auto [a, b] : {std::pair{from, mid}, std::pair{mid, to}}) {
-    TANDEM_RETURN_IF_ERROR(dst_.Savepoint("tandem_bisect"));
+    TANDEM_RETURN_IF_ERROR(db_.Savepoint("tandem_bisect"));
     Status st = SendOps(a, b, /*complete=*/false);
     if (st.ok()) {
-      TANDEM_RETURN_IF_ERROR(dst_.ReleaseSavepoint("tandem_bisect"));
+      TANDEM_RETURN_IF_ERROR(db_.ReleaseSavepoint("tandem_bisect"));
       continue;
     }
     if (st.code() != StatusCode::kConstraint) return st;
-    TANDEM_RETURN_IF_ERROR(dst_.RollbackToSavepoint("tandem_bisect"));
+    TANDEM_RETURN_IF_ERROR(db_.RollbackToSavepoint("tandem_bisect"));
     TANDEM_RETURN_IF_ERROR(Bisect(a, b));
   }
   return Status::Ok();
@@ -97,7 +97,7 @@ Status SetWriter::SendOps(size_t from_op, size_t to_op, bool complete) {
     st = deletes ? SendDeletes(from, to) : SendWrites(from, to, &results, &sent_updates, &sent_inserts);
     from = to;
   }
-  Status collected = dst_.Collect();  // always: no answer may land in `results` after it is gone
+  Status collected = db_.Collect();  // always: no answer may land in `results` after it is gone
   if (st.ok()) st = collected;
   if (st.ok() && complete) {
     for (const SentUpdates& s : sent_updates) CompleteUpdates(s, results);
@@ -178,10 +178,10 @@ Status SetWriter::SendInserts(int entity, const std::vector<size_t>& group, std:
     // Inserts of one run were added in order: group[at, at + n) is a range.
     SentInserts s{entity, group[at], n, SIZE_MAX};
     if (sql.returning.empty()) {
-      TANDEM_RETURN_IF_ERROR(dst_.ExecLater(text, params));
+      TANDEM_RETURN_IF_ERROR(db_.ExecLater(text, params));
     } else {
       s.result = results->size();
-      TANDEM_RETURN_IF_ERROR(dst_.QueryLater(text, params, &results->emplace_back()));
+      TANDEM_RETURN_IF_ERROR(db_.QueryLater(text, params, &results->emplace_back()));
     }
     sent->push_back(s);
     at += n;

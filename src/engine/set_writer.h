@@ -4,8 +4,8 @@
 // The engine decides each record of a chunk and hands its writes here instead
 // of sending them one by one: new rows, updates of some columns, deletes, and
 // key-map entries. FlushRows() sends the rows, grouped per table and
-// operation into multi-row statements (multi-row INSERT, Connector::
-// UpdateMany, Connector::DeleteMany), pipelined, and waits once for all of
+// operation into multi-row statements (multi-row INSERT, ApplyTarget::
+// UpdateMany, ApplyTarget::DeleteMany), pipelined, and waits once for all of
 // them; it then completes the entries of inserted and updated records with
 // the values the target stored (RETURNING, where the target keeps values in
 // its own form). Flush() sends the entries as well (RecordStore::PutMany).
@@ -33,7 +33,7 @@
 #include <deque>
 #include <vector>
 
-#include "connectors/connector.h"
+#include "connectors/apply_target.h"
 #include "engine/direction_sql.h"
 #include "engine/record_store.h"
 #include "mapping/entity_mapping.h"
@@ -45,9 +45,10 @@ class SetWriter {
   // Writes go to `dst`, the `target` side, through `mapping`'s entities in
   // the direction from `source`, with `sql` (one per entity).
   // REQUIRES: all of them outlive the writer.
-  SetWriter(Connector& dst, RecordStore& records, Side source, const std::vector<EntityMapping>& entities,
+  SetWriter(ApplyTarget& dst, RecordStore& records, Side source, const std::vector<EntityMapping>& entities,
             std::vector<DirectionSql>& sql, bool find_rejected)
       : dst_(dst),
+        db_(dst.session()),
         records_(records),
         source_(source),
         target_(Other(source)),
@@ -126,7 +127,8 @@ class SetWriter {
   void CompleteUpdates(const SentUpdates& s, std::deque<std::vector<Row>>& results);
   void CompleteInserts(const SentInserts& s, std::deque<std::vector<Row>>& results);
 
-  Connector& dst_;
+  ApplyTarget& dst_;
+  SqlSession& db_;  // dst_.session()
   RecordStore& records_;
   const Side source_, target_;
   const std::vector<EntityMapping>& entities_;

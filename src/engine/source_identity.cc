@@ -7,14 +7,14 @@
 
 namespace tandem {
 
-Result<std::string> ReadDatabaseId(Connector& db) {
+Result<std::string> ReadDatabaseId(SqlSession& db) {
   TANDEM_ASSIGN_OR_RETURN(auto table, db.DescribeTable("_tandem_identity"));
   if (!table) return std::string();
   TANDEM_ASSIGN_OR_RETURN(auto row, db.QueryOne("SELECT db_id FROM _tandem_identity ORDER BY db_id LIMIT 1", {}));
   return row && !(*row)[0].is_null() ? (*row)[0].as_bytes() : std::string();
 }
 
-Result<StoredPosition> LoadStoredPosition(Connector& target, const std::string& direction) {
+Result<StoredPosition> LoadStoredPosition(SqlSession& target, const std::string& direction) {
   TANDEM_ASSIGN_OR_RETURN(auto row, target.QueryOne("SELECT seq, cursor, source_id, source_mark FROM _tandem_position "
                                                     "WHERE direction = ?",
                                                     {Value::Text(direction)}));
@@ -28,7 +28,7 @@ Result<StoredPosition> LoadStoredPosition(Connector& target, const std::string& 
   return out;
 }
 
-Result<SourceFinding> CheckSource(Connector& source, Side source_side, const std::string& source_id,
+Result<SourceFinding> CheckSource(ChangeSource& source, Side source_side, const std::string& source_id,
                                   const StoredPosition& stored) {
   SourceFinding f;
   if (!stored.exists) return f;  // nothing applied from it yet: a new pair
@@ -42,7 +42,7 @@ Result<SourceFinding> CheckSource(Connector& source, Side source_side, const std
     return f;
   }
   TANDEM_ASSIGN_OR_RETURN(auto history, source.CheckHistory(stored.seq, stored.cursor, stored.source_mark));
-  using Verdict = Connector::HistoryCheck::Verdict;
+  using Verdict = ChangeSource::HistoryCheck::Verdict;
   if (history.verdict == Verdict::kSame) return f;
   f.kind = history.verdict == Verdict::kTargetBehind ? SourceFinding::Kind::kTargetBehind
                                                      : SourceFinding::Kind::kRestored;
@@ -51,7 +51,7 @@ Result<SourceFinding> CheckSource(Connector& source, Side source_side, const std
   return f;
 }
 
-std::string StoppedMessage(const Config& config, Side source_side, const Connector& source,
+std::string StoppedMessage(const Config& config, Side source_side, const SqlSession& source,
                            const SourceFinding& f) {
   const Side target_side = Other(source_side);
   const char* dir = DirectionName(source_side);
@@ -90,10 +90,10 @@ std::string StoppedMessage(const Config& config, Side source_side, const Connect
   return f.what;
 }
 
-Status AcceptSource(Connector& source, Connector& target, Side source_side, const std::string& reason) {
+Status AcceptSource(ChangeSource& source, ApplyTarget& target, Side source_side, const std::string& reason) {
   const std::string dir = DirectionName(source_side);
-  TANDEM_ASSIGN_OR_RETURN(std::string source_id, ReadDatabaseId(source));
-  TANDEM_ASSIGN_OR_RETURN(StoredPosition old, LoadStoredPosition(target, dir));
+  TANDEM_ASSIGN_OR_RETURN(std::string source_id, ReadDatabaseId(source.session()));
+  TANDEM_ASSIGN_OR_RETURN(StoredPosition old, LoadStoredPosition(target.session(), dir));
   // The source's log end now (outside a transaction: a commit boundary),
   // counted from the start of its log: what is in it is taken as applied.
   TANDEM_RETURN_IF_ERROR(source.ResumeAt(0, ""));
@@ -101,19 +101,19 @@ Status AcceptSource(Connector& source, Connector& target, Side source_side, cons
   const std::string cursor = source.PositionCursor(end);
   TANDEM_ASSIGN_OR_RETURN(std::string mark, source.HistoryMark(end));
   TANDEM_RETURN_IF_ERROR(target.BeginApply());
-  Status st = target.Exec(
+  Status st = target.session().Exec(
       "INSERT INTO _tandem_position(direction, seq, applied_at_ms, applied_total, cursor, source_id, source_mark) "
       "VALUES (?, ?, NULL, 0, ?, ?, ?) ON CONFLICT(direction) DO UPDATE SET seq = excluded.seq, cursor = "
       "excluded.cursor, source_id = excluded.source_id, source_mark = excluded.source_mark",
       {Value::Text(dir), Value::Integer(end), cursor.empty() ? Value::Null() : Value::Text(cursor),
        Value::Text(source_id), Value::Text(mark)});
   if (st.ok())
-    st = target.Exec("INSERT INTO _tandem_audit(at_ms, action, detail) VALUES (?, 'accept-restored', ?)",
+    st = target.session().Exec("INSERT INTO _tandem_audit(at_ms, action, detail) VALUES (?, 'accept-restored', ?)",
                      {Value::Integer(Clock::Default()->NowMillis()),
                       Value::Text(fmt::format("{}: position {} (source id {}) replaced by the end of the {} log of {} "
                                               "now, {} (source id {}); was stopped because: {}",
                                               dir, old.seq, old.source_id.value_or("unknown"), SideName(source_side),
-                                              source.Describe(), end, source_id, reason))});
+                                              source.session().Describe(), end, source_id, reason))});
   if (!st.ok()) {
     target.RollbackApply();
     return st;
@@ -121,13 +121,13 @@ Status AcceptSource(Connector& source, Connector& target, Side source_side, cons
   return target.CommitApply();
 }
 
-Result<std::optional<std::string>> StoppedDirectionMessage(const Config& config, Connector& source, Connector& target,
+Result<std::optional<std::string>> StoppedDirectionMessage(const Config& config, ChangeSource& source, SqlSession& target,
                                                            Side source_side) {
-  TANDEM_ASSIGN_OR_RETURN(std::string source_id, ReadDatabaseId(source));
+  TANDEM_ASSIGN_OR_RETURN(std::string source_id, ReadDatabaseId(source.session()));
   TANDEM_ASSIGN_OR_RETURN(StoredPosition stored, LoadStoredPosition(target, DirectionName(source_side)));
   TANDEM_ASSIGN_OR_RETURN(SourceFinding finding, CheckSource(source, source_side, source_id, stored));
   if (finding.ok()) return std::optional<std::string>();
-  return std::optional<std::string>(StoppedMessage(config, source_side, source, finding));
+  return std::optional<std::string>(StoppedMessage(config, source_side, source.session(), finding));
 }
 
 Result<std::vector<std::string>> AcceptRestored(const Config& config, Connector& legacy, Connector& modern, Side side) {

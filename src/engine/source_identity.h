@@ -6,17 +6,17 @@
 // by every later one (_tandem_identity; a backup copy carries it, another
 // database has another). With each direction's position the target stores,
 // in the same transaction: the source's id (source_id) and the source's
-// HistoryMark at the position (source_mark; Connector::HistoryMark: SQLite
+// HistoryMark at the position (source_mark; ChangeSource::HistoryMark: SQLite
 // the log row at the position, which PurgeChanges keeps; PostgreSQL the
 // server, database and timeline). Before a direction applies anything, the
 // engine compares them with the source as it is now:
 //   - another id: a different database behind the same URL;
-//   - the same id, another history (Connector::CheckHistory): restored from a
+//   - the same id, another history (ChangeSource::CheckHistory): restored from a
 //     backup, to a point before the position or written past it since, or
 //     recreated; or the log was purged past the position, which means the
 //     TARGET is older than what was applied to it;
 //   - while running, a SQLite file deleted or replaced under the open
-//     session (Connector::Replaced).
+//     session (SqlSession::Replaced).
 // A direction found so is stopped: nothing is applied from it until the
 // operator runs `tandem accept-restored SIDE` (AcceptSource), which re-bases
 // the stored position on the source's log end, audited.
@@ -61,19 +61,19 @@ struct SourceFinding {
 };
 
 // The id in `db`'s _tandem_identity; "" when it has none.
-Result<std::string> ReadDatabaseId(Connector& db);
+Result<std::string> ReadDatabaseId(SqlSession& db);
 // `direction`'s stored position in `target`.
-Result<StoredPosition> LoadStoredPosition(Connector& target, const std::string& direction);
+Result<StoredPosition> LoadStoredPosition(SqlSession& target, const std::string& direction);
 
 // Checks `source` (of direction `source_side` -> other side) against what the
 // target stored. `source_id` is ReadDatabaseId(source). REQUIRES: `source` is
 // outside a transaction, or in a read transaction.
-Result<SourceFinding> CheckSource(Connector& source, Side source_side, const std::string& source_id,
+Result<SourceFinding> CheckSource(ChangeSource& source, Side source_side, const std::string& source_id,
                                   const StoredPosition& stored);
 
 // The operator message for a stopped direction: what happened, which
 // database, and what to do (tandem accept-restored, reconcile).
-std::string StoppedMessage(const Config& config, Side source_side, const Connector& source,
+std::string StoppedMessage(const Config& config, Side source_side, const SqlSession& source,
                            const SourceFinding& finding);
 
 // `tandem accept-restored SIDE`: for the direction from `source_side`, stores
@@ -81,12 +81,12 @@ std::string StoppedMessage(const Config& config, Side source_side, const Connect
 // are taken as already in the target), with the source's id and mark, and
 // records the old and new position in the target's _tandem_audit. REQUIRES:
 // no engine running (the caller holds no transaction).
-Status AcceptSource(Connector& source, Connector& target, Side source_side, const std::string& reason);
+Status AcceptSource(ChangeSource& source, ApplyTarget& target, Side source_side, const std::string& reason);
 
 // Checks the direction from `source_side` as the engine would on start:
 // nullopt when it may sync, else the operator message (for `tandem status`
 // and `tandem check`). Outside transactions.
-Result<std::optional<std::string>> StoppedDirectionMessage(const Config& config, Connector& source, Connector& target,
+Result<std::optional<std::string>> StoppedDirectionMessage(const Config& config, ChangeSource& source, SqlSession& target,
                                                            Side source_side);
 
 // `tandem accept-restored SIDE`: re-bases (AcceptSource) each direction that

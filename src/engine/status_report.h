@@ -16,9 +16,9 @@ std::string RenderStatusText(const nlohmann::json& report);
 
 // Asks the running engine to retry put-aside changes (id, or all when id < 0)
 // stored in `db`. Returns how many were marked.
-Result<int64_t> RequestRetry(Connector& db, int64_t id);
+Result<int64_t> RequestRetry(SqlSession& db, int64_t id);
 
 // Removes a put-aside change for good (recorded in the audit table).
-Status DiscardParked(Connector& stored_in, int64_t id);
+Status DiscardParked(ApplyTarget& stored_in, int64_t id);
 
 }  // namespace tandem

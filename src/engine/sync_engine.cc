@@ -40,11 +40,6 @@ namespace {
 
 // Marks a Status as "this record waits for its parent" (kNotFound).
 bool IsWaiting(const Status& st) { return st.code() == StatusCode::kNotFound; }
-// A foreign-key failure usually means ordering (a parent deleted before its
-// children, which arrive later in the same batch): wait and retry, not reject.
-bool IsForeignKeyFailure(const Status& st) {
-  return st.code() == StatusCode::kConstraint && st.message().find("FOREIGN KEY") != std::string::npos;
-}
 
 }  // namespace
 
@@ -133,7 +128,7 @@ class SyncEngine::Batch {
         d_(dir),
         careful_(careful),
         solo_(solo),
-        defer_(!careful && dir.dst->FailedStatementAbortsTransaction()),
+        defer_(!careful && dir.dst->Traits().failed_statement_aborts_transaction),
         writer_(*dir.dst, *engine.records_, dir.source, engine.mapping_->entities, dir.sql, /*find_rejected=*/defer_),
         in_record_savepoint_(careful) {}
 
@@ -720,7 +715,7 @@ Result<bool> SyncEngine::Batch::Retry(const WorkItem& item) {
   if (st.code() == StatusCode::kUnavailable || st.code() == StatusCode::kInternal) return st;
   TANDEM_RETURN_IF_ERROR(st.code() == StatusCode::kConflict ? d_.dst->ReleaseSavepoint("tandem_retry")
                                                              : d_.dst->RollbackToSavepoint("tandem_retry"));
-  TANDEM_RETURN_IF_ERROR(Park(item, IsForeignKeyFailure(st) ? Status::NotFound(st.message()) : st));
+  TANDEM_RETURN_IF_ERROR(Park(item, d_.dst->IsForeignKeyViolation(st) ? Status::NotFound(st.message()) : st));
   TANDEM_RETURN_IF_ERROR(d_.dst->Exec(
       "UPDATE _tandem_parked SET retry_requested = 0, parked_at_ms = ? WHERE direction = ? AND entity = ? AND "
       "source_key = ?",
@@ -783,7 +778,7 @@ Status SyncEngine::Batch::ApplyOrPark(const WorkItem& item) {
     // A conflict wrote only its conflict-queue row: keep that.
     TANDEM_RETURN_IF_ERROR(st.code() == StatusCode::kConflict ? d_.dst->ReleaseSavepoint("tandem_record")
                                                                : d_.dst->RollbackToSavepoint("tandem_record"));
-    if (IsForeignKeyFailure(st)) return Park(item, Status::NotFound(st.message()));
+    if (d_.dst->IsForeignKeyViolation(st)) return Park(item, Status::NotFound(st.message()));
   } else if (st.code() == StatusCode::kConstraint && !st.message().starts_with("field '")) {
     // The target rejected a write part-way through this record: redo the batch
     // with a savepoint per record so that only this record is put aside.
@@ -1153,7 +1148,7 @@ Status SyncEngine::Batch::Apply(const WorkItem& item) {
       // out why an insert failed needs a savepoint around it; only records
       // already in a savepoint of their own get one (a batch without them is
       // re-run record by record after a failure anyway).
-      const bool aborts = dst.FailedStatementAbortsTransaction();
+      const bool aborts = dst.Traits().failed_statement_aborts_transaction;
       const bool guard = aborts && in_record_savepoint_;
       if (guard) TANDEM_RETURN_IF_ERROR(dst.Savepoint("tandem_insert"));
       Status ins = Status::Ok();
@@ -1387,7 +1382,7 @@ Status SyncEngine::Init(const Config& config) {
     dir->src = &db(source);
     dir->dst = &db(dir->target);
     dir->name = DirectionName(source);
-    dir->target_single_writer = config_.system(dir->target).resolved.rfind("sqlite:", 0) == 0;
+    dir->target_single_writer = dir->dst->Traits().single_writer;
     dir->max_txn_ms = config_.sync.max_txn_ms >= 0 ? config_.sync.max_txn_ms : dir->target_single_writer ? 500 : 0;
     dir->max_txn_changes = config_.sync.max_txn_changes;
     TANDEM_RETURN_IF_ERROR(BindMapping(*dir));
@@ -1788,7 +1783,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
     // The stored position is read in the pipeline: it arrives with the
     // first chunk's prefetch, and is checked before anything is written.
     std::vector<Row> fenced_position;
-    bool fence_checked = !dst.FencesApply();
+    bool fence_checked = !dst.Traits().fences_apply;
     if (!fence_checked) {
       st = dst.FenceApply(dir.name);
       if (st.ok())
@@ -1823,7 +1818,7 @@ Result<int64_t> SyncEngine::Drain(Direction& dir) {
                                                "mapping is checked again before anything is written",
                                                dir.name, SideName(dir.target)));
       }
-      if (!dst.FencesApply()) return Status::Ok();
+      if (!dst.Traits().fences_apply) return Status::Ok();
       if ((fenced_position.empty() ? 0 : fenced_position[0][0].as_integer()) == dir.position) return Status::Ok();
       dir.position_uncertain = true;
       return Status::Unavailable(fmt::format("{}: the position moved (a previous process's last batch committed "

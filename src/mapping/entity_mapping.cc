@@ -1,5 +1,7 @@
 #include "mapping/entity_mapping.h"
 
+#include "connectors/change_source.h"  // kMaxKeyColumns
+
 #include <strings.h>
 
 #include <algorithm>
@@ -63,7 +65,7 @@ int IndexOf(const std::vector<std::string>& v, const std::string& name) {
 
 class Compiler {
  public:
-  Compiler(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db,
+  Compiler(const Config& config, SqlSession& legacy, SqlSession& modern, SqliteHandle& expr_db,
            CompiledMapping* previous, bool pause_failing)
       : config_(config),
         legacy_(legacy),
@@ -78,7 +80,7 @@ class Compiler {
   void Problem(const SourceLocation& where, std::string message, std::string hint = "") {
     problems_.push_back(ConfigProblem{where, std::move(message), std::move(hint)});
   }
-  Connector& Db(Side s) { return s == Side::kLegacy ? legacy_ : modern_; }
+  SqlSession& Db(Side s) { return s == Side::kLegacy ? legacy_ : modern_; }
   const TableInfo* Table(Side side, const SideTableConfig& cfg, const std::string& entity);
   bool CheckColumn(Side side, const TableInfo& table, const std::string& column, const SourceLocation& where,
                    const std::string& what);
@@ -92,8 +94,8 @@ class Compiler {
                                                                                const std::string& target_column);
 
   const Config& config_;
-  Connector& legacy_;
-  Connector& modern_;
+  SqlSession& legacy_;
+  SqlSession& modern_;
   SqliteHandle& expr_db_;
   CompiledMapping* previous_;  // entities that no longer compile are taken from it, paused
   bool pause_failing_;         // without a previous mapping: paused stubs for them
@@ -522,7 +524,7 @@ CompileOutcome Compiler::Run() {
 
 }  // namespace
 
-CompileOutcome CompileMapping(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db,
+CompileOutcome CompileMapping(const Config& config, SqlSession& legacy, SqlSession& modern, SqliteHandle& expr_db,
                               CompiledMapping* previous, bool pause_failing) {
   return Compiler(config, legacy, modern, expr_db, previous, pause_failing).Run();
 }

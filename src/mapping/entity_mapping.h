@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "connectors/connector.h"
+#include "connectors/sql_session.h"
 #include "mapping/config.h"
 #include "mapping/expression.h"
 
@@ -130,7 +130,7 @@ struct CompileOutcome {
 // `pause_failing` (an engine starting while a table does not match the
 // mapping): such an entity is in the result as a paused stub instead.
 // Neither applies when a database could not be read (`retryable`).
-CompileOutcome CompileMapping(const Config& config, Connector& legacy, Connector& modern, SqliteHandle& expr_db,
+CompileOutcome CompileMapping(const Config& config, SqlSession& legacy, SqlSession& modern, SqliteHandle& expr_db,
                               CompiledMapping* previous = nullptr, bool pause_failing = false);
 
 // Name of a policy as written in the config ("legacy-wins", ...).

@@ -52,7 +52,7 @@ int IndexOf(const std::vector<std::string>& v, const std::string& name) {
 }
 
 // Rows of `start` mapped there and back; compares the columns both ways touch.
-Status CheckOneWay(const EntityMapping& em, Side start, Connector& db, int sample_rows,
+Status CheckOneWay(const EntityMapping& em, Side start, SqlSession& db, int sample_rows,
                    std::vector<LensFinding>* findings) {
   const DirectionMapping& there = em.from(start);
   const DirectionMapping& back = em.from(Other(start));
@@ -131,8 +131,8 @@ Status CheckOneWay(const EntityMapping& em, Side start, Connector& db, int sampl
 
 }  // namespace
 
-Result<std::vector<LensFinding>> CheckLensRoundTrip(const CompiledMapping& mapping, Connector& legacy,
-                                                    Connector& modern, int sample_rows) {
+Result<std::vector<LensFinding>> CheckLensRoundTrip(const CompiledMapping& mapping, SqlSession& legacy,
+                                                    SqlSession& modern, int sample_rows) {
   std::vector<LensFinding> findings;
   for (const EntityMapping& em : mapping.entities) {
     TANDEM_RETURN_IF_ERROR(CheckOneWay(em, Side::kLegacy, legacy, sample_rows, &findings));

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "connectors/connector.h"
+#include "connectors/sql_session.h"
 #include "mapping/entity_mapping.h"
 
 namespace tandem {
@@ -33,8 +33,8 @@ struct LensFinding {
 
 // Samples up to `sample_rows` rows of each entity on each side: columns that
 // do not come back, and fields whose sampled values would be put aside.
-Result<std::vector<LensFinding>> CheckLensRoundTrip(const CompiledMapping& mapping, Connector& legacy,
-                                                    Connector& modern, int sample_rows);
+Result<std::vector<LensFinding>> CheckLensRoundTrip(const CompiledMapping& mapping, SqlSession& legacy,
+                                                    SqlSession& modern, int sample_rows);
 
 // Maps one source row with `dm`'s rules, without following lookups.
 // known[i] is false for rules that need a lookup (their value is NULL).

@@ -100,7 +100,7 @@ SourceLocation WhereOf(const EntityMapping& em, const DirectionMapping& d, const
 
 }  // namespace
 
-Result<std::vector<TypeFinding>> CheckTypes(const CompiledMapping& mapping, Connector& legacy, Connector& modern) {
+Result<std::vector<TypeFinding>> CheckTypes(const CompiledMapping& mapping, SqlSession& legacy, SqlSession& modern) {
   std::vector<TypeFinding> out;
   auto add = [&](bool error, SourceLocation where, std::string message, std::string hint) {
     out.push_back(TypeFinding{error, ConfigProblem{std::move(where), std::move(message), std::move(hint)}});

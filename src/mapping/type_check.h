@@ -15,7 +15,7 @@
 
 #include <vector>
 
-#include "connectors/connector.h"
+#include "connectors/sql_session.h"
 #include "mapping/entity_mapping.h"
 
 namespace tandem {
@@ -25,6 +25,6 @@ struct TypeFinding {
   ConfigProblem problem;
 };
 
-Result<std::vector<TypeFinding>> CheckTypes(const CompiledMapping& mapping, Connector& legacy, Connector& modern);
+Result<std::vector<TypeFinding>> CheckTypes(const CompiledMapping& mapping, SqlSession& legacy, SqlSession& modern);
 
 }  // namespace tandem

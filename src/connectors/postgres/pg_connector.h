@@ -34,6 +34,11 @@
 //
 // Change detection: a probe of the log's newest id and the oldest running
 // transaction, one round trip, thinned out while idle; see WaitForCommit.
+//
+// One class, its methods defined by role: pg_connector.cc (the SqlSession and
+// ApplyTarget), pg_change_source.cc (windows, ticks, pins, positions,
+// history), pg_capture_ddl.cc (control tables, capture triggers),
+// pg_set_writes.cc (multi-row updates).
 #pragma once
 
 #include <chrono>
@@ -52,6 +57,7 @@ class PgConnector : public Connector {
  public:
   static Result<std::unique_ptr<PgConnector>> Open(const std::string& url, const ConnectorOptions& options);
 
+  // --- SqlSession (pg_connector.cc) ---
   std::string Describe() const override { return session_->display(); }
   Result<std::string> Identity() override;
   std::string QuoteIdent(const std::string& name) const override;
@@ -67,28 +73,34 @@ class PgConnector : public Connector {
   Status Query(const std::string& sql, const Row& params, std::vector<Row>* out) override;
   Status ExecScript(const std::string& sql) override { return session_->Script(sql); }
   Result<std::optional<Row>> QueryOne(const std::string& sql, const Row& params) override;
-  Result<Value> InsertReturningKey(const std::string& sql, const Row& params, const std::string& key_column) override;
-  std::vector<std::string> UniqueViolationColumns(const Status& failed) const override;
-
   Status BeginRead() override;
-  Status BeginReadAfter(int64_t position) override;
   void EndRead() override;
-  Status BeginApply() override;
-  Status CommitApply() override;
-  void RollbackApply() override;
   Status BeginWrite() override;
   Status Commit() override;
   Status Savepoint(const std::string& name) override;
   Status ReleaseSavepoint(const std::string& name) override;
   Status RollbackToSavepoint(const std::string& name) override;
-  bool FailedStatementAbortsTransaction() const override { return true; }
-  bool StoresValuesInItsOwnForm() const override { return true; }
+  std::string LockRowsForUpdate() const override { return " FOR UPDATE"; }
+  Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
+  Result<std::string> SchemaVersion(const std::vector<std::string>& tables) override;
+  std::string signature_oids_ = "{}";  // oids of the tables of the last SchemaVersion (a text[] of oids)
+  Status SchemaVersionLater(const std::vector<std::string>& tables, const std::vector<std::string>& lock,
+                            std::vector<Row>* out) override;
+  bool Reconnected() override;
+
+  // --- ApplyTarget (pg_connector.cc, pg_set_writes.cc) ---
+  TargetTraits Traits() const override {
+    return {.fences_apply = true, .failed_statement_aborts_transaction = true, .stores_values_in_own_form = true};
+  }
+  Status BeginApply() override;
+  Status CommitApply() override;
+  void RollbackApply() override;
+  Result<Value> InsertReturningKey(const std::string& sql, const Row& params, const std::string& key_column) override;
+  std::vector<std::string> UniqueViolationColumns(const Status& failed) const override;
   // Multi-row UPDATE ... FROM (VALUES ...) statements (pg_set_writes.cc).
   Status UpdateMany(const KeyedTable& t, const std::vector<std::string>& columns, const std::vector<ColumnType>& types,
                     const std::vector<Row>& rows, std::deque<std::vector<Row>>* returned) override;
   Status RefreshStatistics() override;
-  std::string LockRowsForUpdate() const override { return " FOR UPDATE"; }
-  bool FencesApply() const override { return true; }
   // Pipelined: the lock is taken before the next statement starts (and that
   // statement's snapshot is taken after it), in the same round trip.
   Status FenceApply(const std::string& direction) override {
@@ -97,6 +109,7 @@ class PgConnector : public Connector {
   Status LockForOneEngine() override { return session_->HoldSessionLock(kEngineLockKey); }
   static constexpr int64_t kEngineLockKey = 0x74616e64656d;  // "tandem"
 
+  // --- CaptureDdl (pg_capture_ddl.cc) ---
   std::vector<std::string> ControlTablesSql() const override;
   Result<std::vector<std::string>> UpgradeControlTablesSql() override;
   std::vector<std::string> CaptureSql(const CaptureTable& table) const override;
@@ -106,6 +119,8 @@ class PgConnector : public Connector {
   Result<bool> IsInstalled() override;
   Result<std::string> CaptureProblem(const CaptureTable& table) override;
 
+  // --- ChangeSource (pg_change_source.cc) ---
+  Status BeginReadAfter(int64_t position) override;
   std::string PositionCursor(int64_t seq) const override;
   Status ResumeAt(int64_t seq, const std::string& cursor) override;
   Result<int64_t> MaxChangeSeq() override;
@@ -116,12 +131,6 @@ class PgConnector : public Connector {
   bool SupportsBoundarySampling() const override { return false; }
   void PinIfBehind(int64_t spacing) override;
   size_t pinned() const { return pins_.size(); }
-
-  Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
-  Result<std::string> SchemaVersion(const std::vector<std::string>& tables) override;
-  std::string signature_oids_ = "{}";  // oids of the tables of the last SchemaVersion (a text[] of oids)
-  Status SchemaVersionLater(const std::vector<std::string>& tables, const std::vector<std::string>& lock,
-                            std::vector<Row>* out) override;
   // The mark is the server's system identifier, the database's oid and the
   // timeline: a restore into another cluster, a database recreated (dropped
   // and restored from a dump) or a point-in-time restore or failover (a new
@@ -130,7 +139,6 @@ class PgConnector : public Connector {
   // files is behind it until new transactions carry it past.
   Result<std::string> HistoryMark(int64_t seq) override;
   Result<HistoryCheck> CheckHistory(int64_t seq, const std::string& cursor, const std::string& mark) override;
-  bool Reconnected() override;
 
  private:
   PgConnector(std::unique_ptr<PgSession> session, std::string url, int lock_timeout_ms)

@@ -28,30 +28,38 @@ class SqliteConnector : public Connector {
   // `path` is a filesystem path. With create_if_missing the file is created.
   static Result<std::unique_ptr<SqliteConnector>> Open(const std::string& path, const ConnectorOptions& options);
 
+  // --- SqlSession ---
   std::string Describe() const override { return "sqlite:" + handle_->path(); }
   Result<std::string> Identity() override;
   std::string QuoteIdent(const std::string& name) const override;
-
   Result<std::optional<TableInfo>> DescribeTable(const std::string& table) override;
-
   Status Exec(const std::string& sql, const Row& params, int64_t* rows_changed) override;
   Status Query(const std::string& sql, const Row& params, std::vector<Row>* out) override;
   Status ExecScript(const std::string& sql) override { return handle_->ExecScript(sql); }
   Result<std::optional<Row>> QueryOne(const std::string& sql, const Row& params) override;
-  Result<Value> InsertReturningKey(const std::string& sql, const Row& params, const std::string& key_column) override;
-  std::vector<std::string> UniqueViolationColumns(const Status& failed) const override;
-
   Status BeginRead() override;
   void EndRead() override;
-  Status BeginApply() override;
-  Status CommitApply() override;
-  void RollbackApply() override;
   Status BeginWrite() override;
   Status Commit() override;
   Status Savepoint(const std::string& name) override;
   Status ReleaseSavepoint(const std::string& name) override;
   Status RollbackToSavepoint(const std::string& name) override;
+  Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
+  int CommitNotifyFd() override;
+  Result<std::string> SchemaVersion(const std::vector<std::string>& tables) override;
+  std::string Replaced() override;
 
+  // --- ApplyTarget ---
+  // One writer at a time; the default set writes (a statement per row is a
+  // function call here).
+  TargetTraits Traits() const override { return {.single_writer = true}; }
+  Status BeginApply() override;
+  Status CommitApply() override;
+  void RollbackApply() override;
+  Result<Value> InsertReturningKey(const std::string& sql, const Row& params, const std::string& key_column) override;
+  std::vector<std::string> UniqueViolationColumns(const Status& failed) const override;
+
+  // --- CaptureDdl ---
   std::vector<std::string> ControlTablesSql() const override;
   Result<std::vector<std::string>> UpgradeControlTablesSql() override;
   std::vector<std::string> CaptureSql(const CaptureTable& table) const override;
@@ -61,18 +69,14 @@ class SqliteConnector : public Connector {
   Result<bool> IsInstalled() override;
   Result<std::string> CaptureProblem(const CaptureTable& table) override;
 
+  // --- ChangeSource ---
   Result<int64_t> MaxChangeSeq() override;
   Status ReadChanges(int64_t after, int64_t upto, size_t limit, std::vector<CapturedChange>* out) override;
   Result<PendingInfo> PendingChanges(int64_t after, int table_id) override;
   Result<Value> NewestCaptureMillis(const std::string& table, const Row& key) override;
   Status PurgeChanges(int64_t before) override;
-  Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
-  int CommitNotifyFd() override;
-  Result<std::string> SchemaVersion(const std::vector<std::string>& tables) override;
   Result<std::string> HistoryMark(int64_t seq) override;
   Result<HistoryCheck> CheckHistory(int64_t seq, const std::string& cursor, const std::string& mark) override;
-  std::string Replaced() override;
-
 
   SqliteHandle& handle() { return *handle_; }
 
