@@ -12,7 +12,12 @@
 //   2. latency: single-row transactions (half inserts, half updates) paced at
 //      500/s by the clock, source commit to target commit;
 //   3. capture overhead: single-row autocommit UPDATEs of random rows of a
-//      100,000-row table, 1 and 4 clients, capture installed vs not.
+//      100,000-row table, 1 and 4 clients, capture installed vs not;
+//   4. kinds (issue 13, bench/pg_kinds.h): inserts, updates, deletes and a
+//      70/20/10 update/insert/delete mix, each direction, on a plain
+//      customers table with an identity mapping, against native logical
+//      replication, Bucardo and the raw rate; idle CPU of `tandem run` and
+//      its server sessions. --rows is the number of changes per kind.
 //
 // The server is not started here: TANDEM_BENCH_PG_URL names it
 // (postgresql://USER@HOST:PORT, a superuser, no database; scripts/bench.sh
@@ -23,7 +28,9 @@
 // in a child process, so its CPU is its own (/proc/PID/stat).
 //
 // Usage: tandem_pg_bench [--rows N] [--latency-seconds S] [--latency-rate R]
-//          [--overhead-seconds S] [--only throughput|latency|overhead] [--perf FILE]
+//          [--overhead-seconds S] [--only throughput|latency|overhead|kinds] [--perf FILE]
+//          [--kinds insert,update,delete,mixed] [--directions legacy,modern] [--idle-seconds S]
+//          [--no-bucardo] [--no-logical]
 #include <libpq-fe.h>
 #include <poll.h>
 #include <signal.h>
@@ -54,13 +61,11 @@
 #include "engine/ops/installer.h"
 #include "engine/sync_engine.h"
 #include "mapping/expression.h"
+#include "pg_kinds.h"
+#include "pg_support.h"
 
 namespace tandem::pgbench {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-double Millis(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 // examples/tandem.yaml's customer entity; the URLs are filled in per run.
 constexpr const char* kConfig = R"YAML(version: 1
@@ -82,155 +87,6 @@ entities:
     to_legacy:
       CNAME: "last_name || ', ' || first_name"
 )YAML";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// --- cleanup: what a failure anywhere must not leave behind ---
-
-std::string g_base_url;  // TANDEM_BENCH_PG_URL without a trailing '/'
-std::mutex g_cleanup_mu;
-std::vector<std::string> g_databases;  // GUARDED_BY(g_cleanup_mu): created, not dropped yet
-std::atomic<pid_t> g_tandem_pid{0};    // a running `tandem run`, or 0
-
-void DropDatabase(const std::string& name);
-
-std::atomic<bool> g_interrupted{false};  // SIGINT/SIGTERM: the signal thread cleans up and exits
-
-void CleanUp() {
-  static std::mutex once;  // a second caller waits for the first, then finds nothing left
-  std::lock_guard<std::mutex> hold(once);
-  if (pid_t pid = g_tandem_pid.exchange(0); pid > 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-  }
-  std::vector<std::string> dbs;
-  {
-    std::lock_guard<std::mutex> lock(g_cleanup_mu);
-    dbs = g_databases;
-  }
-  for (const auto& db : dbs) DropDatabase(db);
-}
-
-[[noreturn]] void Fail(const std::string& what) {
-  // Sessions cut by an interrupt's cleanup fail: leave the exit to the signal thread.
-  while (g_interrupted.load()) std::this_thread::sleep_for(std::chrono::seconds(1));
-  std::fflush(stdout);
-  fmt::print(stderr, "pg benchmark failed: {}\n", what);
-  std::fflush(stdout);
-  std::exit(1);  // CleanUp runs (atexit)
-}
-
-void Check(const Status& st, const char* what) {
-  if (!st.ok()) Fail(fmt::format("{}: {}", what, st.ToString()));
-}
-
-// --- the benchmark's own sessions (applications, observers, admin): plain libpq ---
-
-class PgConn {
- public:
-  explicit PgConn(const std::string& url) : url_(url), conn_(PQconnectdb(url.c_str())) {
-    if (PQstatus(conn_) != CONNECTION_OK) Fail(fmt::format("cannot connect to {}: {}", url, PQerrorMessage(conn_)));
-    PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);
-  }
-  ~PgConn() { PQfinish(conn_); }
-  PgConn(const PgConn&) = delete;
-  PgConn& operator=(const PgConn&) = delete;
-
-  PGconn* raw() { return conn_; }
-
-  // One or more statements without parameters; exits on failure.
-  void Exec(const std::string& sql) { PQclear(Checked(PQexec(conn_, sql.c_str()), sql)); }
-  // Rows of the (last) statement, as text ("" for NULL).
-  std::vector<std::vector<std::string>> Query(const std::string& sql, const std::vector<std::string>& params = {}) {
-    std::vector<const char*> p;
-    for (auto& s : params) p.push_back(s.c_str());
-    PGresult* res = Checked(
-        PQexecParams(conn_, sql.c_str(), static_cast<int>(p.size()), nullptr, p.data(), nullptr, nullptr, 0), sql);
-    std::vector<std::vector<std::string>> rows(PQntuples(res));
-    for (int r = 0; r < PQntuples(res); ++r)
-      for (int c = 0; c < PQnfields(res); ++c) rows[r].push_back(PQgetvalue(res, r, c));
-    PQclear(res);
-    return rows;
-  }
-  std::string Scalar(const std::string& sql, const std::vector<std::string>& params = {}) {
-    auto rows = Query(sql, params);
-    return rows.empty() || rows[0].empty() ? std::string() : rows[0][0];
-  }
-  // Prepares `sql` as `name` unless this session already has `name`.
-  void Prepare(const std::string& name, const std::string& sql) {
-    if (!prepared_.insert(name).second) return;
-    PQclear(Checked(PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr), sql));
-  }
-  // A prepared statement with text parameters, in autocommit: one transaction.
-  void Run(const std::string& name, const std::vector<std::string>& params) {
-    std::vector<const char*> p;
-    p.reserve(params.size());
-    for (auto& s : params) p.push_back(s.c_str());
-    PQclear(Checked(PQexecPrepared(conn_, name.c_str(), static_cast<int>(p.size()), p.data(), nullptr, nullptr, 0),
-                    name));
-  }
-  // COPY ... FROM STDIN with `data` (text format).
-  void Copy(const std::string& copy_sql, const std::string& data) {
-    PGresult* res = PQexec(conn_, copy_sql.c_str());
-    if (PQresultStatus(res) != PGRES_COPY_IN) Fail(fmt::format("{} on {}: {}", copy_sql, url_, PQerrorMessage(conn_)));
-    PQclear(res);
-    if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1 || PQputCopyEnd(conn_, nullptr) != 1)
-      Fail(fmt::format("COPY data to {}: {}", url_, PQerrorMessage(conn_)));
-    PQclear(Checked(PQgetResult(conn_), copy_sql));
-    while (PGresult* more = PQgetResult(conn_)) PQclear(more);
-  }
-
- private:
-  // `res` when it succeeded; otherwise the benchmark ends with the server's message.
-  PGresult* Checked(PGresult* res, const std::string& what) {
-    ExecStatusType st = PQresultStatus(res);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return res;
-    std::string msg = PQerrorMessage(conn_);
-    PQclear(res);
-    Fail(fmt::format("{} on {}: {}", what.substr(0, 200), url_, msg));
-  }
-  std::string url_;
-  PGconn* conn_;
-  std::set<std::string> prepared_;
-};
-
-std::string DatabaseUrl(const std::string& db) { return g_base_url + "/" + db; }
-
-void DropDatabase(const std::string& name) {
-  PGconn* conn = PQconnectdb(DatabaseUrl("postgres").c_str());
-  if (PQstatus(conn) == CONNECTION_OK) {
-    PQclear(PQexec(conn, fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", name).c_str()));
-  }
-  PQfinish(conn);
-  std::lock_guard<std::mutex> lock(g_cleanup_mu);
-  g_databases.erase(std::remove(g_databases.begin(), g_databases.end(), name), g_databases.end());
-}
-
-// A fresh database tandem_bench_<pid>_<what>, dropped with this object.
-class BenchDatabase {
- public:
-  explicit BenchDatabase(const std::string& what) : name_(fmt::format("tandem_bench_{}_{}", getpid(), what)) {
-    PgConn admin(DatabaseUrl("postgres"));
-    admin.Exec(fmt::format("DROP DATABASE IF EXISTS {} WITH (FORCE)", name_));
-    {
-      std::lock_guard<std::mutex> lock(g_cleanup_mu);
-      g_databases.push_back(name_);
-    }
-    admin.Exec(fmt::format("CREATE DATABASE {}", name_));
-  }
-  ~BenchDatabase() { DropDatabase(name_); }
-  BenchDatabase(const BenchDatabase&) = delete;
-  BenchDatabase& operator=(const BenchDatabase&) = delete;
-
-  const std::string& name() const { return name_; }
-  std::string url() const { return DatabaseUrl(name_); }
-
- private:
-  std::string name_;
-};
 
 std::string ExampleSchema(const char* file) {
   return ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/postgres/" + file);
@@ -254,127 +110,8 @@ struct SyncPair {
   }
   ~SyncPair() { std::filesystem::remove_all(dir); }
 
-  // What `tandem install -c CONFIG` does, in-process (as tandem_bench does).
-  void Install() {
-    ParseOutcome p = ParseConfigFile(config_path);
-    if (!p.ok()) Fail(p.problems[0].ToString());
-    auto l = OpenConnector(p.config.legacy.resolved, {});
-    auto m = OpenConnector(p.config.modern.resolved, {});
-    Check(l.status(), "open legacy");
-    Check(m.status(), "open modern");
-    auto expr = OpenExpressionDatabase();
-    Check(expr.status(), "expression database");
-    CompileOutcome compiled = CompileMapping(p.config, **l, **m, **expr);
-    if (!compiled.problems.empty()) Fail(compiled.problems[0].ToString());
-    auto plan = PlanInstall(*compiled.mapping, **l, **m);
-    Check(plan.status(), "plan install");
-    Check(ExecutePlan(*plan, **l, **m), "install");
-  }
+  void Install() { InstallTandem(config_path); }
 };
-
-// CPU time (user + system) of a process so far, from /proc/PID/stat; -1 when it is gone.
-double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string stat((std::istreambuf_iterator<char>(in)), {});
-  auto close = stat.rfind(')');
-  if (close == std::string::npos) return -1;
-  // Fields after "(comm)": state is field 3; utime and stime are fields 14 and 15.
-  std::vector<std::string> f;
-  size_t pos = close + 2;
-  while (pos < stat.size() && f.size() < 13) {
-    size_t sp = stat.find(' ', pos);
-    f.push_back(stat.substr(pos, sp - pos));
-    pos = sp == std::string::npos ? stat.size() : sp + 1;
-  }
-  if (f.size() < 13) return -1;
-  return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// In a forked child before exec: main() blocks SIGINT and SIGTERM in every
-// thread (one thread waits for them), and exec keeps the mask.
-void UnblockStopSignals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
-}
-
-// The machine's 1-minute load average (other work skews every figure on 2 cores).
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string one;
-  in >> one;
-  return one;
-}
-
-// `tandem run -c CONFIG` as a child process.
-class TandemRun {
- public:
-  explicit TandemRun(const std::string& config_path) {
-    pid_ = fork();
-    if (pid_ < 0) Fail("fork");
-    if (pid_ == 0) {
-      UnblockStopSignals();
-      execl(TANDEM_BINARY, TANDEM_BINARY, "run", "-c", config_path.c_str(), "--log-level", "warn",
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    g_tandem_pid = pid_;
-  }
-  ~TandemRun() {
-    if (pid_ > 0) Stop();
-  }
-  pid_t pid() const { return pid_; }
-  double CpuSeconds() const { return ProcessCpuSeconds(pid_); }
-  // Fails the benchmark when the process has exited.
-  void CheckAlive() {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = 0;
-      g_tandem_pid = 0;
-      Fail(fmt::format("`tandem run` exited early ({})",
-                       WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status)) : "killed by a signal"));
-    }
-  }
-  // SIGTERM (it finishes the batch in hand) and wait; its whole-life rusage.
-  struct rusage Stop() {
-    struct rusage usage {};
-    kill(pid_, SIGTERM);
-    int status = 0;
-    wait4(pid_, &status, 0, &usage);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-      fmt::print(stderr, "warning: `tandem run` ended with status {}\n", status);
-    pid_ = 0;
-    g_tandem_pid = 0;
-    return usage;
-  }
-
- private:
-  pid_t pid_ = 0;
-};
-
-// CPU of the PostgreSQL backends serving Tandem (application_name 'tandem')
-// on the databases of `pair`, per backend pid.
-std::map<int, double> TandemBackendCpu(PgConn& admin, const SyncPair& pair) {
-  std::map<int, double> out;
-  for (auto& r : admin.Query("SELECT pid FROM pg_stat_activity WHERE application_name = 'tandem' AND datname IN ($1, "
-                             "$2)",
-                             {pair.legacy.name(), pair.modern.name()})) {
-    int pid = std::stoi(r[0]);
-    double s = ProcessCpuSeconds(pid);
-    if (s >= 0) out[pid] = s;
-  }
-  return out;
-}
-double CpuDelta(const std::map<int, double>& before, const std::map<int, double>& after) {
-  double sum = 0;
-  for (auto& [pid, s] : after) {
-    auto b = before.find(pid);
-    sum += s - (b == before.end() ? 0.0 : b->second);
-  }
-  return sum;
-}
 
 // Changes Tandem applied legacy -> modern, read from the position row it
 // commits in the same transaction as the rows (one primary-key lookup,
@@ -515,19 +252,19 @@ nlohmann::json Throughput(int64_t rows, const nlohmann::json& raw, const std::st
   WriteLegacyRows(writer, 0, 1, 1);
   WaitApplied(observer, tandem, 1, 60);
   // What an idle `tandem run` costs (it polls both databases for commits).
-  auto idle_b = TandemBackendCpu(admin, pair);
+  auto idle_b = TandemBackendCpu(admin, {pair.legacy.name(), pair.modern.name()});
   double idle_t = tandem.CpuSeconds();
   auto idle_start = Clock::now();
   std::this_thread::sleep_for(std::chrono::seconds(1));
   double idle_s = Seconds(Clock::now() - idle_start);
   double idle_tandem = (tandem.CpuSeconds() - idle_t) / idle_s;
-  double idle_backends = CpuDelta(idle_b, TandemBackendCpu(admin, pair)) / idle_s;
+  double idle_backends = CpuDelta(idle_b, TandemBackendCpu(admin, {pair.legacy.name(), pair.modern.name()})) / idle_s;
 
   double write_s = 0, total_s = 0, cpu_tandem = 0, cpu_backends = 0;
   std::vector<int64_t> commits;  // applied totals seen, from 1 (the warm-up row)
   {
     PerfRecord perf(perf_file);
-    auto backends_before = TandemBackendCpu(admin, pair);
+    auto backends_before = TandemBackendCpu(admin, {pair.legacy.name(), pair.modern.name()});
     double cpu_before = tandem.CpuSeconds();
     const auto start = Clock::now();
     // The observer polls while the writer writes, so it sees every target transaction.
@@ -538,7 +275,7 @@ nlohmann::json Throughput(int64_t rows, const nlohmann::json& raw, const std::st
     write_s = WriteLegacyRows(writer, 1, rows, 1000);
     watch.join();
     cpu_tandem = tandem.CpuSeconds() - cpu_before;
-    cpu_backends = CpuDelta(backends_before, TandemBackendCpu(admin, pair));
+    cpu_backends = CpuDelta(backends_before, TandemBackendCpu(admin, {pair.legacy.name(), pair.modern.name()}));
   }
   struct rusage usage = tandem.Stop();
   const int64_t in_modern = std::stoll(observer.Scalar("SELECT count(*) FROM customers"));
@@ -797,7 +534,8 @@ int main(int argc, char** argv) {
   int64_t rows = 100000;
   double latency_s = 10, overhead_s = 2;
   int latency_rate = 500;
-  std::string only, perf_file;
+  std::string only, perf_file, kinds = "all", directions = "both";
+  PgKindsOptions kinds_options;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -807,20 +545,37 @@ int main(int argc, char** argv) {
     else if (a == "--overhead-seconds") overhead_s = std::stod(next());
     else if (a == "--only") only = next();
     else if (a == "--perf") perf_file = next();
+    else if (a == "--kinds") kinds = next();
+    else if (a == "--directions") directions = next();
+    else if (a == "--idle-seconds") kinds_options.idle_seconds = std::stod(next());
+    else if (a == "--no-bucardo") kinds_options.bucardo = false;
+    else if (a == "--no-logical") kinds_options.logical = false;
     else {
       fmt::print(stderr, "usage: tandem_pg_bench [--rows N] [--latency-seconds S] [--latency-rate R] "
-                         "[--overhead-seconds S] [--only throughput|latency|overhead] [--perf FILE]\n"
+                         "[--overhead-seconds S] [--only throughput|latency|overhead|kinds] [--perf FILE] [--kinds "
+                         "insert,update,delete,mixed] [--directions legacy,modern] [--idle-seconds S] [--no-bucardo] "
+                         "[--no-logical]\n"
                          "TANDEM_BENCH_PG_URL=postgresql://USER@HOST:PORT names the server (a superuser, no "
-                         "database); scripts/bench.sh starts one\n");
+                         "database); scripts/bench.sh starts one. TANDEM_BENCH_BUCARDO_SKIPPED=REASON: Bucardo is "
+                         "not measured, for that reason\n");
       return 2;
     }
   }
+  std::string error;
+  if (!tandem::benchkit::ParseKinds(kinds, &kinds_options.kinds, &error) ||
+      !tandem::benchkit::ParseDirections(directions, &kinds_options.directions, &error)) {
+    fmt::print(stderr, "{}\n", error);
+    return 2;
+  }
+  kinds_options.changes = rows;
+  if (const char* why = getenv("TANDEM_BENCH_BUCARDO_SKIPPED"); why != nullptr && *why != '\0')
+    kinds_options.bucardo_skipped = why;
   if (rows <= 0 || rows % 1000 != 0) {
     fmt::print(stderr, "--rows must be a positive multiple of 1,000 (the source transaction size)\n");
     return 2;
   }
-  if (!only.empty() && only != "throughput" && only != "latency" && only != "overhead") {
-    fmt::print(stderr, "--only takes throughput, latency or overhead\n");
+  if (!only.empty() && only != "throughput" && only != "latency" && only != "overhead" && only != "kinds") {
+    fmt::print(stderr, "--only takes throughput, latency, overhead or kinds\n");
     return 2;
   }
   const char* url = getenv("TANDEM_BENCH_PG_URL");
@@ -834,20 +589,8 @@ int main(int argc, char** argv) {
   while (!g_base_url.empty() && g_base_url.back() == '/') g_base_url.pop_back();
   std::atexit(CleanUp);
   // Ctrl-C / SIGTERM: a thread of its own takes them (every other thread
-  // blocks them), stops `tandem run` and drops the databases, then exits.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::thread([stop_signals] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    g_interrupted = true;
-    fmt::print(stderr, "interrupted: stopping `tandem run` and dropping the benchmark's databases\n");
-    CleanUp();
-    _exit(128 + sig);
-  }).detach();
+  // blocks them), stops `tandem run` and the peers, drops the databases, exits.
+  HandleStopSignals();
   spdlog::set_level(spdlog::level::warn);
 
   nlohmann::json report;
@@ -876,7 +619,11 @@ int main(int argc, char** argv) {
     report["latency"] = Latency(latency_s, latency_rate);
     std::fflush(stdout);
   }
-  if (only.empty() || only == "overhead") report["capture_overhead"] = CaptureOverhead(overhead_s, 4);
+  if (only.empty() || only == "overhead") {
+    report["capture_overhead"] = CaptureOverhead(overhead_s, 4);
+    std::fflush(stdout);
+  }
+  if (only.empty() || only == "kinds") report["kinds"] = PgKinds(kinds_options);
   fmt::print("\nJSON {}\n", report.dump());
   return 0;
 }

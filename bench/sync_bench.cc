@@ -15,7 +15,13 @@
 // While (1) and (2) run, an "application" writes the target file with a 5 s
 // busy timeout and counts SQLITE_BUSY errors (guarantee 7).
 //
-// Usage: tandem_bench [--rows N] [--backlog N] [--latency-seconds S] [--writer-rows N] [--writer-backlog N] [--only NAME]
+//   7. (issue 13) every kind of change (inserts, updates, deletes, a 70/20/10
+//      update/insert/delete mix) in each direction, beside the raw rate of
+//      writing the same rows into the target and the floor with key-map rows;
+//      idle CPU of `tandem run` (bench/sqlite_kinds.cc).
+//
+// Usage: tandem_bench [--rows N] [--backlog N] [--latency-seconds S] [--writer-rows N] [--writer-backlog N]
+//          [--kinds-rows N] [--kinds K,...] [--directions legacy,modern] [--idle-seconds S] [--only NAME]
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,94 +41,15 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "connectors/sqlite/sqlite_handle.h"
 #include "core/clock.h"
-#include "engine/ops/installer.h"
-#include "engine/sync_engine.h"
+#include "sqlite_env.h"
+#include "sqlite_kinds.h"
 
 namespace tandem::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-const char* kConfig = R"YAML(version: 1
-systems:
-  legacy: { database: "sqlite:data/legacy.db" }
-  modern: { database: "sqlite:data/modern.db" }
-primary: legacy
-entities:
-  customer:
-    legacy: { table: CUSTMAST, key: CUSTNO, new_keys: database }
-    modern: { table: customers, key: id, new_keys: uuid }
-    fields:
-      email: EMAIL
-      status: { legacy: STAT, map: { A: active, I: inactive } }
-      balance: { legacy: BAL_CENTS, to_modern: "BAL_CENTS / 100.0", to_legacy: "CAST(round(balance * 100) AS INTEGER)" }
-    to_modern:
-      first_name: "trim(substr(CNAME, instr(CNAME, ',') + 1))"
-      last_name:  "trim(substr(CNAME, 1, instr(CNAME, ',') - 1))"
-    to_legacy:
-      CNAME: "last_name || ', ' || first_name"
-)YAML";
-
-std::unique_ptr<SqliteHandle> Open(const std::string& path, int busy_ms = 5000) {
-  return std::move(SqliteHandle::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, busy_ms)).value();
-}
-
-void Check(const Status& st, const char* what) {
-  if (!st.ok()) {
-    fmt::print(stderr, "benchmark failed at {}: {}\n", what, st.ToString());
-    std::exit(1);
-  }
-}
-
-// A fresh folder with the example schemas, the customer config, capture installed.
-struct Env {
-  std::string dir;
-  std::string config_path;
-  std::string legacy() const { return dir + "/data/legacy.db"; }
-  std::string modern() const { return dir + "/data/modern.db"; }
-
-  explicit Env(const std::string& name, bool install = true, const std::string& extra_config = "") {
-    dir = std::filesystem::temp_directory_path() / ("tandem-bench-" + name + "-" + std::to_string(getpid()));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir + "/data");
-    config_path = dir + "/tandem.yaml";
-    std::ofstream(config_path) << kConfig << extra_config;
-    Check(Open(legacy())->ExecScript(ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/legacy_schema.sql") +
-                                     "PRAGMA journal_mode=WAL;"),
-          "legacy schema");
-    Check(Open(modern())->ExecScript(ReadFile(std::string(TANDEM_SOURCE_DIR) + "/examples/modern_schema.sql") +
-                                     "PRAGMA journal_mode=WAL;"),
-          "modern schema");
-    if (install) Install();
-  }
-  ~Env() { std::filesystem::remove_all(dir); }
-
-  Config LoadConfig() const {
-    ParseOutcome p = ParseConfigFile(config_path);
-    if (!p.ok()) {
-      fmt::print(stderr, "{}\n", p.problems[0].ToString());
-      std::exit(1);
-    }
-    return p.config;
-  }
-  void Install() {
-    Config c = LoadConfig();
-    auto l = OpenConnector(c.legacy.resolved, {});
-    auto m = OpenConnector(c.modern.resolved, {});
-    auto expr = OpenExpressionDatabase();
-    CompileOutcome compiled = CompileMapping(c, **l, **m, **expr);
-    auto plan = PlanInstall(*compiled.mapping, **l, **m);
-    Check(ExecutePlan(*plan, **l, **m), "install");
-  }
-};
 
 // Inserts `rows` customers into the legacy table in transactions of `per_tx`.
 double WriteLegacyRows(SqliteHandle& db, int64_t first, int64_t rows, int per_tx) {
@@ -579,7 +506,8 @@ int main(int argc, char** argv) {
   using namespace tandem::bench;
   int64_t rows = 200000, backlog = 1000000, writer_rows = 45000, writer_backlog = 150000;
   double latency_s = 5;
-  std::string only;
+  std::string only, kinds = "all", directions = "both";
+  KindsOptions kinds_options;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -589,11 +517,33 @@ int main(int argc, char** argv) {
     else if (a == "--only") only = next();
     else if (a == "--writer-rows") writer_rows = std::stoll(next());
     else if (a == "--writer-backlog") writer_backlog = std::stoll(next());
+    else if (a == "--kinds-rows") kinds_options.changes = std::stoll(next());
+    else if (a == "--kinds") kinds = next();
+    else if (a == "--directions") directions = next();
+    else if (a == "--idle-seconds") kinds_options.idle_seconds = std::stod(next());
     else {
-      fmt::print(stderr, "usage: tandem_bench [--rows N] [--backlog N] [--latency-seconds S] [--only "
-                         "throughput|conflicts|latency|overhead|backlog|writer]\n");
+      fmt::print(stderr, "usage: tandem_bench [--rows N] [--backlog N] [--latency-seconds S] [--writer-rows N] "
+                         "[--writer-backlog N] [--kinds-rows N] [--kinds insert,update,delete,mixed] [--directions "
+                         "legacy,modern] [--idle-seconds S] [--only "
+                         "throughput|conflicts|latency|overhead|backlog|writer|kinds]\n");
       return 2;
     }
+  }
+  const std::vector<std::string> figures = {"throughput", "conflicts", "latency", "overhead",
+                                            "backlog",    "writer",    "kinds"};
+  if (!only.empty() && std::find(figures.begin(), figures.end(), only) == figures.end()) {
+    fmt::print(stderr, "--only takes throughput, conflicts, latency, overhead, backlog, writer or kinds\n");
+    return 2;
+  }
+  std::string error;
+  if (!tandem::benchkit::ParseKinds(kinds, &kinds_options.kinds, &error) ||
+      !tandem::benchkit::ParseDirections(directions, &kinds_options.directions, &error)) {
+    fmt::print(stderr, "{}\n", error);
+    return 2;
+  }
+  if (kinds_options.changes <= 0 || kinds_options.changes % 1000 != 0) {
+    fmt::print(stderr, "--kinds-rows must be a positive multiple of 1,000 (the source transaction size)\n");
+    return 2;
   }
   spdlog::set_level(spdlog::level::warn);
   fmt::print("Tandem core benchmark: SQLite -> SQLite, customer mapping (5 mapped columns, 2 computed), {} cores\n",
@@ -609,6 +559,7 @@ int main(int argc, char** argv) {
   if (only.empty() || only == "overhead") report["capture_overhead"] = CaptureOverhead(1000, 3);
   if (only.empty() || only == "backlog") report["backlog"] = BacklogMemory(backlog);
   if (only.empty() || only == "writer") report["legacy_writer"] = LegacyWriter(writer_rows, writer_backlog);
+  if (only.empty() || only == "kinds") report["kinds"] = SqliteKinds(kinds_options);
   fmt::print("\nJSON {}\n", report.dump());
   return 0;
 }

@@ -101,6 +101,11 @@ class SqlSession {
   // Returns true if a commit was seen (always true on the first call, which
   // cannot know what happened before it). Cheap to call often.
   virtual Result<bool> WaitForCommit(std::chrono::milliseconds timeout) = 0;
+  // A file descriptor that becomes readable when another session may have
+  // committed (SQLite: inotify on the database's folder), so an idle engine
+  // can block in poll() instead of calling WaitForCommit every millisecond;
+  // -1 when there is none. WaitForCommit drains it. Owned by the connector.
+  virtual int CommitNotifyFd() { return -1; }
 
   // A text that changes whenever the definition of one of `tables` changes
   // (a column renamed, dropped, added or retyped; the table dropped or

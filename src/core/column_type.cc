@@ -382,16 +382,47 @@ std::string DateText(const DateTime& dt) {
   if (dt.year <= 0) return fmt::format("{:04}-{:02}-{:02} BC", 1 - dt.year, dt.month, dt.day);
   return fmt::format("{:04}-{:02}-{:02}", dt.year, dt.month, dt.day);
 }
+// Appends `v` (>= 0) with at least `width` digits, zero-padded: what
+// fmt's "{:0N}" prints, without its format parsing (this is on the apply
+// path, several times per timestamp value).
+void AppendPadded(std::string* out, int64_t v, int width) {
+  char digits[24];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  while (n < width) digits[n++] = '0';
+  while (n > 0) out->push_back(digits[--n]);
+}
+void AppendTimeText(const DateTime& dt, std::string* out) {
+  AppendPadded(out, dt.hour, 2);
+  out->push_back(':');
+  AppendPadded(out, dt.minute, 2);
+  out->push_back(':');
+  AppendPadded(out, dt.second, 2);
+  if (!dt.fraction.empty()) {
+    out->push_back('.');
+    *out += dt.fraction;
+  }
+}
 std::string TimeText(const DateTime& dt) {
-  std::string t = fmt::format("{:02}:{:02}:{:02}", dt.hour, dt.minute, dt.second);
-  if (!dt.fraction.empty()) t += "." + dt.fraction;
+  std::string t;
+  t.reserve(16);
+  AppendTimeText(dt, &t);
   return t;
 }
 std::string TimestampText(DateTime dt, bool with_zone) {
   ToUtc(&dt);
-  std::string out = dt.year <= 0 ? fmt::format("{:04}-{:02}-{:02}", 1 - dt.year, dt.month, dt.day)
-                                 : fmt::format("{:04}-{:02}-{:02}", dt.year, dt.month, dt.day);
-  out += " " + TimeText(dt);
+  std::string out;
+  out.reserve(32);
+  AppendPadded(&out, dt.year <= 0 ? 1 - static_cast<int64_t>(dt.year) : dt.year, 4);
+  out.push_back('-');
+  AppendPadded(&out, dt.month, 2);
+  out.push_back('-');
+  AppendPadded(&out, dt.day, 2);
+  out.push_back(' ');
+  AppendTimeText(dt, &out);
   if (with_zone) out += "+00";
   if (dt.year <= 0) out += " BC";
   return out;

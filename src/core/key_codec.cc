@@ -73,34 +73,71 @@ std::string EncodeKey(const Row& key) {
 
 void AppendEncodedValue(const Value& v, std::string* out) { AppendEncoded(v, out); }
 
+namespace {
+// One element's value from its type letter and payload (escapes removed).
+Result<Value> DecodeElement(char type, std::string_view payload, const std::string& whole) {
+  auto corrupt = [&] { return Status::Internal(fmt::format("corrupt key encoding '{}'", whole)); };
+  switch (type) {
+    case 'n': return Value::Null();
+    case 'i': {
+      int64_t i = 0;
+      auto r = std::from_chars(payload.data(), payload.data() + payload.size(), i);
+      if (r.ec != std::errc() || r.ptr != payload.data() + payload.size()) return corrupt();
+      return Value::Integer(i);
+    }
+    case 'r': {
+      // from_chars reads what to_chars (and the %.17g of older versions)
+      // wrote, inf and nan included, whatever the locale.
+      double d = 0;
+      auto r = std::from_chars(payload.data(), payload.data() + payload.size(), d);
+      if (r.ec != std::errc() || r.ptr != payload.data() + payload.size()) return corrupt();
+      return Value::Real(d);
+    }
+    case 't': return Value::Text(std::string(payload));
+    case 'b': {
+      std::string bytes;
+      bytes.reserve(payload.size() / 2);
+      for (size_t k = 0; k + 1 < payload.size(); k += 2) {
+        unsigned byte = 0;
+        auto r = std::from_chars(payload.data() + k, payload.data() + k + 2, byte, 16);
+        if (r.ec != std::errc() || r.ptr != payload.data() + k + 2) return corrupt();
+        bytes.push_back(static_cast<char>(byte));
+      }
+      return Value::Blob(std::move(bytes));
+    }
+    default: return corrupt();
+  }
+}
+}  // namespace
+
 Result<Row> DecodeKey(const std::string& s) {
   Row out;
   if (s.empty()) return out;
+  std::string unescaped;
   size_t pos = 0;
   while (pos <= s.size()) {
-    // Find the end of this element, honouring escapes.
-    std::string payload;
-    char type = pos < s.size() ? s[pos] : '\0';
+    const char type = pos < s.size() ? s[pos] : '\0';
+    // The element ends at the next separator that no \x1e escapes.
     size_t p = pos + 1;
+    bool escaped = false;
     while (p < s.size() && s[p] != kSep) {
-      if (s[p] == '\x1e' && p + 1 < s.size()) ++p;
-      payload += s[p];
+      if (s[p] == '\x1e' && p + 1 < s.size()) {
+        escaped = true;
+        ++p;
+      }
       ++p;
     }
-    switch (type) {
-      case 'n': out.push_back(Value::Null()); break;
-      case 'i': out.push_back(Value::Integer(std::stoll(payload))); break;
-      case 'r': out.push_back(Value::Real(std::stod(payload))); break;
-      case 't': out.push_back(Value::Text(payload)); break;
-      case 'b': {
-        std::string bytes;
-        for (size_t k = 0; k + 1 < payload.size(); k += 2)
-          bytes += static_cast<char>(std::stoi(payload.substr(k, 2), nullptr, 16));
-        out.push_back(Value::Blob(bytes));
-        break;
+    std::string_view payload = p > pos + 1 ? std::string_view(s).substr(pos + 1, p - pos - 1) : std::string_view();
+    if (escaped) {
+      unescaped.clear();
+      for (size_t k = 0; k < payload.size(); ++k) {
+        if (payload[k] == '\x1e' && k + 1 < payload.size()) ++k;
+        unescaped.push_back(payload[k]);
       }
-      default: return Status::Internal(fmt::format("corrupt key encoding '{}'", s));
+      payload = unescaped;
     }
+    TANDEM_ASSIGN_OR_RETURN(Value v, DecodeElement(type, payload, s));
+    out.push_back(std::move(v));
     if (p >= s.size()) break;
     pos = p + 1;
   }

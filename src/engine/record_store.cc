@@ -36,7 +36,8 @@ std::optional<ColumnValues> RecordStore::DecodeBase(const Value& stored) {
   auto flat = DecodeValues(stored.as_bytes());
   if (!flat.ok()) return std::nullopt;
   ColumnValues out;
-  for (size_t i = 0; i + 1 < flat->size(); i += 2) out[(*flat)[i].as_bytes()] = (*flat)[i + 1];
+  out.reserve(flat->size() / 2);
+  for (size_t i = 0; i + 1 < flat->size(); i += 2) out[(*flat)[i].as_bytes()] = std::move((*flat)[i + 1]);
   return out;
 }
 
@@ -56,7 +57,8 @@ RecordEntry EntryFromRow(const std::string& entity, const Row& r) {
 }  // namespace
 
 Status RecordStore::FindManyRaw(const std::string& entity, Side side, const std::vector<std::string>& keys,
-                                std::unordered_map<std::string, RecordEntry>* out) {
+                                std::unordered_map<std::string, RecordEntry>* out,
+                                std::unordered_set<std::string>* both_copies) {
   // By legacy key: the unique (entity, lkey) index. By modern key: the mhash
   // index; rows of colliding hashes are dropped below.
   static const auto kSql = [] {
@@ -105,19 +107,35 @@ Status RecordStore::FindManyRaw(const std::string& entity, Side side, const std:
   Status legacy_done = legacy_.Collect(), modern_done = modern_.Collect();
   TANDEM_RETURN_IF_ERROR(legacy_done);
   TANDEM_RETURN_IF_ERROR(modern_done);
-  const std::unordered_set<std::string_view> wanted(keys.begin(), keys.end());
-  for (auto& per_db : results) {
-    for (auto& rows : per_db) {
+  // The newest row per key first; only those are decoded (bases are the
+  // costly part, and most records have a copy in each database).
+  struct Found {
+    const Row* newest = nullptr;
+    const Row* in_db[2] = {nullptr, nullptr};
+  };
+  std::unordered_map<std::string_view, Found> found;
+  found.reserve(keys.size());
+  for (const std::string& k : keys) found.emplace(k, Found{});
+  for (int db = 0; db < 2; ++db) {
+    for (auto& rows : results[db]) {
       for (auto& r : rows) {
-        const std::string& k = r[side == Side::kLegacy ? 0 : 1].as_bytes();
-        if (!wanted.count(k)) continue;  // a hash collision
-        auto it = out->find(k);
-        if (it != out->end() && r[2].as_integer() <= it->second.version) continue;
-        RecordEntry e = EntryFromRow(entity, r);
-        std::string key = e.key(side);
-        (*out)[key] = std::move(e);
+        auto it = found.find(r[side == Side::kLegacy ? 0 : 1].as_bytes());
+        if (it == found.end()) continue;  // a hash collision
+        it->second.in_db[db] = &r;
+        if (it->second.newest && r[2].as_integer() <= (*it->second.newest)[2].as_integer()) continue;
+        it->second.newest = &r;
       }
     }
+  }
+  for (const auto& [k, f] : found) {
+    if (!f.newest) continue;
+    // Both databases' rows for this legacy key are known: each holds at most
+    // one entry per (entity, lkey), so the newest of them is the newest there is.
+    if (both_copies && f.in_db[0] && f.in_db[1] && (*f.in_db[0])[0].as_bytes() == (*f.in_db[1])[0].as_bytes())
+      both_copies->insert(std::string(k));
+    auto it = out->find(std::string(k));
+    if (it != out->end() && (*f.newest)[2].as_integer() <= it->second.version) continue;
+    (*out)[std::string(k)] = EntryFromRow(entity, *f.newest);
   }
   return Status::Ok();
 }
@@ -128,12 +146,20 @@ Status RecordStore::FindMany(const std::string& entity, Side side, const std::ve
   if (side == Side::kLegacy) return FindManyRaw(entity, side, keys, out);
   // By modern key: confirm each hit against the newest entry for its legacy key
   // (an older copy may map a modern key whose record was re-keyed since).
+  // A hit whose legacy key both databases returned under this modern key is
+  // confirmed already (the common case once a record has synced both ways).
   std::unordered_map<std::string, RecordEntry> by_mkey, by_lkey;
-  TANDEM_RETURN_IF_ERROR(FindManyRaw(entity, Side::kModern, keys, &by_mkey));
+  std::unordered_set<std::string> confirmed;
+  TANDEM_RETURN_IF_ERROR(FindManyRaw(entity, Side::kModern, keys, &by_mkey, &confirmed));
   std::vector<std::string> lkeys;
-  for (auto& [k, e] : by_mkey) lkeys.push_back(e.lkey);
-  TANDEM_RETURN_IF_ERROR(FindManyRaw(entity, Side::kLegacy, lkeys, &by_lkey));
+  for (auto& [k, e] : by_mkey)
+    if (!confirmed.count(k)) lkeys.push_back(e.lkey);
+  if (!lkeys.empty()) TANDEM_RETURN_IF_ERROR(FindManyRaw(entity, Side::kLegacy, lkeys, &by_lkey));
   for (auto& [mkey, e] : by_mkey) {
+    if (confirmed.count(mkey)) {
+      (*out)[mkey] = std::move(e);
+      continue;
+    }
     auto it = by_lkey.find(e.lkey);
     if (it != by_lkey.end() && it->second.mkey == mkey) (*out)[mkey] = it->second;
   }

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "connectors/connector.h"
@@ -111,8 +112,11 @@ class RecordStore {
   Connector& Db(Side s) { return s == Side::kLegacy ? legacy_ : modern_; }
   Result<std::optional<RecordEntry>> FindIn(Side db, const std::string& entity, Side side, const std::string& key);
   // Newest entry per key found in both databases, by legacy or modern key.
+  // `both_copies` (optional) gets the keys both databases returned a row for
+  // under the same legacy key.
   Status FindManyRaw(const std::string& entity, Side side, const std::vector<std::string>& keys,
-                     std::unordered_map<std::string, RecordEntry>* out);
+                     std::unordered_map<std::string, RecordEntry>* out,
+                     std::unordered_set<std::string>* both_copies = nullptr);
 
   Connector& legacy_;
   Connector& modern_;

@@ -32,6 +32,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -142,10 +143,13 @@ class SyncEngine {
   // Purges what is applied from the source's log, now and then.
   void PurgeApplied(Direction& dir, ChangeSource& own_source, int64_t pos);
 
-  // --- the parts' context (sync_engine.cc) ---
+  // --- the parts' context, the loop (sync_engine.cc) ---
   ApplyContext ApplyContextOf();
   OperatorRequests Ops();
   Status ReloadParkedIfChanged(Direction& dir, bool force = false);
+  // Waits while idle (the `idle_waits`-th wait since the last change): until a
+  // database signals a commit, or for a nap of about `poll_interval`.
+  void IdleWait(std::chrono::milliseconds poll_interval, int idle_waits);
 
   // --- schema changes (sync_engine.cc) ---
   Status BindMapping(Direction& dir);

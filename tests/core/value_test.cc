@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdint>
+
 #include "core/key_codec.h"
 #include "core/value.h"
 
@@ -31,6 +34,20 @@ TEST(KeyCodecTest, RoundTripsEveryTypeAndSeparatorBytes) {
   ASSERT_EQ(back->size(), key.size());
   for (size_t i = 0; i < key.size(); ++i) EXPECT_TRUE((*back)[i].SameAs(key[i])) << i;
   EXPECT_EQ((*back)[1].as_bytes(), "a\x1f" "b\x1e");
+}
+
+// Reals as to_chars writes them and as older versions wrote them (%.17g),
+// empty text, and a corrupt element: a status, never an exception.
+TEST(KeyCodecTest, DecodesEveryWrittenFormAndRejectsCorruptOnes) {
+  auto back = DecodeKey("r1.0000000000000001e+20\x1fr-inf\x1frnan\x1ft\x1fi-9223372036854775808");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_EQ(back->size(), 5u);
+  EXPECT_EQ((*back)[0].as_real(), 1.0000000000000001e+20);
+  EXPECT_TRUE(std::isinf((*back)[1].as_real()) && (*back)[1].as_real() < 0);
+  EXPECT_TRUE(std::isnan((*back)[2].as_real()));
+  EXPECT_EQ((*back)[3].as_bytes(), "");
+  EXPECT_EQ((*back)[4].as_integer(), INT64_MIN);
+  for (const char* bad : {"i12x", "ifoo", "r1.5.5", "bzz", "x1", "i1\x1f"}) EXPECT_FALSE(DecodeKey(bad).ok()) << bad;
 }
 
 // Key-map indexes store this hash: it must never change between versions or

@@ -275,8 +275,11 @@ TEST(PgCaptureTest, PinnedSnapshotsCutABacklogIntoBatches) {
     }
     if (kill_pins) {
       // Only the pins' sessions (the engine's own may be idle in its read
-      // transaction, whose COMMIT travels with its next statement).
-      env.Write(L, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND "
+      // transaction, whose COMMIT travels with its next statement). The
+      // timeout makes the call wait until each one has exited: a pin whose
+      // session is still on its way out can still be read in, which made
+      // this test fail now and then on a loaded machine.
+      env.Write(L, "SELECT pg_terminate_backend(pid, 60000) FROM pg_stat_activity WHERE datname = current_database() AND "
                    "state = 'idle in transaction' AND query LIKE '%pg_export_snapshot()%' AND pid <> "
                    "pg_backend_pid()");
     }

@@ -280,11 +280,15 @@ Result<bool> PgConnector::WaitForCommit(std::chrono::milliseconds timeout) {
   //
   // Idle, the probes thin out so an idle Tandem costs the server little: at
   // every call while changes flow, every 5 ms after ~0.1 s without any, every
-  // 20 ms after ~2 s. The first change after a quiet spell waits at most that.
+  // 20 ms after ~2 s, every 100 ms after ~12 s. The first change after a
+  // quiet spell waits at most that.
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     const auto now = std::chrono::steady_clock::now();
-    const auto spacing = std::chrono::milliseconds(idle_probes_ < 100 ? 0 : idle_probes_ < 500 ? 5 : 20);
+    const auto spacing = std::chrono::milliseconds(idle_probes_ < 100    ? 0
+                                                   : idle_probes_ < 500  ? 5
+                                                   : idle_probes_ < 1000 ? 20
+                                                                         : 100);
     if (now - last_probe_ >= spacing) {
       last_probe_ = now;
       TANDEM_ASSIGN_OR_RETURN(auto row, QueryOne("SELECT (SELECT coalesce(max(id), 0) FROM tandem._tandem_log)::text "

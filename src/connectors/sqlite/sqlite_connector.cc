@@ -1,5 +1,9 @@
 #include "connectors/sqlite/sqlite_connector.h"
 
+#include <poll.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
 #include <strings.h>
 #include <sys/stat.h>
 
@@ -495,9 +499,41 @@ Result<std::string> SqliteConnector::SchemaVersion(const std::vector<std::string
   return row ? (*row)[0].ToCodeText() : std::string();
 }
 
+SqliteConnector::~SqliteConnector() {
+  if (notify_fd_ >= 0) close(notify_fd_);
+}
+
+int SqliteConnector::CommitNotifyFd() {
+  if (notify_fd_ != -1) return notify_fd_ >= 0 ? notify_fd_ : -1;
+  notify_fd_ = -2;
+  // The folder, not the files: the -wal file comes and goes, and a commit
+  // writes either it or the database file. Anything else written there only
+  // costs a data_version check.
+  std::string dir = handle_->path();
+  const size_t slash = dir.find_last_of('/');
+  dir = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) return -1;
+  if (inotify_add_watch(fd, dir.c_str(), IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+    close(fd);
+    return -1;
+  }
+  notify_fd_ = fd;
+  return fd;
+}
+
+void SqliteConnector::DrainNotify() {
+  if (notify_fd_ < 0) return;
+  alignas(struct inotify_event) char buf[4096];
+  while (read(notify_fd_, buf, sizeof buf) > 0) {
+  }
+}
+
 Result<bool> SqliteConnector::WaitForCommit(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  const int fd = CommitNotifyFd();
   while (true) {
+    DrainNotify();  // before the check: a commit after it leaves the descriptor readable
     TANDEM_ASSIGN_OR_RETURN(int64_t v, DataVersion());
     if (v != last_data_version_) {
       // The first check reports a change too: a commit may have landed since
@@ -505,10 +541,19 @@ Result<bool> SqliteConnector::WaitForCommit(std::chrono::milliseconds timeout) {
       last_data_version_ = v;
       return true;
     }
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    // A sub-millisecond nap: data_version is a shared-memory read, so a tight
-    // cadence costs little and keeps detection latency well under 1 ms.
-    std::this_thread::sleep_for(std::chrono::microseconds(250));
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    if (fd >= 0) {
+      // Asleep until the folder is written to (a commit writes the database
+      // or its -wal file): no CPU while nothing happens.
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
+      struct pollfd p = {fd, POLLIN, 0};
+      (void)poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1000)));
+    } else {
+      // A sub-millisecond nap: data_version is a shared-memory read, so a
+      // tight cadence costs little and keeps detection latency under 1 ms.
+      std::this_thread::sleep_for(std::chrono::microseconds(250));
+    }
   }
 }
 

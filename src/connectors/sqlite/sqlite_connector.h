@@ -24,6 +24,7 @@ namespace tandem {
 
 class SqliteConnector : public Connector {
  public:
+  ~SqliteConnector() override;
   // `path` is a filesystem path. With create_if_missing the file is created.
   static Result<std::unique_ptr<SqliteConnector>> Open(const std::string& path, const ConnectorOptions& options);
 
@@ -44,6 +45,7 @@ class SqliteConnector : public Connector {
   Status ReleaseSavepoint(const std::string& name) override;
   Status RollbackToSavepoint(const std::string& name) override;
   Result<bool> WaitForCommit(std::chrono::milliseconds timeout) override;
+  int CommitNotifyFd() override;
   Result<std::string> SchemaVersion(const std::vector<std::string>& tables) override;
   std::string Replaced() override;
 
@@ -80,6 +82,8 @@ class SqliteConnector : public Connector {
 
  private:
   explicit SqliteConnector(std::unique_ptr<SqliteHandle> handle) : handle_(std::move(handle)) {}
+  // Reads what CommitNotifyFd() has pending, so it blocks again.
+  void DrainNotify();
   Result<int64_t> DataVersion();
 
   std::unique_ptr<SqliteHandle> handle_;
@@ -90,6 +94,7 @@ class SqliteConnector : public Connector {
   int64_t last_data_version_ = -1;
   int busy_timeout_ms_ = 5000;
   bool in_read_ = false;
+  int notify_fd_ = -1;  // inotify on the database's folder (CommitNotifyFd); -2: could not make one
 };
 
 }  // namespace tandem

@@ -1,5 +1,7 @@
 #include "engine/source/commit_boundaries.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "connectors/postgres/pg_target.h"
@@ -101,7 +103,10 @@ void CommitBoundaries::Sample() {
       }
       db = std::move(opened).value();
     }
-    auto seen = db->WaitForCommit(std::chrono::milliseconds(poll_interval_ms_));
+    // A connector that sleeps until a commit (CommitNotifyFd) is asked for
+    // long waits; one that polls, for short ones.
+    const int wait_ms = db->CommitNotifyFd() >= 0 ? std::max(poll_interval_ms_, 100) : poll_interval_ms_;
+    auto seen = db->WaitForCommit(std::chrono::milliseconds(wait_ms));
     if (!seen.ok()) {
       spdlog::debug("commit boundaries on {}: {}", MaskConnectionTarget(url_), seen.status().message());
       db.reset();
